@@ -1,0 +1,117 @@
+package pgdispatch.config;
+
+import java.net.URI;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.regex.Pattern;
+
+/**
+ * A PostgreSQL location given as {@code jdbc:postgresql://host:port/db?user=..} or
+ * {@code postgres://user:pass@host:port/db?sslmode=..}; the password is kept apart and never printed.
+ */
+public record DatabaseUrl(String host, int port, String database, String user, String password,
+                          Map<String, String> params) {
+
+    public static final String DEFAULT = "jdbc:postgresql://localhost:5432/pgdispatch?user=postgres";
+    private static final Pattern DB_NAME = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}");
+
+    public DatabaseUrl {
+        params = Map.copyOf(params);
+    }
+
+    /** Parses {@code raw}; {@code variable} names the setting in the error ({@code DATABASE_URL}). */
+    public static DatabaseUrl parse(String variable, String raw) {
+        if (raw == null || raw.isBlank()) {
+            throw new ConfigException(variable + " is empty; expected e.g. " + DEFAULT);
+        }
+        String s = raw.strip();
+        String rest;
+        if (s.startsWith("jdbc:postgresql://")) {
+            rest = s.substring("jdbc:postgresql://".length());
+        } else if (s.startsWith("postgres://")) {
+            rest = s.substring("postgres://".length());
+        } else if (s.startsWith("postgresql://")) {
+            rest = s.substring("postgresql://".length());
+        } else {
+            throw new ConfigException(variable + "=" + maskRaw(s)
+                    + " must start with postgres://, postgresql:// or jdbc:postgresql://");
+        }
+        try {
+            URI uri = new URI("pg://" + rest);
+            String host = uri.getHost();
+            if (host == null || host.isBlank()) {
+                throw new ConfigException(variable + "=" + maskRaw(s) + " has no host name");
+            }
+            int port = uri.getPort() == -1 ? 5432 : uri.getPort();
+            String path = uri.getPath() == null ? "" : uri.getPath();
+            String db = path.startsWith("/") ? path.substring(1) : path;
+            if (db.isEmpty()) {
+                throw new ConfigException(variable + "=" + maskRaw(s) + " names no database (…/DBNAME)");
+            }
+            if (!DB_NAME.matcher(db).matches()) {
+                throw new ConfigException(variable + "=" + maskRaw(s) + " database name '" + db
+                        + "' must be letters, digits, _ $ - (at most 63)");
+            }
+            Map<String, String> params = new LinkedHashMap<>();
+            if (uri.getRawQuery() != null) {
+                for (String kv : uri.getRawQuery().split("&")) {
+                    if (kv.isEmpty()) continue;
+                    int eq = kv.indexOf('=');
+                    String k = decode(eq < 0 ? kv : kv.substring(0, eq));
+                    String v = eq < 0 ? "" : decode(kv.substring(eq + 1));
+                    params.put(k, v);
+                }
+            }
+            String user = params.remove("user");
+            String password = params.remove("password");
+            if (uri.getRawUserInfo() != null) {
+                String ui = uri.getRawUserInfo();
+                int colon = ui.indexOf(':');
+                user = decode(colon < 0 ? ui : ui.substring(0, colon));
+                if (colon >= 0) password = decode(ui.substring(colon + 1));
+            }
+            return new DatabaseUrl(host, port, db, user, password, params);
+        } catch (java.net.URISyntaxException | IllegalArgumentException e) {
+            throw new ConfigException(variable + "=" + maskRaw(s) + " is not a valid URL: "
+                    + e.getMessage().replace(rest, "…"));
+        }
+    }
+
+    private static String decode(String s) {
+        return URLDecoder.decode(s, StandardCharsets.UTF_8);
+    }
+
+    /** Masks the password in a URL as the operator typed it, for error messages. */
+    static String maskRaw(String s) {
+        String masked = s.replaceAll("(://[^:/@?]*:)[^@/?]*@", "$1***@");
+        return masked.replaceAll("(?i)(password=)[^&]*", "$1***");
+    }
+
+    /** The JDBC URL without user or password (they travel as properties). */
+    public String jdbcUrl() {
+        StringBuilder sb = new StringBuilder("jdbc:postgresql://").append(host).append(':').append(port)
+                .append('/').append(database);
+        char sep = '?';
+        for (Map.Entry<String, String> e : params.entrySet()) {
+            sb.append(sep).append(e.getKey()).append('=').append(e.getValue());
+            sep = '&';
+        }
+        return sb.toString();
+    }
+
+    /** The same server, another database (e.g. {@code postgres} to create this one). */
+    public DatabaseUrl withDatabase(String otherDatabase) {
+        return new DatabaseUrl(host, port, otherDatabase, user, password, params);
+    }
+
+    /** For logs and status output: the URL with the password masked. */
+    @Override
+    public String toString() {
+        String who = user == null ? "" : user + (password == null ? "" : ":***") + "@";
+        String q = params.isEmpty() ? "" : "?" + String.join("&",
+                params.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).toList());
+        return "postgresql://" + who + host + ":" + port + "/" + database + q;
+    }
+}

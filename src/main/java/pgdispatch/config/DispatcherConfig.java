@@ -1,0 +1,238 @@
+package pgdispatch.config;
+
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Pattern;
+
+/**
+ * Every setting of a node, read once from the environment and validated before anything starts.
+ * Durations inside; seconds (or milliseconds) only at the boundary, in the variable names.
+ */
+public record DispatcherConfig(
+        DatabaseUrl databaseUrl,
+        String nodeId,
+        List<String> queues,
+        int concurrency,
+        Duration lease,
+        Duration stale,
+        int maxRequeue,
+        int reapBatch,
+        Duration renewInterval,
+        Duration nodeTimeout,
+        Duration pollInterval,
+        Duration drainTimeout,
+        Duration retention,
+        int maxPayloadBytes,
+        int poolSize,
+        String httpHost,
+        int httpPort) {
+
+    public static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}");
+    /** Port value that turns the HTTP endpoint off. */
+    public static final int HTTP_OFF = -1;
+
+    public DispatcherConfig {
+        queues = List.copyOf(queues);
+    }
+
+    /** Reads the real process environment. */
+    public static DispatcherConfig fromEnv() {
+        return fromEnv(System.getenv());
+    }
+
+    /** Reads {@code env}; every problem found is reported together in one {@link ConfigException}. */
+    public static DispatcherConfig fromEnv(Map<String, String> env) {
+        Reader r = new Reader(env);
+        DatabaseUrl url = null;
+        try {
+            url = DatabaseUrl.parse("DATABASE_URL", env.getOrDefault("DATABASE_URL", DatabaseUrl.DEFAULT));
+        } catch (ConfigException e) {
+            r.problems.addAll(e.problems());
+        }
+        String nodeId = env.getOrDefault("DISPATCHER_NODE_ID", defaultNodeId());
+        if (!NAME.matcher(nodeId).matches()) {
+            r.problems.add("DISPATCHER_NODE_ID=" + nodeId + " must be 1-100 of letters, digits, _ . : - starting with a letter or digit");
+        }
+        List<String> queues = r.names("TASK_QUEUES", "default");
+        int concurrency = r.intIn("TASK_CONCURRENCY", 32, 1, 10_000);
+        Duration lease = r.seconds("TASK_LEASE_S", 600);
+        Duration stale = r.seconds("TASK_STALE_S", 900);
+        int maxRequeue = r.intIn("TASK_MAX_REQUEUE", 3, 0, 1000);
+        int reapBatch = r.intIn("TASK_REAP_BATCH", 200, 1, 100_000);
+        Duration renew = r.seconds("TASK_RENEW_S", 30);
+        Duration nodeTimeout = r.seconds("TASK_NODE_TIMEOUT_S", renew == null ? 90 : 3 * renew.toSeconds());
+        Duration poll = r.millis("TASK_POLL_MS", 1000);
+        Duration drain = r.seconds("TASK_DRAIN_S", 30, true);
+        Duration retention = r.seconds("TASK_RETENTION_S", 7 * 24 * 3600);
+        int maxPayload = r.intIn("TASK_MAX_PAYLOAD_BYTES", 1 << 20, 2, 256 << 20);
+        int pool = r.intIn("PGDISPATCH_POOL_SIZE", 8, 3, 1000);
+        String httpHost = env.getOrDefault("PGDISPATCH_HTTP_HOST", "127.0.0.1");
+        int httpPort;
+        String rawPort = env.get("PGDISPATCH_HTTP_PORT");
+        if (rawPort != null && rawPort.strip().equalsIgnoreCase("off")) {
+            httpPort = HTTP_OFF;
+        } else {
+            httpPort = r.intIn("PGDISPATCH_HTTP_PORT", 9464, 0, 65535);
+        }
+        if (lease != null && renew != null && renew.compareTo(lease) >= 0) {
+            r.problems.add("TASK_RENEW_S=" + renew.toSeconds() + " must be shorter than TASK_LEASE_S=" + lease.toSeconds()
+                    + " (renew a few times per lease, e.g. TASK_RENEW_S=" + Math.max(1, lease.toSeconds() / 20) + ")");
+        }
+        if (stale != null && renew != null && stale.compareTo(renew) <= 0) {
+            r.problems.add("TASK_STALE_S=" + stale.toSeconds() + " must be longer than TASK_RENEW_S=" + renew.toSeconds()
+                    + " (a healthy task's heartbeat is at most one renewal interval old)");
+        }
+        if (nodeTimeout != null && renew != null && nodeTimeout.compareTo(renew) <= 0) {
+            r.problems.add("TASK_NODE_TIMEOUT_S=" + nodeTimeout.toSeconds() + " must be longer than TASK_RENEW_S="
+                    + renew.toSeconds() + " (a node heartbeats once per renewal; 3x is the default)");
+        }
+        if (!r.problems.isEmpty()) {
+            throw new ConfigException(r.problems);
+        }
+        return new DispatcherConfig(url, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renew,
+                nodeTimeout, poll, drain, retention, maxPayload, pool, httpHost, httpPort);
+    }
+
+    /** Defaults for tests and embedding: the default environment over {@code url}. */
+    public static DispatcherConfig defaults(DatabaseUrl url) {
+        return fromEnv(Map.of()).withDatabaseUrl(url);
+    }
+
+    public DispatcherConfig withDatabaseUrl(DatabaseUrl url) {
+        return new DispatcherConfig(url, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
+                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+    }
+
+    public DispatcherConfig withNode(String id, List<String> qs, int conc) {
+        return new DispatcherConfig(databaseUrl, id, qs, conc, lease, stale, maxRequeue, reapBatch, renewInterval,
+                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+    }
+
+    /** Short timings for tests and demos: every relation between them stays valid. */
+    public DispatcherConfig withTimings(Duration leaseD, Duration renewD, Duration staleD, Duration nodeTimeoutD) {
+        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, leaseD, staleD, maxRequeue, reapBatch, renewD,
+                nodeTimeoutD, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+    }
+
+    public DispatcherConfig withHttpPort(int port) {
+        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
+                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, port);
+    }
+
+    public DispatcherConfig withMaxRequeue(int max) {
+        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, max, reapBatch, renewInterval,
+                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+    }
+
+    /** The effective configuration, keys sorted, secrets masked: logged once at start. */
+    public Map<String, String> describe() {
+        Map<String, String> m = new TreeMap<>();
+        m.put("DATABASE_URL", String.valueOf(databaseUrl));
+        m.put("DISPATCHER_NODE_ID", nodeId);
+        m.put("TASK_QUEUES", String.join(",", queues));
+        m.put("TASK_CONCURRENCY", Integer.toString(concurrency));
+        m.put("TASK_LEASE_S", Long.toString(lease.toSeconds()));
+        m.put("TASK_STALE_S", Long.toString(stale.toSeconds()));
+        m.put("TASK_MAX_REQUEUE", Integer.toString(maxRequeue));
+        m.put("TASK_REAP_BATCH", Integer.toString(reapBatch));
+        m.put("TASK_RENEW_S", Long.toString(renewInterval.toSeconds()));
+        m.put("TASK_NODE_TIMEOUT_S", Long.toString(nodeTimeout.toSeconds()));
+        m.put("TASK_POLL_MS", Long.toString(pollInterval.toMillis()));
+        m.put("TASK_DRAIN_S", Long.toString(drainTimeout.toSeconds()));
+        m.put("TASK_RETENTION_S", Long.toString(retention.toSeconds()));
+        m.put("TASK_MAX_PAYLOAD_BYTES", Integer.toString(maxPayloadBytes));
+        m.put("PGDISPATCH_POOL_SIZE", Integer.toString(poolSize));
+        m.put("PGDISPATCH_HTTP_HOST", httpHost);
+        m.put("PGDISPATCH_HTTP_PORT", httpPort == HTTP_OFF ? "off" : Integer.toString(httpPort));
+        return m;
+    }
+
+    private static String defaultNodeId() {
+        try {
+            String h = InetAddress.getLocalHost().getHostName();
+            String cleaned = h.replaceAll("[^A-Za-z0-9_.:-]", "-");
+            return cleaned.isEmpty() ? "node" : cleaned.length() > 100 ? cleaned.substring(0, 100) : cleaned;
+        } catch (Exception e) {
+            return "node";
+        }
+    }
+
+    /** Collects problems while reading; each accessor returns null for an invalid value. */
+    private static final class Reader {
+        final Map<String, String> env;
+        final List<String> problems = new ArrayList<>();
+
+        Reader(Map<String, String> env) {
+            this.env = env;
+        }
+
+        Duration seconds(String name, long def) {
+            return seconds(name, def, false);
+        }
+
+        Duration seconds(String name, long def, boolean zeroAllowed) {
+            String raw = env.get(name);
+            if (raw == null) return Duration.ofSeconds(def);
+            Long v = parseLong(raw.strip());
+            if (v == null || v < (zeroAllowed ? 0 : 1) || v > 31_536_000L) {
+                problems.add(name + "=" + raw + " must be a " + (zeroAllowed ? "non-negative" : "positive")
+                        + " whole number of seconds (at most 31536000)");
+                return null;
+            }
+            return Duration.ofSeconds(v);
+        }
+
+        Duration millis(String name, long def) {
+            String raw = env.get(name);
+            if (raw == null) return Duration.ofMillis(def);
+            Long v = parseLong(raw.strip());
+            if (v == null || v < 10 || v > 3_600_000L) {
+                problems.add(name + "=" + raw + " must be a whole number of milliseconds from 10 to 3600000");
+                return null;
+            }
+            return Duration.ofMillis(v);
+        }
+
+        int intIn(String name, int def, int min, int max) {
+            String raw = env.get(name);
+            if (raw == null) return def;
+            Long v = parseLong(raw.strip());
+            if (v == null || v < min || v > max) {
+                problems.add(name + "=" + raw + " must be a whole number from " + min + " to " + max);
+                return def;
+            }
+            return v.intValue();
+        }
+
+        List<String> names(String name, String def) {
+            String raw = env.getOrDefault(name, def);
+            List<String> out = new ArrayList<>();
+            for (String part : raw.split(",")) {
+                String q = part.strip();
+                if (q.isEmpty()) continue;
+                if (!NAME.matcher(q).matches()) {
+                    problems.add(name + "=" + raw + " has an invalid queue name '" + q
+                            + "': 1-100 of letters, digits, _ . : - starting with a letter or digit");
+                } else if (!out.contains(q)) {
+                    out.add(q);
+                }
+            }
+            if (out.isEmpty() && problems.stream().noneMatch(p -> p.startsWith(name + "="))) {
+                problems.add(name + "=" + raw + " must name at least one queue");
+            }
+            return out;
+        }
+
+        private static Long parseLong(String s) {
+            try {
+                return Long.parseLong(s);
+            } catch (NumberFormatException e) {
+                return null;
+            }
+        }
+    }
+}

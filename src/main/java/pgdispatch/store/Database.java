@@ -1,0 +1,170 @@
+package pgdispatch.store;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Properties;
+import javax.sql.DataSource;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.MigrationInfo;
+import org.flywaydb.core.api.configuration.FluentConfiguration;
+import org.flywaydb.core.api.output.MigrateResult;
+import org.flywaydb.database.postgresql.PostgreSQLConfigurationExtension;
+import org.jooq.DSLContext;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import pgdispatch.config.DatabaseUrl;
+
+/** The connection pool, the migrations and the jOOQ context of one pgdispatch database. */
+public final class Database implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(Database.class);
+
+    /** Where the migrations live inside the jar (copied there from db/migrations by the build). */
+    public static final String MIGRATIONS = "classpath:db/migration";
+
+    private final DatabaseUrl url;
+    private final HikariDataSource pool;
+    private final DSLContext dsl;
+
+    private Database(DatabaseUrl url, HikariDataSource pool) {
+        this.url = url;
+        this.pool = pool;
+        this.dsl = DSL.using(pool, SQLDialect.POSTGRES);
+    }
+
+    /** Opens a pool of {@code poolSize} connections; fails fast when the server is unreachable. */
+    public static Database open(DatabaseUrl url, int poolSize, String poolName) {
+        HikariConfig hc = new HikariConfig();
+        hc.setJdbcUrl(url.jdbcUrl());
+        hc.setDataSourceProperties(driverProperties(url));
+        hc.setPoolName(poolName);
+        hc.setMaximumPoolSize(poolSize);
+        hc.setMinimumIdle(Math.min(2, poolSize));
+        hc.setConnectionTimeout(10_000);
+        // Batched statements joined to unnest(...) get a generic plan after five runs that loops over
+        // every running row per element (see docs/PERFORMANCE.md): plan each execution for its arrays.
+        hc.setConnectionInitSql("SET plan_cache_mode = force_custom_plan");
+        return new Database(url, new HikariDataSource(hc));
+    }
+
+    static Properties driverProperties(DatabaseUrl url) {
+        Properties p = new Properties();
+        if (url.user() != null) p.setProperty("user", url.user());
+        if (url.password() != null) p.setProperty("password", url.password());
+        p.setProperty("ApplicationName", "pgdispatch");
+        p.setProperty("tcpKeepAlive", "true");
+        return p;
+    }
+
+    /** A plain connection outside the pool (LISTEN, admin work); the caller closes it. */
+    public static Connection connect(DatabaseUrl url) throws SQLException {
+        return DriverManager.getConnection(url.jdbcUrl(), driverProperties(url));
+    }
+
+    /**
+     * Creates the database of {@code url} when it does not exist yet (connecting to the server's
+     * {@code postgres} database to do so). Returns true when it was created.
+     */
+    public static boolean createIfMissing(DatabaseUrl url) throws SQLException {
+        try (Connection c = connect(url)) {
+            return false;
+        } catch (SQLException e) {
+            if (!"3D000".equals(e.getSQLState())) throw e; // 3D000 invalid_catalog_name: no such database
+        }
+        try (Connection admin = connect(url.withDatabase("postgres")); Statement st = admin.createStatement()) {
+            // the name was checked against [A-Za-z0-9_$-] by DatabaseUrl.parse; quoted as an identifier
+            st.execute("CREATE DATABASE \"" + url.database() + "\"");
+            log.info("database: created {}", url.database());
+            return true;
+        } catch (SQLException e) {
+            if ("42P04".equals(e.getSQLState())) return false; // created meanwhile by another node
+            throw e;
+        }
+    }
+
+    /** Flyway over {@code dataSource} with our settings; {@code baselineVersion} adopts an existing table. */
+    public static Flyway flyway(DataSource dataSource, String baselineVersion) {
+        FluentConfiguration cfg = Flyway.configure()
+                .dataSource(dataSource)
+                .locations(MIGRATIONS)
+                .cleanDisabled(true);
+        if (baselineVersion != null) {
+            cfg.baselineOnMigrate(true).baselineVersion(baselineVersion)
+                    .baselineDescription("adopted existing installation");
+        }
+        // CREATE INDEX CONCURRENTLY waits for every other transaction, including the idle one that holds
+        // Flyway's transactional advisory lock: use the session-level lock instead, or migrate hangs.
+        cfg.getConfigurationExtension(PostgreSQLConfigurationExtension.class).setTransactionalLock(false);
+        return cfg.load();
+    }
+
+    public Flyway flyway() {
+        return flyway(pool, null);
+    }
+
+    public MigrateResult migrate() {
+        return flyway().migrate();
+    }
+
+    /**
+     * Refuses to run against a schema this code does not match: older (pending migrations) or newer
+     * (migrations applied that this build does not know). Returns the current version.
+     */
+    public String requireCurrentSchema() {
+        var info = flyway().info();
+        MigrationInfo current = info.current();
+        String have = current == null ? "none" : current.getVersion().getVersion();
+        MigrationInfo[] all = info.all();
+        String latestKnown = all.length == 0 ? "none" : all[all.length - 1].getVersion().getVersion();
+        if (info.pending().length > 0) {
+            throw new SchemaMismatchException("database " + url.database() + " is at schema version " + have
+                    + " but this pgdispatch needs " + latestKnown + ": run `pgdispatch migrate` first");
+        }
+        for (MigrationInfo m : all) {
+            if (m.getState().name().equals("FUTURE_SUCCESS") || m.getState().name().equals("FUTURE_FAILED")) {
+                throw new SchemaMismatchException("database " + url.database() + " is at schema version " + have
+                        + ", newer than this pgdispatch knows (" + latestKnown + "): upgrade pgdispatch");
+            }
+        }
+        return have;
+    }
+
+    /** The newest migration version in this build. */
+    public static String expectedSchemaVersion(DataSource ds) {
+        MigrationInfo[] all = flyway(ds, null).info().all();
+        return all.length == 0 ? "none" : all[all.length - 1].getVersion().getVersion();
+    }
+
+    public DSLContext dsl() {
+        return dsl;
+    }
+
+    public DataSource dataSource() {
+        return pool;
+    }
+
+    public HikariDataSource pool() {
+        return pool;
+    }
+
+    public DatabaseUrl url() {
+        return url;
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+    }
+
+    /** The database schema is older or newer than this build. */
+    public static final class SchemaMismatchException extends RuntimeException {
+        public SchemaMismatchException(String message) {
+            super(message);
+        }
+    }
+}
