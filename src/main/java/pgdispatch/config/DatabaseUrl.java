@@ -79,6 +79,10 @@ public record DatabaseUrl(String host, int port, String database, String user, S
         }
     }
 
+    private static String encode(String s) {
+        return java.net.URLEncoder.encode(s, StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
     private static String decode(String s) {
         return URLDecoder.decode(s, StandardCharsets.UTF_8);
     }
@@ -95,7 +99,7 @@ public record DatabaseUrl(String host, int port, String database, String user, S
                 .append('/').append(database);
         char sep = '?';
         for (Map.Entry<String, String> e : params.entrySet()) {
-            sb.append(sep).append(e.getKey()).append('=').append(e.getValue());
+            sb.append(sep).append(encode(e.getKey())).append('=').append(encode(e.getValue()));
             sep = '&';
         }
         return sb.toString();

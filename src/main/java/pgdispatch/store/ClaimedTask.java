@@ -1,0 +1,16 @@
+package pgdispatch.store;
+
+import java.time.Duration;
+import java.time.OffsetDateTime;
+
+/**
+ * A task this node now holds: its identity, input and the fencing {@code leaseToken} every later write
+ * must present. {@code previousOwner} is set when the claim took over an expired lease.
+ */
+public record ClaimedTask(long id, String queue, String kind, String payloadJson, int attempt, int maxAttempts,
+                          long leaseToken, String progressJson, int requeueCount, Duration lease,
+                          OffsetDateTime createdAt, OffsetDateTime runAt, String previousOwner) {
+    public boolean tookOver() {
+        return previousOwner != null;
+    }
+}

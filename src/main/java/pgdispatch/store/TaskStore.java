@@ -1,0 +1,774 @@
+package pgdispatch.store;
+
+import static pgdispatch.store.jooq.Tables.TASKS;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import javax.sql.DataSource;
+import org.jooq.DSLContext;
+import org.jooq.JSONB;
+import org.jooq.SQLDialect;
+import org.jooq.impl.DSL;
+
+/**
+ * Every statement that changes a task's status, owner or lease, in lifecycle order: enqueue, claim,
+ * reclaim, renew, heartbeat, complete/fail, release, requeue/quarantine (reaper), recover (startup),
+ * cancel, operator retry and quarantine, prune. Reading it top to bottom is reading the state machine
+ * of docs/TASK_LEASES.md.
+ *
+ * <p>Every write of a worker is fenced: it matches {@code owner_id}, {@code lease_token} and
+ * {@code status = 'running'}, so a worker whose lease was taken over changes nothing. Rows affected is
+ * the answer: fewer than asked means refused (the caller learns which). Every transition writes its
+ * {@code task_events} row in the same statement. Time is always the database's {@code now()}.
+ *
+ * <p>The batched statements are PostgreSQL text (data-modifying CTEs over {@code unnest} arrays, one
+ * round trip per batch): beyond what jOOQ's DSL expresses readably. Single-row operator actions use
+ * the generated jOOQ classes.
+ */
+public final class TaskStore {
+    /** The advisory lock key that lets one reaper sweep at a time cluster-wide ("pgdisp1" as bytes). */
+    public static final long REAPER_LOCK = 0x7067646973703162L;
+
+    /** Longest error text kept in {@code last_error} and events. */
+    public static final int MAX_ERROR_CHARS = 4000;
+
+    private final DataSource ds;
+    private final DSLContext dsl;
+
+    public TaskStore(Database db) {
+        this(db.dataSource());
+    }
+
+    public TaskStore(DataSource ds) {
+        this.ds = ds;
+        this.dsl = DSL.using(ds, SQLDialect.POSTGRES);
+    }
+
+    // ---------------------------------------------------------------- enqueue: (none) -> pending
+
+    /**
+     * (none) → pending. Inserts {@code task}, or with an idempotency key already used returns the
+     * existing task's id (the first enqueue wins; its row is not changed).
+     */
+    public long enqueue(NewTask task) {
+        return enqueue(dsl, task);
+    }
+
+    /** The same, inside the caller's transaction on {@code connection}. */
+    public static long enqueue(Connection connection, NewTask task) {
+        return enqueue(DSL.using(connection, SQLDialect.POSTGRES), task);
+    }
+
+    private static long enqueue(DSLContext ctx, NewTask t) {
+        var insert = ctx.insertInto(TASKS)
+                .set(TASKS.QUEUE, t.queue())
+                .set(TASKS.KIND, t.kind())
+                .set(TASKS.PAYLOAD, JSONB.valueOf(t.payloadJson()))
+                .set(TASKS.PRIORITY, t.priority())
+                .set(TASKS.MAX_ATTEMPTS, t.maxAttempts())
+                .set(TASKS.IDEMPOTENCY_KEY, t.idempotencyKey())
+                .set(TASKS.RUN_AT, t.runAt() == null ? DSL.currentOffsetDateTime() : DSL.val(t.runAt()));
+        if (t.idempotencyKey() == null) {
+            return insert.returning(TASKS.ID).fetchOne(TASKS.ID);
+        }
+        var id = insert.onConflict(TASKS.IDEMPOTENCY_KEY).where(TASKS.IDEMPOTENCY_KEY.isNotNull()).doNothing()
+                .returning(TASKS.ID).fetchOptional(TASKS.ID);
+        // a conflicting row committed before our statement began is visible to this read
+        return id.orElseGet(() -> ctx.select(TASKS.ID).from(TASKS)
+                .where(TASKS.IDEMPOTENCY_KEY.eq(t.idempotencyKey())).fetchOne(TASKS.ID));
+    }
+
+    private static final NamedSql ENQUEUE_MANY = NamedSql.of("""
+            INSERT INTO tasks (queue, kind, payload, priority, max_attempts)
+            SELECT :queue, :kind, p::jsonb, :priority, :max_attempts FROM unnest(:payloads::text[]) AS p
+            """);
+
+    /** (none) → pending, many tasks of one kind and queue in one statement (bulk loads, benchmarks). */
+    public int enqueueMany(String queue, String kind, List<String> payloadsJson, int priority, int maxAttempts) {
+        return update(ENQUEUE_MANY, Map.of("queue", queue, "kind", kind, "priority", priority,
+                "max_attempts", maxAttempts, "payloads", payloadsJson.toArray(String[]::new)));
+    }
+
+    // ---------------------------------------------------------------- claim: pending | expired running -> running
+
+    // Why two candidate sets: one OR over (pending and due) | (running and expired) defeats the partial
+    // claim index. The due set is read per queue through a LATERAL subquery so each queue walks
+    // tasks_claim_idx in (priority, run_at, id) order and stops after :limit rows, whatever the backlog
+    // (no sort of every due row: the lock-then-limit trap). Candidates locked here but not picked stay
+    // locked only until this statement's transaction commits.
+    private static final NamedSql CLAIM = NamedSql.of("""
+            WITH lease AS (
+                SELECT * FROM unnest(:kinds::text[], :lease_ms::bigint[]) AS l(kind, lease_ms)
+            ), expired AS (
+                SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
+                  FROM tasks t
+                 WHERE t.status = 'running' AND t.lease_expires_at < now()
+                   AND t.requeue_count < :max_requeue
+                   AND t.queue = ANY(:queues::text[]) AND t.kind = ANY(:kinds::text[])
+                 ORDER BY t.priority, t.run_at, t.id
+                 LIMIT :limit
+                   FOR UPDATE OF t SKIP LOCKED
+            ), due AS (
+                SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner
+                  FROM unnest(:queues::text[]) AS q(name)
+                 CROSS JOIN LATERAL (
+                    SELECT t.id, t.priority, t.run_at
+                      FROM tasks t
+                     WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
+                       AND t.kind = ANY(:kinds::text[])
+                     ORDER BY t.priority, t.run_at, t.id
+                     LIMIT :limit
+                       FOR UPDATE OF t SKIP LOCKED) d
+            ), picked AS (
+                SELECT c.id, c.prev_owner
+                  FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c
+                 ORDER BY c.priority, c.run_at, c.id
+                 LIMIT :limit
+            ), claimed AS (
+                UPDATE tasks t
+                   SET status            = 'running',
+                       owner_id          = :owner,
+                       lease_token       = t.lease_token + 1,
+                       lease_expires_at  = now() + l.lease_ms * interval '1 millisecond',
+                       last_heartbeat_at = now(),
+                       attempts          = t.attempts + 1,
+                       requeue_count     = t.requeue_count + CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END,
+                       started_at        = now(),
+                       finished_at       = NULL,
+                       updated_at        = now()
+                  FROM picked p, lease l
+                 WHERE t.id = p.id AND l.kind = t.kind
+                RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
+                          t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
+                          t.created_at, t.run_at, p.prev_owner
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT c.id, 'claimed', :owner, c.lease_token,
+                       CASE WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
+                            ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
+                                                    'reason', 'lease expired', 'requeue_count', c.requeue_count) END
+                  FROM claimed c
+            )
+            SELECT * FROM claimed
+            """);
+
+    /**
+     * pending and due, or running with an expired lease and requeue budget left → running, owned by
+     * {@code r.owner()} with a new lease token. Two claimers never get the same row (row locks, SKIP
+     * LOCKED). Empty list: nothing due for these queues and kinds.
+     */
+    public List<ClaimedTask> claimDue(ClaimRequest r) {
+        String[] kinds = r.leaseByKind().keySet().toArray(String[]::new);
+        Long[] leaseMs = new Long[kinds.length];
+        for (int i = 0; i < kinds.length; i++) leaseMs[i] = r.leaseByKind().get(kinds[i]).toMillis();
+        Map<String, Object> v = new HashMap<>();
+        v.put("kinds", kinds);
+        v.put("lease_ms", leaseMs);
+        v.put("max_requeue", r.maxRequeue());
+        v.put("queues", r.queues().toArray(String[]::new));
+        v.put("limit", r.limit());
+        v.put("owner", r.owner());
+        return query(CLAIM, v, rs -> {
+            List<ClaimedTask> out = new ArrayList<>();
+            while (rs.next()) out.add(claimedTask(rs));
+            return out;
+        });
+    }
+
+    private static ClaimedTask claimedTask(ResultSet rs) throws SQLException {
+        return new ClaimedTask(rs.getLong("id"), rs.getString("queue"), rs.getString("kind"),
+                rs.getString("payload"), rs.getInt("attempts"), rs.getInt("max_attempts"), rs.getLong("lease_token"),
+                rs.getString("progress"), rs.getInt("requeue_count"), Duration.ofMillis(rs.getLong("lease_ms")),
+                rs.getObject("created_at", OffsetDateTime.class), rs.getObject("run_at", OffsetDateTime.class),
+                rs.getString("prev_owner"));
+    }
+
+    // ---------------------------------------------------------------- reclaim: running (mine, unknown) -> running (mine)
+
+    private static final NamedSql RECLAIM = NamedSql.of("""
+            WITH lease AS (
+                SELECT * FROM unnest(:kinds::text[], :lease_ms::bigint[]) AS l(kind, lease_ms)
+            ), mine AS (
+                SELECT t.id FROM tasks t
+                 WHERE t.status = 'running' AND t.owner_id = :owner AND NOT (t.id = ANY(:held::bigint[]))
+                   FOR UPDATE OF t SKIP LOCKED
+            ), claimed AS (
+                UPDATE tasks t
+                   SET lease_token = t.lease_token + 1,
+                       lease_expires_at = now() + l.lease_ms * interval '1 millisecond',
+                       last_heartbeat_at = now(),
+                       updated_at = now()
+                  FROM mine m, lease l
+                 WHERE t.id = m.id AND l.kind = t.kind
+                RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
+                          t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
+                          t.created_at, t.run_at, NULL::text AS prev_owner
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT c.id, 'claimed', :owner, c.lease_token,
+                       jsonb_build_object('attempt', c.attempts, 'reason', 'reclaimed after a lost claim response')
+                  FROM claimed c
+            )
+            SELECT * FROM claimed
+            """);
+
+    /**
+     * running, owned by {@code owner} but not among {@code heldIds} → running under a new lease token.
+     * These are rows a claim committed whose response never reached the node (the connection died in
+     * between): they are the node's own, so it takes them back and renews them at once rather than
+     * leaving them to expire and be stolen (seed 000). Kinds without a handler here are left alone.
+     */
+    public List<ClaimedTask> reclaimOwned(String owner, Set<Long> heldIds, Map<String, Duration> leaseByKind) {
+        String[] kinds = leaseByKind.keySet().toArray(String[]::new);
+        Long[] leaseMs = new Long[kinds.length];
+        for (int i = 0; i < kinds.length; i++) leaseMs[i] = leaseByKind.get(kinds[i]).toMillis();
+        return query(RECLAIM, Map.of("kinds", kinds, "lease_ms", leaseMs, "owner", owner,
+                "held", heldIds.toArray(Long[]::new)), rs -> {
+            List<ClaimedTask> out = new ArrayList<>();
+            while (rs.next()) out.add(claimedTask(rs));
+            return out;
+        });
+    }
+
+    // ---------------------------------------------------------------- renew: running (mine) -> running, node heartbeat
+
+    // One statement per node and tick, whatever the number of held leases: renew every (id, token) the
+    // node presents, heartbeat the node row, and record a lease_lost event for each one not renewed.
+    private static final NamedSql RENEW = NamedSql.of("""
+            WITH held AS (
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[]) AS h(id, token, lease_ms)
+            ), node AS (
+                UPDATE dispatcher_nodes SET last_seen_at = now()
+                 WHERE node_id = :owner AND incarnation = :incarnation::uuid
+                RETURNING node_id
+            ), renewed AS (
+                UPDATE tasks t
+                   SET lease_expires_at = now() + h.lease_ms * interval '1 millisecond',
+                       last_heartbeat_at = now()
+                  FROM held h
+                 WHERE t.id = h.id AND t.lease_token = h.token AND t.owner_id = :owner AND t.status = 'running'
+                RETURNING t.id
+            ), lost AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT h.id, 'lease_lost', :owner, h.token,
+                       jsonb_build_object('status', t.status, 'current_owner', t.owner_id,
+                                          'current_token', t.lease_token)
+                  FROM held h LEFT JOIN tasks t ON t.id = h.id
+                 WHERE h.id NOT IN (SELECT id FROM renewed)
+                RETURNING task_id, detail->>'status' AS status
+            )
+            SELECT 'renewed' AS what, id, NULL AS status FROM renewed
+            UNION ALL SELECT 'lost', task_id, status FROM lost
+            UNION ALL SELECT 'node', NULL, NULL FROM node
+            """);
+
+    /**
+     * running (owner, token) → running with {@code lease_expires_at = now() + lease}, for every held
+     * lease at once, plus the node's heartbeat. A lease not renewed is lost (requeued, cancelled,
+     * taken over, finished): it is reported with the row's status then, and recorded as lease_lost.
+     */
+    public RenewResult renewHeld(String owner, String incarnation, List<HeldLease> held) {
+        Long[] ids = new Long[held.size()];
+        Long[] tokens = new Long[held.size()];
+        Long[] leaseMs = new Long[held.size()];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = held.get(i).id();
+            tokens[i] = held.get(i).leaseToken();
+            leaseMs[i] = held.get(i).lease().toMillis();
+        }
+        return query(RENEW, Map.of("ids", ids, "tokens", tokens, "lease_ms", leaseMs, "owner", owner,
+                "incarnation", incarnation), rs -> {
+            Set<Long> renewed = new HashSet<>();
+            Map<Long, String> lost = new LinkedHashMap<>();
+            boolean node = false;
+            while (rs.next()) {
+                switch (rs.getString("what")) {
+                    case "renewed" -> renewed.add(rs.getLong("id"));
+                    case "lost" -> lost.put(rs.getLong("id"), String.valueOf(rs.getString("status")));
+                    default -> node = true;
+                }
+            }
+            return new RenewResult(renewed, lost, node);
+        });
+    }
+
+    // ---------------------------------------------------------------- heartbeat: running (mine) -> running, progress saved
+
+    private static final NamedSql HEARTBEAT = NamedSql.of("""
+            UPDATE tasks
+               SET lease_expires_at = now() + :lease_ms * interval '1 millisecond',
+                   last_heartbeat_at = now(),
+                   progress = CASE WHEN :has_progress THEN jsonb_build_object(
+                                  'checkpoint', :progress::jsonb, 'message', :message::text, 'at', now())
+                              ELSE progress END
+             WHERE id = :id AND owner_id = :owner AND lease_token = :token AND status = 'running'
+            """);
+
+    /**
+     * running (owner, token) → running with a renewed lease and, when {@code progressJson} or
+     * {@code message} is given, the checkpoint the next attempt will see. False: the lease is lost.
+     */
+    public boolean heartbeat(String owner, long id, long token, Duration lease, String progressJson, String message) {
+        Map<String, Object> v = new HashMap<>();
+        v.put("lease_ms", lease.toMillis());
+        v.put("has_progress", progressJson != null || message != null);
+        v.put("progress", progressJson);
+        v.put("message", message);
+        v.put("id", id);
+        v.put("owner", owner);
+        v.put("token", token);
+        return exactlyOneOrNone(update(HEARTBEAT, v), id);
+    }
+
+    // ---------------------------------------------------------------- complete: running (mine) -> succeeded
+
+    private static final NamedSql COMPLETE = NamedSql.of("""
+            WITH done AS (
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :results::text[]) AS d(id, token, result)
+            ), upd AS (
+                UPDATE tasks t
+                   SET status = 'succeeded', result = d.result::jsonb, finished_at = now(), updated_at = now(),
+                       lease_expires_at = NULL
+                  FROM done d
+                 WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = :owner AND t.status = 'running'
+                RETURNING t.id, t.lease_token
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token)
+                SELECT u.id, 'succeeded', :owner, u.lease_token FROM upd u
+            ), refused AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT d.id, 'completion_refused', :owner, d.token,
+                       jsonb_build_object('outcome', 'succeeded', 'status', t.status,
+                                          'current_owner', t.owner_id, 'current_token', t.lease_token)
+                  FROM done d LEFT JOIN tasks t ON t.id = d.id
+                 WHERE d.id NOT IN (SELECT id FROM upd)
+            )
+            SELECT id FROM upd
+            """);
+
+    private static final NamedSql FAIL = NamedSql.of("""
+            WITH f AS (
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :errors::text[], :permanent::boolean[],
+                                     :delay_ms::bigint[]) AS f(id, token, error, permanent, delay_ms)
+            ), upd AS (
+                UPDATE tasks t
+                   SET status = CASE WHEN NOT f.permanent AND t.attempts < t.max_attempts THEN 'pending' ELSE 'failed' END,
+                       run_at = CASE WHEN NOT f.permanent AND t.attempts < t.max_attempts
+                                     THEN now() + f.delay_ms * interval '1 millisecond' ELSE t.run_at END,
+                       owner_id = CASE WHEN NOT f.permanent AND t.attempts < t.max_attempts THEN NULL ELSE t.owner_id END,
+                       finished_at = CASE WHEN NOT f.permanent AND t.attempts < t.max_attempts THEN NULL ELSE now() END,
+                       last_error = f.error, lease_expires_at = NULL, updated_at = now()
+                  FROM f
+                 WHERE t.id = f.id AND t.lease_token = f.token AND t.owner_id = :owner AND t.status = 'running'
+                RETURNING t.id, t.lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT u.id, CASE WHEN u.status = 'pending' THEN 'retry_scheduled' ELSE 'failed' END, :owner, u.lease_token,
+                       jsonb_build_object('error', u.error, 'attempt', u.attempts, 'max_attempts', u.max_attempts,
+                                          'permanent', u.permanent,
+                                          'next_run_at', CASE WHEN u.status = 'pending' THEN u.run_at END)
+                  FROM upd u
+            ), refused AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT f.id, 'completion_refused', :owner, f.token,
+                       jsonb_build_object('outcome', 'failed', 'status', t.status,
+                                          'current_owner', t.owner_id, 'current_token', t.lease_token)
+                  FROM f LEFT JOIN tasks t ON t.id = f.id
+                 WHERE f.id NOT IN (SELECT id FROM upd)
+            )
+            SELECT id, status FROM upd
+            """);
+
+    /**
+     * running (owner, token) → succeeded for each success, → pending (retry after its delay) or failed
+     * for each failure; two statements at most, one commit each. Outcomes whose lease is gone change
+     * nothing and are recorded as completion_refused. Returns the ids whose outcome was accepted, with
+     * the status each row now has.
+     */
+    public Map<Long, TaskStatus> completeIfOwned(String owner, List<? extends Outcome> outcomes) {
+        List<Outcome.Success> ok = new ArrayList<>();
+        List<Outcome.Failure> failed = new ArrayList<>();
+        for (Outcome o : outcomes) {
+            if (o instanceof Outcome.Success s) ok.add(s);
+            else failed.add((Outcome.Failure) o);
+        }
+        Map<Long, TaskStatus> accepted = new HashMap<>();
+        if (!ok.isEmpty()) {
+            Long[] ids = new Long[ok.size()];
+            Long[] tokens = new Long[ok.size()];
+            String[] results = new String[ok.size()];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = ok.get(i).id();
+                tokens[i] = ok.get(i).leaseToken();
+                results[i] = ok.get(i).resultJson();
+            }
+            query(COMPLETE, Map.of("ids", ids, "tokens", tokens, "results", results, "owner", owner), rs -> {
+                while (rs.next()) accepted.put(rs.getLong(1), TaskStatus.SUCCEEDED);
+                return null;
+            });
+        }
+        if (!failed.isEmpty()) {
+            Long[] ids = new Long[failed.size()];
+            Long[] tokens = new Long[failed.size()];
+            String[] errors = new String[failed.size()];
+            Boolean[] permanent = new Boolean[failed.size()];
+            Long[] delay = new Long[failed.size()];
+            for (int i = 0; i < ids.length; i++) {
+                Outcome.Failure f = failed.get(i);
+                ids[i] = f.id();
+                tokens[i] = f.leaseToken();
+                errors[i] = truncate(f.error());
+                permanent[i] = f.permanent();
+                delay[i] = f.retryDelay().toMillis();
+            }
+            query(FAIL, Map.of("ids", ids, "tokens", tokens, "errors", errors, "permanent", permanent,
+                    "delay_ms", delay, "owner", owner), rs -> {
+                while (rs.next()) accepted.put(rs.getLong(1), TaskStatus.of(rs.getString(2)));
+                return null;
+            });
+        }
+        if (accepted.size() > outcomes.size()) {
+            throw new IllegalStateException("completion accepted " + accepted.size() + " rows for " + outcomes.size() + " outcomes");
+        }
+        return accepted;
+    }
+
+    // ---------------------------------------------------------------- release: running (mine) -> pending, attempt not charged
+
+    private static final NamedSql RELEASE = NamedSql.of("""
+            WITH r AS (
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[]) AS r(id, token)
+            ), upd AS (
+                UPDATE tasks t
+                   SET status = 'pending', owner_id = NULL, lease_expires_at = NULL, run_at = now(),
+                       attempts = greatest(t.attempts - 1, 0), updated_at = now()
+                  FROM r
+                 WHERE t.id = r.id AND t.lease_token = r.token AND t.owner_id = :owner AND t.status = 'running'
+                RETURNING t.id, t.lease_token
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT u.id, 'released', :owner, u.lease_token, jsonb_build_object('reason', :reason::text) FROM upd u
+            )
+            SELECT id FROM upd
+            """);
+
+    /**
+     * running (owner, token) → pending, due now, the attempt given back: a draining node hands back what
+     * it could not finish. Returns the ids released (a lease already lost is left as it is).
+     */
+    public Set<Long> releaseHeld(String owner, List<HeldLease> held, String reason) {
+        if (held.isEmpty()) return Set.of();
+        Long[] ids = held.stream().map(HeldLease::id).toArray(Long[]::new);
+        Long[] tokens = held.stream().map(HeldLease::leaseToken).toArray(Long[]::new);
+        return query(RELEASE, Map.of("ids", ids, "tokens", tokens, "owner", owner, "reason", reason), rs -> {
+            Set<Long> out = new HashSet<>();
+            while (rs.next()) out.add(rs.getLong(1));
+            return out;
+        });
+    }
+
+    // ---------------------------------------------------------------- reaper: stale running -> pending | quarantined
+
+    // Stale: lease expired; or no heartbeat for :stale_ms (legacy rows without lease columns: updated_at);
+    // or the owner is a registered node that stopped or has not heartbeated for :node_timeout_ms.
+    private static final String STALE_ROWS = """
+                SELECT t.id, t.owner_id, t.lease_token, t.requeue_count < :max_requeue AS requeue,
+                       CASE WHEN n.node_id IS NOT NULL AND n.stopped_at IS NOT NULL
+                                THEN 'owner node ' || t.owner_id || ' stopped at ' || n.stopped_at
+                            WHEN n.node_id IS NOT NULL AND n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond'
+                                THEN 'owner node ' || t.owner_id || ' not seen since ' || n.last_seen_at
+                            WHEN t.lease_expires_at < now()
+                                THEN 'lease expired at ' || t.lease_expires_at
+                            ELSE 'no heartbeat since ' || coalesce(t.last_heartbeat_at, t.updated_at) END AS reason
+                  FROM tasks t LEFT JOIN dispatcher_nodes n ON n.node_id = t.owner_id
+                 WHERE t.status = 'running'
+                   AND (t.lease_expires_at < now()
+                        OR coalesce(t.last_heartbeat_at, t.updated_at) < now() - :stale_ms * interval '1 millisecond'
+                        OR n.stopped_at IS NOT NULL
+                        OR n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond')
+                 ORDER BY t.id
+                 LIMIT :batch
+            """;
+
+    private static final NamedSql STALE_PLAN = NamedSql.of(STALE_ROWS);
+
+    private static final NamedSql REQUEUE_STALE = NamedSql.of("""
+            WITH lock AS (
+                SELECT pg_try_advisory_xact_lock(:lock_key) AS held
+            ), stale AS (
+            """ + STALE_ROWS + """
+                   FOR UPDATE OF t SKIP LOCKED
+            ), moved AS (
+                UPDATE tasks t
+                   SET status = CASE WHEN s.requeue THEN 'pending' ELSE 'quarantined' END,
+                       requeue_count = t.requeue_count + CASE WHEN s.requeue THEN 1 ELSE 0 END,
+                       owner_id = CASE WHEN s.requeue THEN NULL ELSE t.owner_id END,
+                       lease_expires_at = NULL,
+                       run_at = CASE WHEN s.requeue THEN now() ELSE t.run_at END,
+                       finished_at = CASE WHEN s.requeue THEN NULL ELSE now() END,
+                       last_error = CASE WHEN s.requeue THEN t.last_error
+                                         ELSE 'quarantined: requeue budget ' || :max_requeue || ' exhausted; ' || s.reason END,
+                       updated_at = now()
+                  FROM stale s, lock
+                 WHERE t.id = s.id AND lock.held
+                RETURNING t.id, s.owner_id, s.lease_token, s.requeue, s.reason, t.requeue_count
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT m.id, CASE WHEN m.requeue THEN 'requeued' ELSE 'quarantined' END, m.owner_id, m.lease_token,
+                       jsonb_build_object('reason', m.reason, 'requeue_count', m.requeue_count, 'by', 'reaper')
+                  FROM moved m
+            )
+            SELECT (SELECT held FROM lock) AS locked, m.id, m.owner_id, m.lease_token,
+                   CASE WHEN m.requeue THEN 'requeue' ELSE 'quarantine' END AS action, m.reason
+              FROM (SELECT 1) one LEFT JOIN moved m ON true
+            """);
+
+    /** What {@link #requeueStale} would do now to at most {@code batch} rows; changes nothing. */
+    public List<StaleTask> planStale(Duration stale, Duration nodeTimeout, int maxRequeue, int batch) {
+        return query(STALE_PLAN, staleParams(stale, nodeTimeout, maxRequeue, batch), rs -> {
+            List<StaleTask> out = new ArrayList<>();
+            while (rs.next()) {
+                out.add(new StaleTask(rs.getLong("id"), rs.getString("owner_id"), rs.getLong("lease_token"),
+                        rs.getBoolean("requeue") ? "requeue" : "quarantine", rs.getString("reason")));
+            }
+            return out;
+        });
+    }
+
+    /**
+     * Stale running → pending (owner cleared, requeue_count + 1) while requeue_count &lt; maxRequeue,
+     * else → quarantined with the reason in last_error; at most {@code batch} rows, one transaction.
+     * Only one sweep runs at a time cluster-wide (transaction-scoped advisory lock): empty when another
+     * holds it.
+     */
+    public Optional<List<StaleTask>> requeueStale(Duration stale, Duration nodeTimeout, int maxRequeue, int batch) {
+        Map<String, Object> v = staleParams(stale, nodeTimeout, maxRequeue, batch);
+        v.put("lock_key", REAPER_LOCK);
+        return query(REQUEUE_STALE, v, rs -> {
+            List<StaleTask> out = new ArrayList<>();
+            boolean locked = false;
+            while (rs.next()) {
+                locked = rs.getBoolean("locked");
+                if (rs.getObject("id") != null) {
+                    out.add(new StaleTask(rs.getLong("id"), rs.getString("owner_id"), rs.getLong("lease_token"),
+                            rs.getString("action"), rs.getString("reason")));
+                }
+            }
+            return locked ? Optional.of(out) : Optional.empty();
+        });
+    }
+
+    private static Map<String, Object> staleParams(Duration stale, Duration nodeTimeout, int maxRequeue, int batch) {
+        Map<String, Object> v = new HashMap<>();
+        v.put("stale_ms", stale.toMillis());
+        v.put("node_timeout_ms", nodeTimeout.toMillis());
+        v.put("max_requeue", maxRequeue);
+        v.put("batch", batch);
+        return v;
+    }
+
+    // ---------------------------------------------------------------- recover: running (my previous life) -> pending | quarantined
+
+    private static final NamedSql RECOVER = NamedSql.of("""
+            WITH mine AS (
+                SELECT t.id, t.lease_token, t.requeue_count < :max_requeue AS requeue
+                  FROM tasks t
+                 WHERE t.status = 'running' AND t.owner_id = :owner
+                 ORDER BY t.id
+                 LIMIT :batch
+                   FOR UPDATE OF t SKIP LOCKED
+            ), moved AS (
+                UPDATE tasks t
+                   SET status = CASE WHEN m.requeue THEN 'pending' ELSE 'quarantined' END,
+                       requeue_count = t.requeue_count + CASE WHEN m.requeue THEN 1 ELSE 0 END,
+                       owner_id = CASE WHEN m.requeue THEN NULL ELSE t.owner_id END,
+                       lease_expires_at = NULL,
+                       run_at = CASE WHEN m.requeue THEN now() ELSE t.run_at END,
+                       finished_at = CASE WHEN m.requeue THEN NULL ELSE now() END,
+                       last_error = CASE WHEN m.requeue THEN t.last_error
+                                         ELSE 'quarantined: requeue budget ' || :max_requeue
+                                              || ' exhausted; left running by a previous incarnation of ' || :owner END,
+                       updated_at = now()
+                  FROM mine m
+                 WHERE t.id = m.id
+                RETURNING t.id, m.lease_token, m.requeue, t.requeue_count
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT m.id, CASE WHEN m.requeue THEN 'recovered_on_startup' ELSE 'quarantined' END, :owner, m.lease_token,
+                       jsonb_build_object('reason', 'left running by a previous incarnation', 'requeue_count', m.requeue_count,
+                                          'by', 'startup_recovery')
+                  FROM moved m
+            )
+            SELECT id, requeue FROM moved
+            """);
+
+    /**
+     * running, owned by {@code owner} (its previous incarnation: called before this one claims) →
+     * pending within the requeue budget, else quarantined; at most {@code batch} rows. Returns
+     * (recovered, quarantined) counts.
+     */
+    public int[] recoverOwnedBy(String owner, int maxRequeue, int batch) {
+        return query(RECOVER, Map.of("owner", owner, "max_requeue", maxRequeue, "batch", batch), rs -> {
+            int[] n = new int[2];
+            while (rs.next()) n[rs.getBoolean("requeue") ? 0 : 1]++;
+            return n;
+        });
+    }
+
+    // ---------------------------------------------------------------- operator actions
+
+    private static final NamedSql CANCEL = NamedSql.of("""
+            WITH upd AS (
+                UPDATE tasks t
+                   SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                       last_error = coalesce(:reason::text, t.last_error)
+                 WHERE t.id = :id AND t.status IN ('pending', 'running')
+                RETURNING t.id, t.owner_id, t.lease_token
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT u.id, 'cancelled', u.owner_id, u.lease_token, jsonb_build_object('reason', :reason::text, 'by', 'operator')
+                  FROM upd u
+            )
+            SELECT id FROM upd
+            """);
+
+    /**
+     * pending | running → cancelled. A running task's handler learns it at its next renewal (its lease
+     * is no longer renewed) and its completion is refused. False: no such task, or already terminal.
+     */
+    public boolean cancel(long id, String reason) {
+        return exactlyOneOrNone(query(CANCEL, mapOf("id", id, "reason", reason), TaskStore::countRows), id);
+    }
+
+    private static final NamedSql RETRY = NamedSql.of("""
+            WITH upd AS (
+                UPDATE tasks t
+                   SET status = 'pending', attempts = 0, requeue_count = 0, run_at = now(), owner_id = NULL,
+                       lease_expires_at = NULL, finished_at = NULL, started_at = NULL, result = NULL,
+                       updated_at = now()
+                 WHERE t.id = :id AND t.status IN ('succeeded', 'failed', 'cancelled', 'quarantined')
+                RETURNING t.id, t.lease_token
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, lease_token, detail)
+                SELECT u.id, 'retried_by_operator', u.lease_token, jsonb_build_object('by', 'operator') FROM upd u
+            )
+            SELECT id FROM upd
+            """);
+
+    /**
+     * succeeded | failed | cancelled | quarantined → pending with a fresh attempt series (attempts and
+     * requeue count reset; last_error kept for the record). False: no such task, or not terminal.
+     */
+    public boolean retry(long id) {
+        return exactlyOneOrNone(query(RETRY, Map.of("id", id), TaskStore::countRows), id);
+    }
+
+    private static final NamedSql QUARANTINE = NamedSql.of("""
+            WITH upd AS (
+                UPDATE tasks t
+                   SET status = 'quarantined', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                       last_error = 'quarantined by operator: ' || :reason::text
+                 WHERE t.id = :id AND t.status IN ('pending', 'running', 'failed')
+                RETURNING t.id, t.owner_id, t.lease_token
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT u.id, 'quarantined', u.owner_id, u.lease_token, jsonb_build_object('reason', :reason::text, 'by', 'operator')
+                  FROM upd u
+            )
+            SELECT id FROM upd
+            """);
+
+    /** pending | running | failed → quarantined, set aside for inspection. False: no such task or not allowed. */
+    public boolean quarantine(long id, String reason) {
+        return exactlyOneOrNone(query(QUARANTINE, Map.of("id", id, "reason", reason), TaskStore::countRows), id);
+    }
+
+    // ---------------------------------------------------------------- prune: finished -> (deleted)
+
+    private static final NamedSql PRUNE = NamedSql.of("""
+            WITH old AS (
+                SELECT id FROM tasks
+                 WHERE status IN ('succeeded', 'failed', 'cancelled')
+                   AND finished_at < now() - :retention_ms * interval '1 millisecond'
+                 ORDER BY finished_at
+                 LIMIT :batch
+                   FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM tasks t USING old o WHERE t.id = o.id RETURNING t.id
+            ), events AS (
+                DELETE FROM task_events e USING gone g WHERE e.task_id = g.id
+            )
+            SELECT count(*) FROM gone
+            """);
+
+    /**
+     * succeeded | failed | cancelled finished more than {@code retention} ago → deleted with their
+     * events, at most {@code batch} tasks. Quarantined rows are kept until an operator acts.
+     */
+    public int pruneFinished(Duration retention, int batch) {
+        return query(PRUNE, Map.of("retention_ms", retention.toMillis(), "batch", batch), rs -> {
+            rs.next();
+            return rs.getInt(1);
+        });
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    /** Length-bounded error text for last_error and events. */
+    public static String truncate(String error) {
+        if (error == null) return null;
+        return error.length() <= MAX_ERROR_CHARS ? error : error.substring(0, MAX_ERROR_CHARS - 1) + "…";
+    }
+
+    private static boolean exactlyOneOrNone(int rows, long id) {
+        if (rows > 1) throw new IllegalStateException("task " + id + ": statement changed " + rows + " rows");
+        return rows == 1;
+    }
+
+    private static int countRows(ResultSet rs) throws SQLException {
+        int n = 0;
+        while (rs.next()) n++;
+        return n;
+    }
+
+    private static Map<String, Object> mapOf(String k1, Object v1, String k2, Object v2) {
+        Map<String, Object> m = new HashMap<>();
+        m.put(k1, v1);
+        m.put(k2, v2);
+        return m;
+    }
+
+    @FunctionalInterface
+    interface Rows<T> {
+        T read(ResultSet rs) throws SQLException;
+    }
+
+    private <T> T query(NamedSql sql, Map<String, ?> values, Rows<T> reader) {
+        try (Connection c = ds.getConnection(); PreparedStatement ps = sql.prepare(c, values);
+             ResultSet rs = ps.executeQuery()) {
+            return reader.read(rs);
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+    }
+
+    private int update(NamedSql sql, Map<String, ?> values) {
+        try (Connection c = ds.getConnection(); PreparedStatement ps = sql.prepare(c, values)) {
+            return ps.executeUpdate();
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+    }
+}

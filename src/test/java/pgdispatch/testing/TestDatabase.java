@@ -1,0 +1,108 @@
+package pgdispatch.testing;
+
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.UUID;
+import org.jooq.DSLContext;
+import org.junit.jupiter.api.extension.AfterAllCallback;
+import org.junit.jupiter.api.extension.BeforeAllCallback;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import pgdispatch.config.DatabaseUrl;
+import pgdispatch.config.DispatcherConfig;
+import pgdispatch.store.Database;
+
+/**
+ * JUnit extension: a fresh database per test class, cloned from the migrated template and dropped
+ * afterwards. Use as {@code @RegisterExtension static final TestDatabase db = new TestDatabase();}.
+ * Pool connections run in a non-UTC time zone so no code can lean on the JVM's or server's zone.
+ */
+public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
+    private final boolean migrated;
+    private String name;
+    private DatabaseUrl url;
+    private Database database;
+
+    public TestDatabase() {
+        this(true);
+    }
+
+    private TestDatabase(boolean migrated) {
+        this.migrated = migrated;
+    }
+
+    /** An empty database, for migration tests. */
+    public static TestDatabase empty() {
+        return new TestDatabase(false);
+    }
+
+    @Override
+    public void beforeAll(ExtensionContext context) {
+        String cls = context.getRequiredTestClass().getSimpleName().toLowerCase(Locale.ROOT);
+        name = "pgd_t_" + cls.substring(0, Math.min(30, cls.length())) + "_" + UUID.randomUUID().toString().substring(0, 6);
+        PgServer server = PgServer.get();
+        url = migrated ? server.createFromTemplate(name) : server.createEmpty(name);
+        url = new DatabaseUrl(url.host(), url.port(), url.database(), url.user(), url.password(),
+                Map.of("options", "-c TimeZone=America/Los_Angeles"));
+        database = Database.open(url, 8, "pgd-test");
+    }
+
+    @Override
+    public void afterAll(ExtensionContext context) {
+        if (database != null) database.close();
+        PgServer.get().drop(name);
+    }
+
+    public DatabaseUrl url() {
+        return url;
+    }
+
+    public Database database() {
+        return database;
+    }
+
+    public DSLContext dsl() {
+        return database.dsl();
+    }
+
+    /** The default configuration pointed at this database, with a fixed node id. */
+    public DispatcherConfig config() {
+        return DispatcherConfig.defaults(url).withNode("node-a", List.of("default"), 4);
+    }
+
+    /** Runs SQL (test set-up only); returns the update count of the last statement. */
+    public int exec(String sql) {
+        try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
+            return st.executeUpdate(sql);
+        } catch (SQLException e) {
+            throw new IllegalStateException(sql + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The rows of a query, as column → value maps (test assertions). */
+    public List<Map<String, Object>> rows(String sql) {
+        try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery(sql)) {
+            List<Map<String, Object>> out = new ArrayList<>();
+            int n = rs.getMetaData().getColumnCount();
+            while (rs.next()) {
+                Map<String, Object> row = new java.util.LinkedHashMap<>();
+                for (int i = 1; i <= n; i++) row.put(rs.getMetaData().getColumnLabel(i), rs.getObject(i));
+                out.add(row);
+            }
+            return out;
+        } catch (SQLException e) {
+            throw new IllegalStateException(sql + ": " + e.getMessage(), e);
+        }
+    }
+
+    public long count(String sqlWhere) {
+        Object v = rows("SELECT count(*) AS n FROM " + sqlWhere).get(0).get("n");
+        return ((Number) v).longValue();
+    }
+}
