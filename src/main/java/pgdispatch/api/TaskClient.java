@@ -1,0 +1,145 @@
+package pgdispatch.api;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.charset.StandardCharsets;
+import java.sql.Connection;
+import java.time.Duration;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.regex.Pattern;
+import pgdispatch.store.NewTask;
+import pgdispatch.store.TaskStore;
+
+/**
+ * Enqueues tasks. Every input is checked before it reaches the database, each problem named with its
+ * field, value and rule; the database's CHECK constraints are the second line for producers that
+ * insert with plain SQL (docs/SQL_CONTRACT.md).
+ */
+public final class TaskClient {
+    static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern QUEUE = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}");
+    private static final Pattern KIND = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}");
+    /** How far ahead a task may be scheduled, and how far back a run-at may lie (likely a bug then). */
+    public static final Duration MAX_AHEAD = Duration.ofDays(5 * 366);
+    public static final Duration MAX_BEHIND = Duration.ofDays(366);
+
+    private final TaskStore store;
+    private final int maxPayloadBytes;
+
+    public TaskClient(TaskStore store, int maxPayloadBytes) {
+        this.store = store;
+        this.maxPayloadBytes = maxPayloadBytes;
+    }
+
+    /** A task to enqueue: {@code kind} and a JSON-object {@code payload}, the rest optional with defaults. */
+    public record Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt,
+                          int maxAttempts, String idempotencyKey) {
+        public static Enqueue of(String kind, String payloadJson) {
+            return new Enqueue(kind, payloadJson, "default", 0, null, 5, null);
+        }
+
+        public Enqueue queue(String q) {
+            return new Enqueue(kind, payloadJson, q, priority, runAt, maxAttempts, idempotencyKey);
+        }
+
+        public Enqueue priority(int p) {
+            return new Enqueue(kind, payloadJson, queue, p, runAt, maxAttempts, idempotencyKey);
+        }
+
+        public Enqueue runAt(OffsetDateTime t) {
+            return new Enqueue(kind, payloadJson, queue, priority, t, maxAttempts, idempotencyKey);
+        }
+
+        public Enqueue maxAttempts(int n) {
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, n, idempotencyKey);
+        }
+
+        public Enqueue idempotencyKey(String k) {
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, k);
+        }
+    }
+
+    /** Validates and inserts; returns the task id (the existing one for a used idempotency key). */
+    public long enqueue(Enqueue e) {
+        return store.enqueue(validate(e));
+    }
+
+    /** The same inside the caller's transaction: the task exists only if that transaction commits. */
+    public long enqueue(Connection connection, Enqueue e) {
+        return TaskStore.enqueue(connection, validate(e));
+    }
+
+    /** Checks every field; the returned task is what will be stored (payload normalised). */
+    public NewTask validate(Enqueue e) {
+        return validate(e, maxPayloadBytes);
+    }
+
+    /** The same checks without a client (before any connection is opened). */
+    public static NewTask validate(Enqueue e, int maxPayloadBytes) {
+        if (e.kind() == null || !KIND.matcher(e.kind()).matches()) {
+            throw new InvalidTaskException("kind", "kind=" + quote(e.kind())
+                    + " must be 1-200 of letters, digits, _ . : - starting with a letter or digit");
+        }
+        if (e.queue() == null || !QUEUE.matcher(e.queue()).matches()) {
+            throw new InvalidTaskException("queue", "queue=" + quote(e.queue())
+                    + " must be 1-100 of letters, digits, _ . : - starting with a letter or digit");
+        }
+        String raw = e.payloadJson() == null ? "{}" : e.payloadJson();
+        int bytes = raw.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > maxPayloadBytes) {
+            throw new InvalidTaskException("payload", "payload of " + bytes + " bytes exceeds TASK_MAX_PAYLOAD_BYTES="
+                    + maxPayloadBytes);
+        }
+        JsonNode node;
+        try {
+            node = JSON.readTree(raw);
+        } catch (JsonProcessingException ex) {
+            throw new InvalidTaskException("payload", "payload is not valid JSON: " + ex.getOriginalMessage()
+                    + " (line " + ex.getLocation().getLineNr() + ", column " + ex.getLocation().getColumnNr() + ")");
+        }
+        if (node == null || !node.isObject()) {
+            throw new InvalidTaskException("payload", "payload must be a JSON object ({...}), got "
+                    + (node == null ? "nothing" : node.getNodeType().name().toLowerCase()));
+        }
+        if (e.priority() < -1000 || e.priority() > 1000) {
+            throw new InvalidTaskException("priority", "priority=" + e.priority() + " must be from -1000 to 1000 (lower runs first)");
+        }
+        if (e.maxAttempts() < 1 || e.maxAttempts() > 1000) {
+            throw new InvalidTaskException("max_attempts", "max_attempts=" + e.maxAttempts() + " must be from 1 to 1000");
+        }
+        if (e.runAt() != null) {
+            OffsetDateTime now = OffsetDateTime.now(ZoneOffset.UTC);
+            // the JVM clock only bounds obvious mistakes here; when a task is due is decided by now() in SQL
+            if (e.runAt().isAfter(now.plus(MAX_AHEAD))) {
+                throw new InvalidTaskException("run_at", "run_at=" + e.runAt() + " is more than " + MAX_AHEAD.toDays()
+                        + " days ahead");
+            }
+            if (e.runAt().isBefore(now.minus(MAX_BEHIND))) {
+                throw new InvalidTaskException("run_at", "run_at=" + e.runAt() + " is more than " + MAX_BEHIND.toDays()
+                        + " days in the past; omit it to run now");
+            }
+        }
+        if (e.idempotencyKey() != null && (e.idempotencyKey().isBlank() || e.idempotencyKey().length() > 200)) {
+            throw new InvalidTaskException("idempotency_key", "idempotency_key must be 1-200 characters, got "
+                    + e.idempotencyKey().length());
+        }
+        String normalised;
+        try {
+            normalised = JSON.writeValueAsString(node);
+        } catch (JsonProcessingException ex) {
+            throw new IllegalStateException(ex);
+        }
+        if (normalised.indexOf("\\u0000") >= 0) {
+            throw new InvalidTaskException("payload", "payload contains \\u0000, which PostgreSQL jsonb cannot store");
+        }
+        return new NewTask(e.queue(), e.kind(), normalised, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey());
+    }
+
+    private static String quote(String s) {
+        if (s == null) return "(missing)";
+        String shown = s.length() > 60 ? s.substring(0, 60) + "…" : s;
+        return "'" + shown.replace("\n", "\\n") + "'";
+    }
+}

@@ -1,0 +1,25 @@
+package pgdispatch.api;
+
+import java.time.Duration;
+
+/**
+ * The code that runs tasks of one {@link #kind()}. Return a result (a JSON-serialisable value, stored
+ * in {@code tasks.result}); throw to fail the attempt ({@link PermanentFailure} to fail it for good).
+ * A handler must honour interruption: it is interrupted when its lease is lost, its task cancelled or
+ * its {@link #timeout()} passed, and whatever it returns then is discarded.
+ */
+public interface TaskHandler {
+    String kind();
+
+    Object handle(TaskContext context) throws Exception;
+
+    /** This kind's lease, when it differs from {@code TASK_LEASE_S}; null = the node's default. */
+    default Duration lease() {
+        return null;
+    }
+
+    /** Longest an attempt may run before it is interrupted and failed; null = no limit. */
+    default Duration timeout() {
+        return null;
+    }
+}

@@ -1,0 +1,168 @@
+package pgdispatch.runtime;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import pgdispatch.metrics.DispatchMetrics;
+import pgdispatch.store.Outcome;
+import pgdispatch.store.StoreException;
+import pgdispatch.store.TaskStatus;
+import pgdispatch.store.TaskStore;
+
+/**
+ * Writes attempt outcomes in batches: whatever finished while the previous batch was being written goes
+ * in the next statement, so at high load many tasks share one commit while a lone task is written at
+ * once. A task leaves {@link HeldLeases} only when its outcome is committed (or refused), so its lease
+ * is renewed until then. A failed write is retried with back-off; nothing is dropped.
+ */
+final class Completer {
+    private static final Logger log = LoggerFactory.getLogger(Completer.class);
+    private static final Logger transitions = LoggerFactory.getLogger("pgdispatch.transitions");
+    static final int MAX_BATCH = 1000;
+
+    private record Pending(HeldLeases.Held held, Outcome outcome) {}
+
+    private final String owner;
+    private final TaskStore store;
+    private final HeldLeases leases;
+    private final DispatchMetrics metrics;
+    private final BlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
+    private final Object idle = new Object();
+    private volatile boolean stopping;
+    private volatile boolean halted;
+    private Thread thread;
+    private int inBatch;
+
+    Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics) {
+        this.owner = owner;
+        this.store = store;
+        this.leases = leases;
+        this.metrics = metrics;
+    }
+
+    void start() {
+        thread = Thread.ofPlatform().daemon().name("pgdispatch-completer").start(this::loop);
+    }
+
+    void submit(HeldLeases.Held held, Outcome outcome) {
+        queue.add(new Pending(held, outcome));
+    }
+
+    /** A discarded attempt: nothing to write, the lease is simply no longer held. */
+    void forget(HeldLeases.Held held) {
+        leases.remove(held);
+        metrics.inFlight(leases.size());
+    }
+
+    private void loop() {
+        List<Pending> batch = new ArrayList<>();
+        long backoffMs = 100;
+        while (!halted) {
+            try {
+                if (batch.isEmpty()) {
+                    Pending first = queue.poll(200, TimeUnit.MILLISECONDS);
+                    if (first == null) {
+                        if (stopping) return;
+                        continue;
+                    }
+                    batch.add(first);
+                    queue.drainTo(batch, MAX_BATCH - 1);
+                    synchronized (idle) {
+                        inBatch = batch.size();
+                    }
+                }
+                write(batch);
+                batch.clear();
+                synchronized (idle) {
+                    inBatch = 0;
+                    idle.notifyAll();
+                }
+                backoffMs = 100;
+            } catch (InterruptedException e) {
+                if (batch.isEmpty() && queue.isEmpty()) return;
+                // keep going until the queue is written; stop() waits for it
+            } catch (StoreException e) {
+                log.warn("completer: writing {} outcomes failed ({}); retrying in {} ms", batch.size(), e.getMessage(), backoffMs);
+                try {
+                    Thread.sleep(backoffMs); // back-off between retries of a failed write, not synchronisation
+                } catch (InterruptedException ie) {
+                    if (stopping && Thread.currentThread().isInterrupted()) return;
+                }
+                backoffMs = Math.min(backoffMs * 2, 5000);
+            }
+        }
+    }
+
+    private void write(List<Pending> batch) {
+        List<Outcome> outcomes = new ArrayList<>(batch.size());
+        for (Pending p : batch) outcomes.add(p.outcome);
+        Map<Long, TaskStatus> accepted = store.completeIfOwned(owner, outcomes);
+        int refused = 0;
+        for (Pending p : batch) {
+            var t = p.held.task;
+            TaskStatus st = accepted.get(t.id());
+            leases.remove(p.held);
+            if (st == null) {
+                refused++;
+                log.warn("task={} kind={} owner={} attempt={} lease_token={}: completion refused, the lease was lost",
+                        t.id(), t.kind(), owner, t.attempt(), t.leaseToken());
+                continue;
+            }
+            switch (st) {
+                case SUCCEEDED -> metrics.succeeded(t.queue(), t.kind());
+                case PENDING -> metrics.retried(t.queue(), t.kind());
+                default -> metrics.failed(t.queue(), t.kind());
+            }
+            if (transitions.isInfoEnabled()) {
+                String detail = p.outcome instanceof Outcome.Failure f ? " error=" + f.error() : "";
+                transitions.info("task={} kind={} owner={} attempt={} lease_token={} -> {}{}", t.id(), t.kind(), owner,
+                        t.attempt(), t.leaseToken(), st.sql(), detail);
+            }
+        }
+        metrics.completionsRefused(refused);
+        metrics.inFlight(leases.size());
+    }
+
+    /** Returns once every submitted outcome is written (or {@code timeoutMs} passed). */
+    boolean awaitFlushed(long timeoutMs) throws InterruptedException {
+        long until = System.currentTimeMillis() + timeoutMs;
+        synchronized (idle) {
+            while (!queue.isEmpty() || inBatch > 0) {
+                long left = until - System.currentTimeMillis();
+                if (left <= 0) return false;
+                idle.wait(Math.min(left, 50));
+            }
+        }
+        return true;
+    }
+
+    /** Writes what is queued, then stops the thread. */
+    void stop(long timeoutMs) {
+        try {
+            awaitFlushed(timeoutMs);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        stopping = true;
+        if (thread != null) {
+            try {
+                thread.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Stops at once, writing nothing more (a crash, for tests and the chaos run). */
+    void halt() {
+        halted = true;
+        stopping = true;
+        queue.clear();
+        if (thread != null) thread.interrupt();
+    }
+}

@@ -1,0 +1,374 @@
+package pgdispatch.runtime;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import pgdispatch.api.RetryPolicy;
+import pgdispatch.api.TaskHandler;
+import pgdispatch.config.DispatcherConfig;
+import pgdispatch.maintenance.PeriodicService;
+import pgdispatch.maintenance.Pruner;
+import pgdispatch.maintenance.Reaper;
+import pgdispatch.maintenance.StartupRecovery;
+import pgdispatch.metrics.DispatchMetrics;
+import pgdispatch.store.Database;
+import pgdispatch.store.HeldLease;
+import pgdispatch.store.NodeStore;
+import pgdispatch.store.TaskQueries;
+import pgdispatch.store.TaskStore;
+
+/**
+ * One node: starts its parts in order (schema check, node registration, startup recovery, completer,
+ * renewer, wake-ups, claim loop, maintenance) and stops them in reverse, draining running tasks and
+ * releasing what is left. Embeddable: {@code Dispatcher.builder(config).handler(h).build().start()}.
+ */
+public final class Dispatcher implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(Dispatcher.class);
+    public static final String VERSION = "0.1.0";
+
+    private final DispatcherConfig config;
+    private final Database db;
+    private final boolean ownsDatabase;
+    private final Map<String, TaskHandler> handlers;
+    private final DispatchMetrics metrics;
+    private final RetryPolicy retryPolicy;
+    private final boolean force;
+    private final TaskStore store;
+    private final NodeStore nodes;
+    private final HeldLeases leases = new HeldLeases();
+    private final AtomicBoolean started = new AtomicBoolean();
+    private final AtomicBoolean stopped = new AtomicBoolean();
+    private volatile boolean registered;
+    private UUID incarnation;
+    private ExecutorService workers;
+    private ScheduledExecutorService timeouts;
+    private Completer completer;
+    private LeaseRenewer renewer;
+    private Wakeups wakeups;
+    private ClaimLoop claimLoop;
+    private Reaper reaper;
+    private Pruner pruner;
+    private PeriodicService gauges;
+    private StartupRecovery.Result recovery;
+
+    private Dispatcher(Builder b) {
+        this.config = b.config;
+        this.ownsDatabase = b.database == null;
+        this.db = b.database != null ? b.database
+                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId());
+        this.handlers = Map.copyOf(b.handlers);
+        this.metrics = new DispatchMetrics(b.registry);
+        this.retryPolicy = b.retryPolicy;
+        this.force = b.force;
+        this.store = new TaskStore(db);
+        this.nodes = new NodeStore(db.dataSource());
+    }
+
+    public static Builder builder(DispatcherConfig config) {
+        return new Builder(config);
+    }
+
+    /** Builds a {@link Dispatcher}; the built-in kinds are registered unless turned off. */
+    public static final class Builder {
+        private final DispatcherConfig config;
+        private Database database;
+        private final Map<String, TaskHandler> handlers = new LinkedHashMap<>();
+        private MeterRegistry registry = new SimpleMeterRegistry();
+        private RetryPolicy retryPolicy = RetryPolicy.DEFAULT;
+        private boolean force;
+        private boolean builtins = true;
+
+        private Builder(DispatcherConfig config) {
+            this.config = config;
+        }
+
+        /** Shares {@code database} (its pool) instead of opening one; the caller closes it. */
+        public Builder database(Database database) {
+            this.database = database;
+            return this;
+        }
+
+        public Builder handler(TaskHandler h) {
+            if (handlers.putIfAbsent(h.kind(), h) != null) {
+                throw new IllegalArgumentException("two handlers for kind '" + h.kind() + "'");
+            }
+            return this;
+        }
+
+        public Builder handlers(Iterable<? extends TaskHandler> hs) {
+            for (TaskHandler h : hs) handler(h);
+            return this;
+        }
+
+        public Builder builtins(boolean on) {
+            this.builtins = on;
+            return this;
+        }
+
+        public Builder meterRegistry(MeterRegistry r) {
+            this.registry = r;
+            return this;
+        }
+
+        public Builder retryPolicy(RetryPolicy p) {
+            this.retryPolicy = p;
+            return this;
+        }
+
+        /** Take the node id even from a live holder (its claims will then be refused). */
+        public Builder force(boolean f) {
+            this.force = f;
+            return this;
+        }
+
+        public Dispatcher build() {
+            if (builtins) {
+                for (TaskHandler h : BuiltinHandlers.all()) handlers.putIfAbsent(h.kind(), h);
+            }
+            if (handlers.isEmpty()) throw new IllegalArgumentException("a dispatcher needs at least one handler");
+            for (TaskHandler h : handlers.values()) {
+                if (h.lease() != null && h.lease().compareTo(config.renewInterval()) <= 0) {
+                    throw new IllegalArgumentException("handler '" + h.kind() + "' lease " + h.lease().toSeconds()
+                            + "s must be longer than TASK_RENEW_S=" + config.renewInterval().toSeconds());
+                }
+            }
+            return new Dispatcher(this);
+        }
+    }
+
+    /** Starts the node; returns once it is claiming. Refuses when the schema or the node id is not ours. */
+    public Dispatcher start() throws InterruptedException {
+        if (!started.compareAndSet(false, true)) throw new IllegalStateException("already started");
+        log.info("dispatcher: node={} configuration {}", config.nodeId(), config.describe());
+        db.requireCurrentSchema();
+        register();
+        recovery = new StartupRecovery(new StartupRecovery.Config(config.nodeId(), config.maxRequeue(),
+                StartupRecovery.DEFAULT_BATCH), store, metrics).runOnce();
+
+        Map<String, Duration> leaseByKind = new LinkedHashMap<>();
+        for (TaskHandler h : handlers.values()) leaseByKind.put(h.kind(), h.lease() == null ? config.lease() : h.lease());
+
+        workers = Executors.newFixedThreadPool(config.concurrency(), Thread.ofPlatform().daemon()
+                .name("pgdispatch-worker-", 1).factory());
+        timeouts = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("pgdispatch-timeouts").factory());
+        completer = new Completer(config.nodeId(), store, leases, metrics);
+        completer.start();
+        renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
+                metrics, this::onRegistrationLost);
+        renewer.start();
+        claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
+                config.pollInterval(), config.concurrency(), store, leases, metrics, workers,
+                h -> new TaskExecution(h, handlers.get(h.task.kind()), config.nodeId(), store, completer, timeouts,
+                        retryPolicy, metrics, () -> claimLoop.slotFreed()));
+        wakeups = new Wakeups(config.databaseUrl(), new HashSet<>(config.queues()), q -> claimLoop.wake());
+        wakeups.start();
+        claimLoop.start();
+        reaper = new Reaper(new Reaper.Config(config.renewInterval(), config.stale(), config.nodeTimeout(),
+                config.maxRequeue(), config.reapBatch()), store, metrics);
+        reaper.start();
+        pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
+        pruner.start();
+        TaskQueries queries = new TaskQueries(db.dataSource());
+        gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> metrics.queues(queries.depthAndLag()));
+        gauges.start();
+        log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
+                config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
+                config.lease().toSeconds(), config.renewInterval().toSeconds());
+        return this;
+    }
+
+    private void register() throws InterruptedException {
+        String host = hostName();
+        long pid = ProcessHandle.current().pid();
+        List<String> kinds = new ArrayList<>(handlers.keySet());
+        java.time.OffsetDateTime firstSeen = null;
+        long waitUntil = 0;
+        while (true) {
+            boolean previousDead = nodes.find(config.nodeId(), config.nodeTimeout())
+                    .map(n -> n.host().equals(host) && n.pid() != pid && ProcessHandle.of(n.pid()).isEmpty())
+                    .orElse(false);
+            var r = nodes.register(config.nodeId(), host, pid, VERSION, config.queues(), kinds, config.nodeTimeout(),
+                    previousDead, force);
+            if (r instanceof NodeStore.Registration.Registered ok) {
+                incarnation = ok.incarnation();
+                registered = true;
+                ok.previous().ifPresent(p -> log.info("dispatcher: node={} took over from incarnation {} (host {} pid {}, {})",
+                        config.nodeId(), p.incarnation(), p.host(), p.pid(),
+                        p.stoppedAt() != null ? "stopped" : p.alive() ? "forced or its process is gone" : "heartbeat timed out"));
+                return;
+            }
+            var holder = ((NodeStore.Registration.HeldByLive) r).holder();
+            if (holder.host().equals(host) && ProcessHandle.of(holder.pid()).isPresent() && holder.pid() != pid) {
+                throw new NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "it is alive on this host");
+            }
+            if (firstSeen == null) {
+                firstSeen = holder.lastSeenAt();
+                long leftMs = Math.max(0, config.nodeTimeout().toMillis() - (long) (holder.secondsSinceSeen() * 1000));
+                waitUntil = System.currentTimeMillis() + leftMs + config.renewInterval().toMillis();
+                log.warn("dispatcher: node id {} is held by incarnation {} on host {} (pid {}), last seen {}s ago; cannot tell "
+                        + "whether it is alive from here, waiting up to {}s for its heartbeat to time out (or use --force)",
+                        config.nodeId(), holder.incarnation(), holder.host(), holder.pid(),
+                        Math.round(holder.secondsSinceSeen()), (leftMs + config.renewInterval().toMillis()) / 1000);
+            } else if (holder.lastSeenAt().isAfter(firstSeen)) {
+                throw new NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "it is still heartbeating");
+            }
+            if (System.currentTimeMillis() > waitUntil) {
+                throw new NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "its heartbeat did not time out");
+            }
+            Thread.sleep(Math.min(1000, config.renewInterval().toMillis())); // waiting for the old incarnation's heartbeat to age
+        }
+    }
+
+    /** Another live process holds the node id. */
+    public static final class NodeIdInUseException extends IllegalStateException {
+        public NodeIdInUseException(String nodeId, String host, long pid, String why) {
+            super("DISPATCHER_NODE_ID=" + nodeId + " is in use by pid " + pid + " on host " + host + " (" + why
+                    + "); start this node with another DISPATCHER_NODE_ID, or with --force if that process is gone");
+        }
+    }
+
+    private static String hostName() {
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (Exception e) {
+            return "unknown";
+        }
+    }
+
+    private void onRegistrationLost() {
+        registered = false;
+        Thread.ofPlatform().daemon().name("pgdispatch-stop").start(this::stop);
+    }
+
+    /**
+     * Graceful stop (SIGTERM): no new claims; running tasks get up to {@code TASK_DRAIN_S} to finish;
+     * what is still held then is released back to pending without charging an attempt; the node is
+     * marked stopped. Idempotent.
+     */
+    public void stop() {
+        if (!started.get() || !stopped.compareAndSet(false, true)) return;
+        log.info("dispatcher: node={} stopping: draining {} running tasks for up to {}s", config.nodeId(), leases.size(),
+                config.drainTimeout().toSeconds());
+        claimLoop.stop();
+        wakeups.stop();
+        workers.shutdown();
+        try {
+            workers.awaitTermination(config.drainTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            completer.awaitFlushed(10_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        List<HeldLease> left = new ArrayList<>();
+        for (HeldLeases.Held h : leases.all()) {
+            if (!h.finished && !h.lost()) {
+                left.add(h.lease());
+                HeldLeases.markLost(h, "released at shutdown");
+            }
+        }
+        workers.shutdownNow();
+        try {
+            if (!left.isEmpty()) {
+                var released = store.releaseHeld(config.nodeId(), left, "node " + config.nodeId() + " shutting down");
+                log.info("dispatcher: node={} released {} unfinished tasks back to pending", config.nodeId(), released.size());
+            }
+        } catch (RuntimeException e) {
+            log.warn("dispatcher: releasing {} tasks failed ({}); the reaper will requeue them", left.size(), e.getMessage());
+        }
+        completer.stop(5_000);
+        renewer.stop();
+        reaper.stop();
+        pruner.stop();
+        gauges.stop();
+        timeouts.shutdownNow();
+        try {
+            if (registered) nodes.markStopped(config.nodeId(), incarnation);
+        } catch (RuntimeException e) {
+            log.warn("dispatcher: marking node {} stopped failed: {}", config.nodeId(), e.getMessage());
+        }
+        registered = false;
+        if (ownsDatabase) db.close();
+        log.info("dispatcher: node={} stopped", config.nodeId());
+    }
+
+    /**
+     * Stops every thread at once and writes nothing more, as a crash would (tests, the chaos run):
+     * held leases stay RUNNING in the database for the reaper or the next incarnation.
+     */
+    public void halt() {
+        if (!started.get() || !stopped.compareAndSet(false, true)) return;
+        registered = false;
+        claimLoop.stop();
+        completer.halt();
+        for (HeldLeases.Held h : leases.all()) HeldLeases.markLost(h, "halted");
+        workers.shutdownNow();
+        renewer.stop();
+        reaper.stop();
+        pruner.stop();
+        gauges.stop();
+        wakeups.stop();
+        timeouts.shutdownNow();
+        if (ownsDatabase) db.close();
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+
+    public String nodeId() {
+        return config.nodeId();
+    }
+
+    public UUID incarnation() {
+        return incarnation;
+    }
+
+    public boolean registered() {
+        return registered;
+    }
+
+    /** Tasks whose lease this node holds now (running, or finished and not yet written). */
+    public int held() {
+        return leases.size();
+    }
+
+    public StartupRecovery.Result recovery() {
+        return recovery;
+    }
+
+    public Database database() {
+        return db;
+    }
+
+    public DispatchMetrics metrics() {
+        return metrics;
+    }
+
+    public DispatcherConfig config() {
+        return config;
+    }
+
+    /** Runs one renewal tick now (tests, and the renew benchmark). */
+    public void renewNow() {
+        renewer.runOnce();
+    }
+
+    /** Runs one reaper sweep now. */
+    public Reaper.Result reapNow() {
+        return reaper.runOnce();
+    }
+}

@@ -1,0 +1,86 @@
+package pgdispatch.runtime;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import pgdispatch.store.ClaimedTask;
+import pgdispatch.store.HeldLease;
+
+/**
+ * The leases this node holds, from claim until the completer's write commits (so a finished task's lease
+ * keeps being renewed until its outcome is durable). The renewer presents them all in one statement;
+ * a lease the renewal reports lost is marked here and its handler interrupted.
+ */
+final class HeldLeases {
+    /** One held task: its claim, the worker running it, and whether the lease is known lost. */
+    static final class Held {
+        final ClaimedTask task;
+        volatile Thread worker;
+        volatile String lostBecause;
+        volatile boolean finished;
+
+        Held(ClaimedTask task) {
+            this.task = task;
+        }
+
+        boolean lost() {
+            return lostBecause != null;
+        }
+
+        HeldLease lease() {
+            return new HeldLease(task.id(), task.leaseToken(), task.lease());
+        }
+    }
+
+    private final Map<Long, Held> held = new ConcurrentHashMap<>();
+
+    Held add(ClaimedTask task) {
+        Held h = new Held(task);
+        Held before = held.put(task.id(), h);
+        if (before != null && before.task.leaseToken() != task.leaseToken()) {
+            // this node re-took a task it already ran (reclaim): the older attempt is superseded
+            markLost(before, "superseded by lease token " + task.leaseToken());
+        }
+        return h;
+    }
+
+    void remove(Held h) {
+        held.remove(h.task.id(), h);
+    }
+
+    Held get(long id) {
+        return held.get(id);
+    }
+
+    /** Leases to renew: every held task not known lost. */
+    List<HeldLease> renewable() {
+        List<HeldLease> out = new ArrayList<>(held.size());
+        for (Held h : held.values()) {
+            if (!h.lost()) out.add(h.lease());
+        }
+        return out;
+    }
+
+    Collection<Held> all() {
+        return held.values();
+    }
+
+    int size() {
+        return held.size();
+    }
+
+    /** Marks the lease lost and interrupts its handler, if one is running. */
+    void markLost(long id, String why) {
+        Held h = held.get(id);
+        if (h != null) markLost(h, why);
+    }
+
+    static void markLost(Held h, String why) {
+        if (h.lostBecause != null) return;
+        h.lostBecause = why;
+        Thread w = h.worker;
+        if (w != null && !h.finished) w.interrupt();
+    }
+}

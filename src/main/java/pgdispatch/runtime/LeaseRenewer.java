@@ -1,0 +1,78 @@
+package pgdispatch.runtime;
+
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import pgdispatch.maintenance.PeriodicService;
+import pgdispatch.metrics.DispatchMetrics;
+import pgdispatch.store.HeldLease;
+import pgdispatch.store.RenewResult;
+import pgdispatch.store.StoreException;
+import pgdispatch.store.TaskStore;
+
+/**
+ * Every {@code TASK_RENEW_S}, extends every lease this node holds and heartbeats the node row, in one
+ * statement. Leases it did not renew are lost: their handlers are interrupted and their results will be
+ * discarded. When the node row now belongs to another incarnation, the node stops claiming.
+ */
+final class LeaseRenewer {
+    private static final Logger log = LoggerFactory.getLogger(LeaseRenewer.class);
+
+    private final String owner;
+    private final String incarnation;
+    private final TaskStore store;
+    private final HeldLeases leases;
+    private final DispatchMetrics metrics;
+    private final Runnable onRegistrationLost;
+    private final PeriodicService service;
+    private int failures;
+
+    LeaseRenewer(String owner, String incarnation, java.time.Duration interval, TaskStore store, HeldLeases leases,
+                 DispatchMetrics metrics, Runnable onRegistrationLost) {
+        this.owner = owner;
+        this.incarnation = incarnation;
+        this.store = store;
+        this.leases = leases;
+        this.metrics = metrics;
+        this.onRegistrationLost = onRegistrationLost;
+        this.service = new PeriodicService("renewer", interval, this::runOnce);
+    }
+
+    /** One tick; returns what the database said. */
+    synchronized RenewResult runOnce() {
+        List<HeldLease> held = leases.renewable();
+        RenewResult r;
+        try {
+            r = store.renewHeld(owner, incarnation, held);
+        } catch (StoreException e) {
+            failures++;
+            log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
+                    held.size(), failures, e.getMessage());
+            throw e;
+        }
+        if (failures > 0) log.info("renewer: database reachable again after {} failed ticks; reconciled {} leases", failures, held.size());
+        failures = 0;
+        metrics.leasesRenewed(r.renewed().size());
+        metrics.leasesLost(r.lost().size());
+        for (Map.Entry<Long, String> lost : r.lost().entrySet()) {
+            log.warn("renewer: task={} owner={}: lease lost (task is now {}); interrupting its handler",
+                    lost.getKey(), owner, lost.getValue());
+            leases.markLost(lost.getKey(), "lease lost: task is now " + lost.getValue());
+        }
+        if (!r.nodeRegistered()) {
+            log.error("renewer: node {} incarnation {} is no longer registered (another process took this node id); "
+                    + "stopping claims", owner, incarnation);
+            onRegistrationLost.run();
+        }
+        return r;
+    }
+
+    void start() {
+        service.start();
+    }
+
+    void stop() {
+        service.stop();
+    }
+}

@@ -1,0 +1,95 @@
+package pgdispatch.runtime;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Set;
+import java.util.function.Consumer;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import pgdispatch.config.DatabaseUrl;
+import pgdispatch.store.Database;
+
+/**
+ * LISTENs on the fixed channel {@code pgdispatch_wakeup} (payload: the queue name) on a connection of
+ * its own, and wakes the claim loop when a queue it serves gets a due task. The channel name is a
+ * constant: no queue name is ever interpolated into SQL. A lost connection is re-opened with back-off;
+ * meanwhile polling still finds the work.
+ */
+final class Wakeups {
+    private static final Logger log = LoggerFactory.getLogger(Wakeups.class);
+    static final String CHANNEL = "pgdispatch_wakeup";
+
+    private final DatabaseUrl url;
+    private final Set<String> queues;
+    private final Consumer<String> onWake;
+    private volatile boolean stopped;
+    private volatile Connection connection;
+    private Thread thread;
+
+    Wakeups(DatabaseUrl url, Set<String> queues, Consumer<String> onWake) {
+        this.url = url;
+        this.queues = Set.copyOf(queues);
+        this.onWake = onWake;
+    }
+
+    void start() {
+        thread = Thread.ofPlatform().daemon().name("pgdispatch-wakeups").start(this::loop);
+    }
+
+    private void loop() {
+        long backoff = 200;
+        while (!stopped) {
+            try (Connection c = Database.connect(url); Statement st = c.createStatement()) {
+                connection = c;
+                st.execute("LISTEN " + CHANNEL);
+                backoff = 200;
+                onWake.accept(null); // anything inserted while we were not listening
+                PGConnection pg = c.unwrap(PGConnection.class);
+                while (!stopped) {
+                    PGNotification[] ns = pg.getNotifications(1000);
+                    if (ns == null) continue;
+                    for (PGNotification n : ns) {
+                        if (queues.contains(n.getParameter())) {
+                            onWake.accept(n.getParameter());
+                            break;
+                        }
+                    }
+                }
+            } catch (SQLException e) {
+                if (stopped) return;
+                log.warn("wakeups: LISTEN connection failed ({}); reconnecting in {} ms, polling meanwhile", e.getMessage(), backoff);
+                try {
+                    Thread.sleep(backoff); // reconnect back-off
+                } catch (InterruptedException ie) {
+                    return;
+                }
+                backoff = Math.min(backoff * 2, 10_000);
+            } finally {
+                connection = null;
+            }
+        }
+    }
+
+    void stop() {
+        stopped = true;
+        Connection c = connection;
+        if (c != null) {
+            try {
+                c.close();
+            } catch (SQLException ignored) {
+                // closing to unblock the listener; its state no longer matters
+            }
+        }
+        if (thread != null) {
+            thread.interrupt();
+            try {
+                thread.join(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}
