@@ -153,6 +153,15 @@ public final class Dispatcher implements AutoCloseable {
     /** Starts the node; returns once it is claiming. Refuses when the schema or the node id is not ours. */
     public Dispatcher start() throws InterruptedException {
         if (!started.compareAndSet(false, true)) throw new IllegalStateException("already started");
+        try {
+            return startParts();
+        } catch (RuntimeException | InterruptedException e) {
+            halt(); // nothing half-started stays behind: threads stopped, an owned pool closed
+            throw e;
+        }
+    }
+
+    private Dispatcher startParts() throws InterruptedException {
         log.info("dispatcher: node={} configuration {}", config.nodeId(), config.describe());
         db.requireCurrentSchema();
         register();
@@ -261,6 +270,11 @@ public final class Dispatcher implements AutoCloseable {
      */
     public void stop() {
         if (!started.get() || !stopped.compareAndSet(false, true)) return;
+        if (claimLoop == null) { // start() failed part-way: nothing runs, nothing is held
+            stopped.set(false);
+            halt();
+            return;
+        }
         log.info("dispatcher: node={} stopping: draining {} running tasks for up to {}s", config.nodeId(), leases.size(),
                 config.drainTimeout().toSeconds());
         claimLoop.stop();
@@ -311,16 +325,18 @@ public final class Dispatcher implements AutoCloseable {
     public void halt() {
         if (!started.get() || !stopped.compareAndSet(false, true)) return;
         registered = false;
-        claimLoop.stop();
-        completer.halt();
+        if (claimLoop != null) claimLoop.stop();
+        if (completer != null) completer.halt();
         for (HeldLeases.Held h : leases.all()) HeldLeases.markLost(h, "halted");
-        workers.shutdownNow();
-        renewer.stop();
-        reaper.stop();
-        pruner.stop();
-        gauges.stop();
-        wakeups.stop();
-        timeouts.shutdownNow();
+        for (Object part : new Object[] {renewer, reaper, pruner, gauges, wakeups}) {
+            if (part instanceof LeaseRenewer r) r.stop();
+            else if (part instanceof Reaper r) r.stop();
+            else if (part instanceof Pruner p) p.stop();
+            else if (part instanceof PeriodicService p) p.stop();
+            else if (part instanceof Wakeups w) w.stop();
+        }
+        if (workers != null) workers.shutdownNow();
+        if (timeouts != null) timeouts.shutdownNow();
         if (ownsDatabase) db.close();
     }
 
