@@ -128,6 +128,10 @@ public final class TaskStore {
                       FROM tasks t
                      WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
                        AND t.kind = ANY(:kinds::text[])
+                       -- legacy rows from before V3's NOT VALID checks would fail them on this UPDATE and
+                       -- take the whole batch down with them: leave them pending, visible to operators
+                       AND jsonb_typeof(t.payload) = 'object' AND t.priority BETWEEN -1000 AND 1000
+                       AND t.max_attempts BETWEEN 1 AND 1000 AND t.attempts >= 0 AND t.requeue_count >= 0
                      ORDER BY t.priority, t.run_at, t.id
                      LIMIT :limit
                        FOR UPDATE OF t SKIP LOCKED) d
