@@ -351,15 +351,19 @@ public final class TaskStore {
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token)
                 SELECT u.id, 'succeeded', :owner, u.lease_token FROM upd u
+            ), already AS (
+                -- a retry of a write whose commit we did not hear about (the connection broke): it is ours
+                SELECT d.id FROM done d JOIN tasks t ON t.id = d.id
+                 WHERE t.status = 'succeeded' AND t.owner_id = :owner AND t.lease_token = d.token
             ), refused AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT d.id, 'completion_refused', :owner, d.token,
                        jsonb_build_object('outcome', 'succeeded', 'status', t.status,
                                           'current_owner', t.owner_id, 'current_token', t.lease_token)
                   FROM done d LEFT JOIN tasks t ON t.id = d.id
-                 WHERE d.id NOT IN (SELECT id FROM upd)
+                 WHERE d.id NOT IN (SELECT id FROM upd) AND d.id NOT IN (SELECT id FROM already)
             )
-            SELECT id FROM upd
+            SELECT id FROM upd UNION ALL SELECT id FROM already
             """);
 
     private static final NamedSql FAIL = NamedSql.of("""
