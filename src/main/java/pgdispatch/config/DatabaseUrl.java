@@ -87,9 +87,13 @@ public record DatabaseUrl(String host, int port, String database, String user, S
         return URLDecoder.decode(s, StandardCharsets.UTF_8);
     }
 
-    /** Masks the password in a URL as the operator typed it, for error messages. */
+    /**
+     * Masks the password in a URL as the operator typed it, for error messages. A password typed
+     * unencoded may hold {@code @ / ? #}, so everything up to the last {@code @} is masked: this may hide
+     * more than the password (a query value with an {@code @}), never less.
+     */
     static String maskRaw(String s) {
-        String masked = s.replaceAll("(://[^:/@?]*:)[^@/?]*@", "$1***@");
+        String masked = s.replaceAll("(://[^:/@?]*:).*@", "$1***@");
         return masked.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
 
