@@ -81,6 +81,15 @@ class DatabaseUrlTest {
     }
 
     @Test
+    void toStringMasksOtherPasswordParametersButTheJdbcUrlKeepsThem() {
+        DatabaseUrl url = DatabaseUrl.parse("DATABASE_URL",
+                "jdbc:postgresql://host/db?user=x&sslpassword=Zq9-key&sslmode=require");
+
+        assertThat(url.toString()).doesNotContain("Zq9-key").contains("sslpassword=***", "sslmode=require");
+        assertThat(url.jdbcUrl()).contains("sslpassword=Zq9-key");
+    }
+
+    @Test
     void refusesAnEmptyUrl() {
         assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", " "))
                 .isInstanceOf(ConfigException.class)
