@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import org.assertj.core.api.InstanceOfAssertFactories;
 import org.flywaydb.core.Flyway;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -117,7 +118,7 @@ class AdoptionTest {
         Optional<List<StaleTask>> swept = new TaskStore(db.database().dataSource())
                 .requeueStale(Duration.ofMinutes(15), Duration.ofSeconds(90), 3, 1000);
 
-        assertThat(swept).get().asInstanceOf(org.assertj.core.api.InstanceOfAssertFactories.list(StaleTask.class))
+        assertThat(swept).get().asInstanceOf(InstanceOfAssertFactories.list(StaleTask.class))
                 .allSatisfy(t -> {
                     assertThat(t.action()).isEqualTo("requeue");
                     assertThat(t.owner()).isNull();

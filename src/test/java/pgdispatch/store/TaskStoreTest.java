@@ -24,6 +24,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.assertj.core.api.InstanceOfAssertFactories;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -293,7 +294,7 @@ class TaskStoreTest {
 
             assertThat(three).hasSize(3);
             assertThat(rest).hasSize(1);
-            assertThat(new ArrayList<>(three) {{ addAll(rest); }}).extracting(ClaimedTask::id)
+            assertThat(java.util.stream.Stream.concat(three.stream(), rest.stream()).map(ClaimedTask::id).toList())
                     .containsExactlyInAnyOrder(a1, a2, b1, b2);
         }
 
@@ -540,7 +541,7 @@ class TaskStoreTest {
             assertThat(afterA).containsEntry("updated_at", beforeA.get("updated_at"))
                     .containsEntry("lease_token", 1L).containsEntry("status", "running");
             assertThat(db.rows("SELECT extract(epoch FROM now() - last_seen_at)::float8 AS s FROM dispatcher_nodes")
-                    .get(0).get("s")).asInstanceOf(org.assertj.core.api.InstanceOfAssertFactories.DOUBLE).isLessThan(10.0);
+                    .get(0).get("s")).asInstanceOf(InstanceOfAssertFactories.DOUBLE).isLessThan(10.0);
             assertThat(events(a)).isEmpty();
             assertThat(events(b)).isEmpty();
         }
