@@ -87,9 +87,13 @@ public record DatabaseUrl(String host, int port, String database, String user, S
         return URLDecoder.decode(s, StandardCharsets.UTF_8);
     }
 
-    /** Masks the password in a URL as the operator typed it, for error messages. */
+    /**
+     * Masks the password in a URL as the operator typed it, for error messages. A password typed
+     * unencoded may hold {@code @ / ? #}, so everything up to the last {@code @} is masked: this may hide
+     * more than the password (a query value with an {@code @}), never less.
+     */
     static String maskRaw(String s) {
-        String masked = s.replaceAll("(://[^:/@?]*:)[^@/?]*@", "$1***@");
+        String masked = s.replaceAll("(://[^:/@?]*:).*@", "$1***@");
         return masked.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
 
@@ -110,12 +114,18 @@ public record DatabaseUrl(String host, int port, String database, String user, S
         return new DatabaseUrl(host, port, otherDatabase, user, password, params);
     }
 
+    // pgJDBC parameters such as sslpassword carry secrets too
+    private static boolean isSecret(String param) {
+        return param.toLowerCase(java.util.Locale.ROOT).contains("password");
+    }
+
     /** For logs and status output: the URL with the password masked. */
     @Override
     public String toString() {
         String who = user == null ? "" : user + (password == null ? "" : ":***") + "@";
         String q = params.isEmpty() ? "" : "?" + String.join("&",
-                params.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).toList());
+                params.entrySet().stream().map(e -> e.getKey() + "=" + (isSecret(e.getKey()) ? "***" : e.getValue()))
+                        .toList());
         return "postgresql://" + who + host + ":" + port + "/" + database + q;
     }
 }
