@@ -315,7 +315,9 @@ public final class TaskStore {
                SET lease_expires_at = now() + :lease_ms * interval '1 millisecond',
                    last_heartbeat_at = now(),
                    progress = CASE WHEN :has_progress THEN jsonb_build_object(
-                                  'checkpoint', :progress::jsonb, 'message', :message::text, 'at', now())
+                                  -- a message alone keeps the last checkpoint: the next attempt still resumes from it
+                                  'checkpoint', coalesce(:progress::jsonb, progress->'checkpoint'),
+                                  'message', :message::text, 'at', now())
                               ELSE progress END
              WHERE id = :id AND owner_id = :owner AND lease_token = :token AND status = 'running'
             """);
