@@ -127,7 +127,7 @@ final class DemoCommand implements Callable<Integer> {
 
                 NodeStore nodes = new NodeStore(db.dataSource());
                 await("node-a to be seen dead", () -> nodes.find("node-a", NODE_TIMEOUT).map(n -> !n.alive()).orElse(true));
-                say(String.format("node-a has not heartbeated for %.1fs (> TASK_NODE_TIMEOUT_S=%d): it counts as dead now,"
+                say(String.format("node-a has not heartbeated for %.3fs (> TASK_NODE_TIMEOUT_S=%d): it counts as dead now,"
                                 + " before its leases run out; the next reaper sweep takes its tasks back",
                         nodes.find("node-a", NODE_TIMEOUT).map(NodeStore.Node::secondsSinceSeen).orElse(0.0),
                         NODE_TIMEOUT.toSeconds()));
@@ -184,7 +184,10 @@ final class DemoCommand implements Callable<Integer> {
         long until = System.nanoTime() + STEP_TIMEOUT.toNanos();
         while (true) {
             pump();
-            if (condition.getAsBoolean()) return;
+            if (condition.getAsBoolean()) {
+                pump(); // what made it true is told before the next step
+                return;
+            }
             if (System.nanoTime() > until) {
                 throw new IllegalStateException("demo: waited " + STEP_TIMEOUT.toSeconds() + "s for " + what + " in vain");
             }

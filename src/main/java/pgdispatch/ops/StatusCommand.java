@@ -16,6 +16,7 @@ import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.TaskQueries;
+import pgdispatch.store.TaskStatus;
 
 /** {@code status}: queues, running leases, stale work, nodes: a table for people, {@code --json} for scripts. */
 @Command(name = "status", mixinStandardHelpOptions = true,
@@ -61,16 +62,27 @@ final class StatusCommand implements Callable<Integer> {
             m.put("queues", queues.stream().map(s -> {
                 Map<String, Object> x = new LinkedHashMap<>();
                 x.put("queue", s.queue());
-                x.put("counts", s.byStatus());
+                Map<String, Long> counts = new LinkedHashMap<>();
+                for (TaskStatus st : TaskStatus.values()) counts.put(st.sql(), s.byStatus().get(st.sql()));
+                x.put("counts", counts);
                 x.put("lag_seconds", s.lagSeconds());
                 x.put("stale", s.stale());
                 x.put("requeued_total", s.requeuedTotal());
                 return x;
             }).toList());
             m.put("running", running);
-            m.put("nodes", nodes.stream().map(n -> Map.of("node_id", n.nodeId(), "host", n.host(), "pid", n.pid(),
-                    "alive", n.alive(), "seconds_since_seen", n.secondsSinceSeen(),
-                    "stopped", n.stoppedAt() != null, "queues", n.queues(), "kinds", n.kinds())).toList());
+            m.put("nodes", nodes.stream().map(n -> {
+                Map<String, Object> x = new LinkedHashMap<>(); // fixed key order, for people reading it
+                x.put("node_id", n.nodeId());
+                x.put("host", n.host());
+                x.put("pid", n.pid());
+                x.put("alive", n.alive());
+                x.put("stopped", n.stoppedAt() != null);
+                x.put("seconds_since_seen", n.secondsSinceSeen());
+                x.put("queues", n.queues());
+                x.put("kinds", n.kinds());
+                return x;
+            }).toList());
             m.put("events_last_hour", events);
             m.put("pending_kinds_without_live_handler", orphanKinds);
             out.println(JSON.writeValueAsString(m));

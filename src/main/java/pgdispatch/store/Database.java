@@ -77,16 +77,22 @@ public final class Database implements AutoCloseable {
         return DriverManager.getConnection(url.jdbcUrl(), driverProperties(url));
     }
 
+    /** Whether the database of {@code url} exists (connecting to it; other connection errors are thrown). */
+    public static boolean exists(DatabaseUrl url) throws SQLException {
+        try (Connection c = connect(url)) {
+            return true;
+        } catch (SQLException e) {
+            if (!"3D000".equals(e.getSQLState())) throw e; // 3D000 invalid_catalog_name: no such database
+            return false;
+        }
+    }
+
     /**
      * Creates the database of {@code url} when it does not exist yet (connecting to the server's
      * {@code postgres} database to do so). Returns true when it was created.
      */
     public static boolean createIfMissing(DatabaseUrl url) throws SQLException {
-        try (Connection c = connect(url)) {
-            return false;
-        } catch (SQLException e) {
-            if (!"3D000".equals(e.getSQLState())) throw e; // 3D000 invalid_catalog_name: no such database
-        }
+        if (exists(url)) return false;
         try (Connection admin = connect(url.withDatabase("postgres")); Statement st = admin.createStatement()) {
             // the name was checked against [A-Za-z0-9_$-] by DatabaseUrl.parse; quoted as an identifier
             st.execute("CREATE DATABASE \"" + url.database() + "\"");

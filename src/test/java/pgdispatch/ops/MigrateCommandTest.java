@@ -58,6 +58,11 @@ class MigrateCommandTest {
     @Test
     void migrateCreatesAMissingDatabase() throws Exception {
         DatabaseUrl url = PgServer.get().admin().withDatabase(name);
+        Cli.Run dry = Cli.run(url, "migrate", "--dry-run");
+        assertThat(dry.code()).as(dry.err()).isZero();
+        assertThat(dry.out()).isEqualTo("database " + name + " does not exist: migrate would create it and apply every"
+                + " migration; nothing changed\n");
+        assertThat(Database.exists(url)).isFalse();
 
         Cli.Run r = Cli.run(url, "migrate");
 
