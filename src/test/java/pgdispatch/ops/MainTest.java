@@ -48,6 +48,13 @@ class MainTest {
     }
 
     @Test
+    void runWithABadOptionIsAUsageErrorNamingTheVariableItSets() {
+        Cli.Run r = Cli.run(NOWHERE, "run", "--concurrency", "lots");
+        assertThat(r.code()).isEqualTo(Main.USAGE);
+        assertThat(r.errLines()).containsExactly("pgdispatch: TASK_CONCURRENCY=lots must be a whole number from 1 to 10000");
+    }
+
+    @Test
     void anUnreachableDatabaseIsAFailure() {
         DatabaseUrl closedPort = DatabaseUrl.parse("test", "postgresql://postgres@127.0.0.1:1/pgd_ops_unused");
         Cli.Run r = Cli.run(closedPort, "tasks", "list");
