@@ -59,9 +59,9 @@ public final class DispatchMetrics {
                 "Tasks a previous incarnation left running, requeued at start");
         this.reaperSweeps = simple("pgdispatch.reaper.sweeps", "Reaper sweeps run");
         this.pruned = simple("pgdispatch.tasks.pruned", "Finished tasks deleted by retention");
-        // tag values as docs/MONITORING.md lists them (dashboards group by them)
-        this.reaperRequeued = reaperRows("requeued");
-        this.reaperQuarantined = reaperRows("quarantined");
+        // tag values are the reaper's action words, as `reap --json` and pgdispatch_reap_stale() print them
+        this.reaperRequeued = reaperRows("requeue");
+        this.reaperQuarantined = reaperRows("quarantine");
     }
 
     /**

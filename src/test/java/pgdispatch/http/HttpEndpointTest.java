@@ -121,7 +121,7 @@ class HttpEndpointTest {
         List<Sample> samples = scrape();
         assertThat(value(samples, "pgdispatch_tasks_requeued_total", "")).isZero();
         assertThat(value(samples, "pgdispatch_completions_refused_total", "")).isZero();
-        assertThat(value(samples, "pgdispatch_reaper_rows_total", "action=\"quarantined\"")).isZero();
+        assertThat(value(samples, "pgdispatch_reaper_rows_total", "action=\"quarantine\"")).isZero();
         assertThat(value(samples, "pgdispatch_tasks_failed_total", "kind=\"fail\",queue=\"default\"")).isZero();
         assertThat(value(samples, "pgdispatch_queue_depth", "queue=\"default\"")).isZero();
         assertThat(missing(names(samples), DOCUMENTED)).isEmpty();
