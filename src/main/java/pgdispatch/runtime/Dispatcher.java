@@ -69,7 +69,7 @@ public final class Dispatcher implements AutoCloseable {
         this.config = b.config;
         this.ownsDatabase = b.database == null;
         this.db = b.database != null ? b.database
-                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId());
+                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId(), b.registry);
         this.handlers = Map.copyOf(b.handlers);
         this.metrics = new DispatchMetrics(b.registry);
         this.retryPolicy = b.retryPolicy;
@@ -168,6 +168,7 @@ public final class Dispatcher implements AutoCloseable {
         recovery = new StartupRecovery(new StartupRecovery.Config(config.nodeId(), config.maxRequeue(),
                 StartupRecovery.DEFAULT_BATCH), store, metrics).runOnce();
 
+        metrics.serving(config.queues(), handlers.keySet());
         Map<String, Duration> leaseByKind = new LinkedHashMap<>();
         for (TaskHandler h : handlers.values()) leaseByKind.put(h.kind(), h.lease() == null ? config.lease() : h.lease());
 
