@@ -153,6 +153,16 @@ public final class Dispatcher implements AutoCloseable {
     /** Starts the node; returns once it is claiming. Refuses when the schema or the node id is not ours. */
     public Dispatcher start() throws InterruptedException {
         if (!started.compareAndSet(false, true)) throw new IllegalStateException("already started");
+        try {
+            startParts();
+        } catch (RuntimeException | InterruptedException | Error e) {
+            halt(); // stop what did start (threads, own pool); the caller sees the real cause, not a follow-up error
+            throw e;
+        }
+        return this;
+    }
+
+    private void startParts() throws InterruptedException {
         log.info("dispatcher: node={} configuration {}", config.nodeId(), config.describe());
         db.requireCurrentSchema();
         register();
@@ -188,7 +198,6 @@ public final class Dispatcher implements AutoCloseable {
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
                 config.lease().toSeconds(), config.renewInterval().toSeconds());
-        return this;
     }
 
     private void register() throws InterruptedException {
@@ -311,16 +320,17 @@ public final class Dispatcher implements AutoCloseable {
     public void halt() {
         if (!started.get() || !stopped.compareAndSet(false, true)) return;
         registered = false;
-        claimLoop.stop();
-        completer.halt();
+        // null checks: halt() also cleans up after a start() that failed halfway
+        if (claimLoop != null) claimLoop.stop();
+        if (completer != null) completer.halt();
         for (HeldLeases.Held h : leases.all()) HeldLeases.markLost(h, "halted");
-        workers.shutdownNow();
-        renewer.stop();
-        reaper.stop();
-        pruner.stop();
-        gauges.stop();
-        wakeups.stop();
-        timeouts.shutdownNow();
+        if (workers != null) workers.shutdownNow();
+        if (renewer != null) renewer.stop();
+        if (reaper != null) reaper.stop();
+        if (pruner != null) pruner.stop();
+        if (gauges != null) gauges.stop();
+        if (wakeups != null) wakeups.stop();
+        if (timeouts != null) timeouts.shutdownNow();
         if (ownsDatabase) db.close();
     }
 
