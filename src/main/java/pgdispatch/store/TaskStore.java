@@ -246,9 +246,13 @@ public final class TaskStore {
 
     // One statement per node and tick, whatever the number of held leases: renew every (id, token) the
     // node presents, heartbeat the node row, and record a lease_lost event for each one not renewed.
+    // Except a lease whose outcome is being written (pending): the completer commits it and only then
+    // drops the lease, so a tick in between presents a lease its own outcome has just ended. That is no
+    // loss; had the lease really been lost, the outcome's write is refused and recorded as such.
     private static final NamedSql RENEW = NamedSql.of("""
             WITH held AS (
-                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[]) AS h(id, token, lease_ms)
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[], :pending::boolean[])
+                              AS h(id, token, lease_ms, pending)
             ), node AS (
                 UPDATE dispatcher_nodes SET last_seen_at = now()
                  WHERE node_id = :owner AND incarnation = :incarnation::uuid
@@ -266,7 +270,7 @@ public final class TaskStore {
                        jsonb_build_object('status', t.status, 'current_owner', t.owner_id,
                                           'current_token', t.lease_token)
                   FROM held h LEFT JOIN tasks t ON t.id = h.id
-                 WHERE h.id NOT IN (SELECT id FROM renewed)
+                 WHERE h.id NOT IN (SELECT id FROM renewed) AND NOT h.pending
                 RETURNING task_id, detail->>'status' AS status
             )
             SELECT 'renewed' AS what, id, NULL AS status FROM renewed
@@ -277,18 +281,21 @@ public final class TaskStore {
     /**
      * running (owner, token) → running with {@code lease_expires_at = now() + lease}, for every held
      * lease at once, plus the node's heartbeat. A lease not renewed is lost (requeued, cancelled,
-     * taken over, finished): it is reported with the row's status then, and recorded as lease_lost.
+     * taken over, finished): it is reported with the row's status then, and recorded as lease_lost,
+     * unless its outcome is pending ({@link HeldLease#outcomePending()}): then it is not reported at all.
      */
     public RenewResult renewHeld(String owner, String incarnation, List<HeldLease> held) {
         Long[] ids = new Long[held.size()];
         Long[] tokens = new Long[held.size()];
         Long[] leaseMs = new Long[held.size()];
+        Boolean[] pending = new Boolean[held.size()];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = held.get(i).id();
             tokens[i] = held.get(i).leaseToken();
             leaseMs[i] = held.get(i).lease().toMillis();
+            pending[i] = held.get(i).outcomePending();
         }
-        return query(RENEW, Map.of("ids", ids, "tokens", tokens, "lease_ms", leaseMs, "owner", owner,
+        return query(RENEW, Map.of("ids", ids, "tokens", tokens, "lease_ms", leaseMs, "pending", pending, "owner", owner,
                 "incarnation", incarnation), rs -> {
             Set<Long> renewed = new HashSet<>();
             Map<Long, String> lost = new LinkedHashMap<>();
