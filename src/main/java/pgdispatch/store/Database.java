@@ -10,6 +10,7 @@ import java.util.Properties;
 import javax.sql.DataSource;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.MigrationInfo;
+import org.flywaydb.core.api.MigrationState;
 import org.flywaydb.core.api.configuration.FluentConfiguration;
 import org.flywaydb.core.api.output.MigrateResult;
 import org.flywaydb.database.postgresql.PostgreSQLConfigurationExtension;
@@ -120,13 +121,13 @@ public final class Database implements AutoCloseable {
         MigrationInfo current = info.current();
         String have = current == null ? "none" : current.getVersion().getVersion();
         MigrationInfo[] all = info.all();
-        String latestKnown = all.length == 0 ? "none" : all[all.length - 1].getVersion().getVersion();
+        String latestKnown = latestKnown(all);
         if (info.pending().length > 0) {
             throw new SchemaMismatchException("database " + url.database() + " is at schema version " + have
                     + " but this pgdispatch needs " + latestKnown + ": run `pgdispatch migrate` first");
         }
         for (MigrationInfo m : all) {
-            if (m.getState().name().equals("FUTURE_SUCCESS") || m.getState().name().equals("FUTURE_FAILED")) {
+            if (isFuture(m)) {
                 throw new SchemaMismatchException("database " + url.database() + " is at schema version " + have
                         + ", newer than this pgdispatch knows (" + latestKnown + "): upgrade pgdispatch");
             }
@@ -136,8 +137,19 @@ public final class Database implements AutoCloseable {
 
     /** The newest migration version in this build. */
     public static String expectedSchemaVersion(DataSource ds) {
-        MigrationInfo[] all = flyway(ds, null).info().all();
-        return all.length == 0 ? "none" : all[all.length - 1].getVersion().getVersion();
+        return latestKnown(flyway(ds, null).info().all());
+    }
+
+    // info().all() also lists history rows of migrations this build lacks (FUTURE_*): they are not ours
+    private static String latestKnown(MigrationInfo[] all) {
+        for (int i = all.length - 1; i >= 0; i--) {
+            if (!isFuture(all[i])) return all[i].getVersion().getVersion();
+        }
+        return "none";
+    }
+
+    private static boolean isFuture(MigrationInfo m) {
+        return m.getState() == MigrationState.FUTURE_SUCCESS || m.getState() == MigrationState.FUTURE_FAILED;
     }
 
     public DSLContext dsl() {
