@@ -87,9 +87,13 @@ public record DatabaseUrl(String host, int port, String database, String user, S
         return URLDecoder.decode(s, StandardCharsets.UTF_8);
     }
 
-    /** Masks the password in a URL as the operator typed it, for error messages. */
+    /**
+     * Masks the password in a URL as the operator typed it, for error messages. Everything from the
+     * user's colon to the last {@code @} goes: a raw password may itself hold {@code @ / ?}, and a
+     * message that shows too little of a broken URL is better than one that shows part of a secret.
+     */
     static String maskRaw(String s) {
-        String masked = s.replaceAll("(://[^:/@?]*:)[^@/?]*@", "$1***@");
+        String masked = s.replaceAll("(?s)(://[^:/@?]*:).*@", "$1***@");
         return masked.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
 
