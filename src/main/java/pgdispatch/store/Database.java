@@ -2,6 +2,7 @@ package pgdispatch.store;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.pool.HikariPool;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -50,7 +51,34 @@ public final class Database implements AutoCloseable {
         // Batched statements joined to unnest(...) get a generic plan after five runs that loops over
         // every running row per element (see docs/PERFORMANCE.md): plan each execution for its arrays.
         hc.setConnectionInitSql("SET plan_cache_mode = force_custom_plan");
-        return new Database(url, new HikariDataSource(hc));
+        try {
+            return new Database(url, new HikariDataSource(hc));
+        } catch (HikariPool.PoolInitializationException e) {
+            throw new UnreachableException(url, e);
+        }
+    }
+
+    /**
+     * The pool could not open its first connection. The message names the database (password masked)
+     * and the deepest cause, e.g. {@code cannot connect to postgresql://app:***@db.internal:5432/jobs:
+     * The connection attempt failed. (UnknownHostException: db.internal)}, where Hikari alone says only
+     * "Failed to initialize pool: The connection attempt failed."
+     */
+    public static final class UnreachableException extends RuntimeException {
+        UnreachableException(DatabaseUrl url, Throwable e) {
+            super("cannot connect to " + url + ": " + describe(e), e);
+        }
+
+        private static String describe(Throwable e) {
+            Throwable first = e instanceof SQLException || e.getCause() == null ? e : e.getCause();
+            Throwable root = first;
+            while (root.getCause() != null && root.getCause() != root) root = root.getCause();
+            String msg = String.valueOf(first.getMessage()).strip();
+            if (root != first && root.getMessage() != null && !msg.contains(root.getMessage())) {
+                msg += " (" + root.getClass().getSimpleName() + ": " + root.getMessage() + ")";
+            }
+            return msg;
+        }
     }
 
     static Properties driverProperties(DatabaseUrl url) {
@@ -75,6 +103,7 @@ public final class Database implements AutoCloseable {
         try (Connection c = connect(url)) {
             return false;
         } catch (SQLException e) {
+            if (e.getSQLState() != null && e.getSQLState().startsWith("08")) throw new UnreachableException(url, e);
             if (!"3D000".equals(e.getSQLState())) throw e; // 3D000 invalid_catalog_name: no such database
         }
         try (Connection admin = connect(url.withDatabase("postgres")); Statement st = admin.createStatement()) {
