@@ -16,7 +16,8 @@ import pgdispatch.testing.TestDatabase;
  * own node had just completed). The completer commits an outcome and only then drops the lease from the
  * held set, so a renewal tick in between presented a lease its own outcome had ended, and the renewal
  * recorded it as lost: a false lease_lost in the audit trail, the metric and the log. A lease whose
- * outcome is pending is now renewed while it runs but never reported lost; a real loss still is.
+ * outcome is pending, or was already written by its owner under its token, is now never reported lost
+ * (a pending one is still renewed); a real loss still is.
  */
 class LeaseLostAccountingTest {
     @RegisterExtension
@@ -54,6 +55,21 @@ class LeaseLostAccountingTest {
 
         // the tick read the held set before the completer dropped the lease
         RenewResult r = store.renewHeld("node-a", incarnation, List.of(new HeldLease(id, t.leaseToken(), LEASE, true)));
+
+        assertThat(r.renewed()).isEmpty();
+        assertThat(r.lost()).isEmpty();
+        assertThat(leaseLostEvents(id)).isZero();
+    }
+
+    @Test
+    void renewalThatReadTheHeldSetBeforeTheHandlerFinishedDoesNotReportTheCompletedLeaseLost() {
+        long id = enqueue();
+        ClaimedTask t = claim("node-a");
+        // the tick read the held set while the handler still ran; the outcome committed before its statement
+        assertThat(store.completeIfOwned("node-a", List.of(new Outcome.Failure(id, t.leaseToken(), "boom", false,
+                Duration.ZERO)))).containsEntry(id, TaskStatus.PENDING);
+
+        RenewResult r = store.renewHeld("node-a", incarnation, List.of(new HeldLease(id, t.leaseToken(), LEASE, false)));
 
         assertThat(r.renewed()).isEmpty();
         assertThat(r.lost()).isEmpty();
