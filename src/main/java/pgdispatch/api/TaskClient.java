@@ -18,7 +18,12 @@ import pgdispatch.store.TaskStore;
  * insert with plain SQL (docs/SQL_CONTRACT.md).
  */
 public final class TaskClient {
-    static final ObjectMapper JSON = new ObjectMapper();
+    // Strict: a payload is exactly one JSON object. Jackson's defaults would take "{...} junk" or two
+    // concatenated objects as the first one and a repeated key as its last value: silent repairs that
+    // hide a producer's bug and store something else than what was sent.
+    static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
     private static final Pattern QUEUE = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}");
     private static final Pattern KIND = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}");
     /** How far ahead a task may be scheduled, and how far back a run-at may lie (likely a bug then). */
@@ -96,8 +101,12 @@ public final class TaskClient {
         try {
             node = JSON.readTree(raw);
         } catch (JsonProcessingException ex) {
-            throw new InvalidTaskException("payload", "payload is not valid JSON: " + ex.getOriginalMessage()
-                    + " (line " + ex.getLocation().getLineNr() + ", column " + ex.getLocation().getColumnNr() + ")");
+            String where = " (line " + ex.getLocation().getLineNr() + ", column " + ex.getLocation().getColumnNr() + ")";
+            if (ex.getOriginalMessage().startsWith("Trailing token")) {
+                throw new InvalidTaskException("payload", "payload has more after its JSON value" + where
+                        + "; send exactly one JSON object");
+            }
+            throw new InvalidTaskException("payload", "payload is not valid JSON: " + ex.getOriginalMessage() + where);
         }
         if (node == null || !node.isObject()) {
             throw new InvalidTaskException("payload", "payload must be a JSON object ({...}), got "

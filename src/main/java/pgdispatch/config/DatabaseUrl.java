@@ -88,12 +88,12 @@ public record DatabaseUrl(String host, int port, String database, String user, S
     }
 
     /**
-     * Masks the password in a URL as the operator typed it, for error messages. A password typed
-     * unencoded may hold {@code @ / ? #}, so everything up to the last {@code @} is masked: this may hide
-     * more than the password (a query value with an {@code @}), never less.
+     * Masks the password in a URL as the operator typed it, for error messages. Everything from the
+     * user's colon to the last {@code @} goes: a raw password may itself hold {@code @ / ?}, and a
+     * message that shows too little of a broken URL is better than one that shows part of a secret.
      */
     static String maskRaw(String s) {
-        String masked = s.replaceAll("(://[^:/@?]*:).*@", "$1***@");
+        String masked = s.replaceAll("(?s)(://[^:/@?]*:).*@", "$1***@");
         return masked.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
 

@@ -154,14 +154,15 @@ public final class Dispatcher implements AutoCloseable {
     public Dispatcher start() throws InterruptedException {
         if (!started.compareAndSet(false, true)) throw new IllegalStateException("already started");
         try {
-            return startParts();
-        } catch (RuntimeException | InterruptedException e) {
-            halt(); // nothing half-started stays behind: threads stopped, an owned pool closed
+            startParts();
+        } catch (RuntimeException | InterruptedException | Error e) {
+            halt(); // stop what did start (threads, own pool); the caller sees the real cause, not a follow-up error
             throw e;
         }
+        return this;
     }
 
-    private Dispatcher startParts() throws InterruptedException {
+    private void startParts() throws InterruptedException {
         log.info("dispatcher: node={} configuration {}", config.nodeId(), config.describe());
         db.requireCurrentSchema();
         register();
@@ -198,7 +199,6 @@ public final class Dispatcher implements AutoCloseable {
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
                 config.lease().toSeconds(), config.renewInterval().toSeconds());
-        return this;
     }
 
     private void register() throws InterruptedException {
@@ -326,17 +326,16 @@ public final class Dispatcher implements AutoCloseable {
     public void halt() {
         if (!started.get() || !stopped.compareAndSet(false, true)) return;
         registered = false;
+        // null checks: halt() also cleans up after a start() that failed halfway
         if (claimLoop != null) claimLoop.stop();
         if (completer != null) completer.halt();
         for (HeldLeases.Held h : leases.all()) HeldLeases.markLost(h, "halted");
-        for (Object part : new Object[] {renewer, reaper, pruner, gauges, wakeups}) {
-            if (part instanceof LeaseRenewer r) r.stop();
-            else if (part instanceof Reaper r) r.stop();
-            else if (part instanceof Pruner p) p.stop();
-            else if (part instanceof PeriodicService p) p.stop();
-            else if (part instanceof Wakeups w) w.stop();
-        }
         if (workers != null) workers.shutdownNow();
+        if (renewer != null) renewer.stop();
+        if (reaper != null) reaper.stop();
+        if (pruner != null) pruner.stop();
+        if (gauges != null) gauges.stop();
+        if (wakeups != null) wakeups.stop();
         if (timeouts != null) timeouts.shutdownNow();
         if (ownsDatabase) db.close();
     }

@@ -33,7 +33,8 @@ final class HeldLeases {
         }
 
         HeldLease lease() {
-            return new HeldLease(task.id(), task.leaseToken(), task.lease());
+            // finished and not lost: the outcome is with the completer (a lost one is forgotten, not presented)
+            return new HeldLease(task.id(), task.leaseToken(), task.lease(), finished);
         }
     }
 

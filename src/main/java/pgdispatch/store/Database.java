@@ -4,6 +4,7 @@ import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory;
 import io.micrometer.core.instrument.MeterRegistry;
+import com.zaxxer.hikari.pool.HikariPool;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -61,7 +62,34 @@ public final class Database implements AutoCloseable {
         // every running row per element (see docs/PERFORMANCE.md): plan each execution for its arrays.
         hc.setConnectionInitSql("SET plan_cache_mode = force_custom_plan");
         if (registry != null) hc.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(registry));
-        return new Database(url, new HikariDataSource(hc));
+        try {
+            return new Database(url, new HikariDataSource(hc));
+        } catch (HikariPool.PoolInitializationException e) {
+            throw new UnreachableException(url, e);
+        }
+    }
+
+    /**
+     * The pool could not open its first connection. The message names the database (password masked)
+     * and the deepest cause, e.g. {@code cannot connect to postgresql://app:***@db.internal:5432/jobs:
+     * The connection attempt failed. (UnknownHostException: db.internal)}, where Hikari alone says only
+     * "Failed to initialize pool: The connection attempt failed."
+     */
+    public static final class UnreachableException extends RuntimeException {
+        UnreachableException(DatabaseUrl url, Throwable e) {
+            super("cannot connect to " + url + ": " + describe(e), e);
+        }
+
+        private static String describe(Throwable e) {
+            Throwable first = e instanceof SQLException || e.getCause() == null ? e : e.getCause();
+            Throwable root = first;
+            while (root.getCause() != null && root.getCause() != root) root = root.getCause();
+            String msg = String.valueOf(first.getMessage()).strip();
+            if (root != first && root.getMessage() != null && !msg.contains(root.getMessage())) {
+                msg += " (" + root.getClass().getSimpleName() + ": " + root.getMessage() + ")";
+            }
+            return msg;
+        }
     }
 
     static Properties driverProperties(DatabaseUrl url) {
@@ -93,7 +121,12 @@ public final class Database implements AutoCloseable {
      * {@code postgres} database to do so). Returns true when it was created.
      */
     public static boolean createIfMissing(DatabaseUrl url) throws SQLException {
-        if (exists(url)) return false;
+        try {
+            if (exists(url)) return false;
+        } catch (SQLException e) {
+            if (e.getSQLState() != null && e.getSQLState().startsWith("08")) throw new UnreachableException(url, e);
+            throw e;
+        }
         try (Connection admin = connect(url.withDatabase("postgres")); Statement st = admin.createStatement()) {
             // the name was checked against [A-Za-z0-9_$-] by DatabaseUrl.parse; quoted as an identifier
             st.execute("CREATE DATABASE \"" + url.database() + "\"");

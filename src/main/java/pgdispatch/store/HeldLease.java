@@ -2,5 +2,14 @@ package pgdispatch.store;
 
 import java.time.Duration;
 
-/** A lease this node believes it holds, as the renewal presents it. */
-public record HeldLease(long id, long leaseToken, Duration lease) {}
+/**
+ * A lease this node believes it holds, as the renewal presents it. {@code outcomePending}: the handler
+ * has finished and its outcome is on its way to the database; the renewal keeps such a lease alive but
+ * does not call it lost when it was not renewed (the outcome's own write decides: accepted, or
+ * recorded as completion_refused).
+ */
+public record HeldLease(long id, long leaseToken, Duration lease, boolean outcomePending) {
+    public HeldLease(long id, long leaseToken, Duration lease) {
+        this(id, leaseToken, lease, false);
+    }
+}

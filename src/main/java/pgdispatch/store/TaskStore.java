@@ -250,9 +250,15 @@ public final class TaskStore {
 
     // One statement per node and tick, whatever the number of held leases: renew every (id, token) the
     // node presents, heartbeat the node row, and record a lease_lost event for each one not renewed.
+    // Except a lease whose own outcome ended it: the completer commits an outcome and only then drops
+    // the lease, so a tick that read the held set in between presents it again. Either the node knew
+    // (pending: the handler had finished when the tick read the set) or the outcome committed before
+    // this statement began (its event is visible here). That is no loss; had the lease really been
+    // lost, the outcome's write is refused and recorded as completion_refused.
     private static final NamedSql RENEW = NamedSql.of("""
             WITH held AS (
-                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[]) AS h(id, token, lease_ms)
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[], :pending::boolean[])
+                              AS h(id, token, lease_ms, pending)
             ), node AS (
                 UPDATE dispatcher_nodes SET last_seen_at = now()
                  WHERE node_id = :owner AND incarnation = :incarnation::uuid
@@ -270,7 +276,10 @@ public final class TaskStore {
                        jsonb_build_object('status', t.status, 'current_owner', t.owner_id,
                                           'current_token', t.lease_token)
                   FROM held h LEFT JOIN tasks t ON t.id = h.id
-                 WHERE h.id NOT IN (SELECT id FROM renewed)
+                 WHERE h.id NOT IN (SELECT id FROM renewed) AND NOT h.pending
+                   AND NOT EXISTS (SELECT 1 FROM task_events e
+                                    WHERE e.task_id = h.id AND e.owner_id = :owner AND e.lease_token = h.token
+                                      AND e.event IN ('succeeded', 'failed', 'retry_scheduled', 'released'))
                 RETURNING task_id, detail->>'status' AS status
             )
             SELECT 'renewed' AS what, id, NULL AS status FROM renewed
@@ -281,18 +290,22 @@ public final class TaskStore {
     /**
      * running (owner, token) → running with {@code lease_expires_at = now() + lease}, for every held
      * lease at once, plus the node's heartbeat. A lease not renewed is lost (requeued, cancelled,
-     * taken over, finished): it is reported with the row's status then, and recorded as lease_lost.
+     * taken over, finished): it is reported with the row's status then, and recorded as lease_lost,
+     * unless its own outcome ended it (pending per {@link HeldLease#outcomePending()}, or already written
+     * by this owner under this token): then it is not reported at all.
      */
     public RenewResult renewHeld(String owner, String incarnation, List<HeldLease> held) {
         Long[] ids = new Long[held.size()];
         Long[] tokens = new Long[held.size()];
         Long[] leaseMs = new Long[held.size()];
+        Boolean[] pending = new Boolean[held.size()];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = held.get(i).id();
             tokens[i] = held.get(i).leaseToken();
             leaseMs[i] = held.get(i).lease().toMillis();
+            pending[i] = held.get(i).outcomePending();
         }
-        return query(RENEW, Map.of("ids", ids, "tokens", tokens, "lease_ms", leaseMs, "owner", owner,
+        return query(RENEW, Map.of("ids", ids, "tokens", tokens, "lease_ms", leaseMs, "pending", pending, "owner", owner,
                 "incarnation", incarnation), rs -> {
             Set<Long> renewed = new HashSet<>();
             Map<Long, String> lost = new LinkedHashMap<>();

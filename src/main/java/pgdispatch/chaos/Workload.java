@@ -1,0 +1,133 @@
+package pgdispatch.chaos;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.sql.DataSource;
+import pgdispatch.store.StoreException;
+import pgdispatch.store.TaskStore;
+
+/**
+ * The chaos run's mixed workload, enqueued in waves with the store's bulk insert: mostly {@code noop};
+ * {@code sleep} of varied length, some longer than the renewal interval and some longer than the lease
+ * (only renewals keep those alive); {@code fail} with {"times":1..2} and max_attempts 1, 2 or 5, so
+ * some succeed after retries and some fail for good. Every payload carries its wave and group, so an
+ * insert whose outcome is unknown (connection cut at commit) is settled by looking, never by guessing.
+ */
+final class Workload {
+    /** Sleep lengths in ms: short, longer than TASK_RENEW_S=1, longer than TASK_LEASE_S=6. */
+    private static final long[] SLEEPS = {20, 150, 400, 1_500, 2_500, 4_000, 7_000, 9_000};
+
+    private record Group(int no, String kind, int maxAttempts, int priority, List<String> payloads) {}
+
+    private final Random random;
+    private final TaskStore store;
+    private final DataSource ds;
+    private final AtomicLong committed = new AtomicLong();
+    private final Map<String, Long> byKind = new LinkedHashMap<>();
+    private int wave;
+
+    Workload(long seed, TaskStore store, DataSource ds) {
+        this.random = new Random(seed);
+        this.store = store;
+        this.ds = ds;
+    }
+
+    /** Tasks whose insert committed. */
+    long committed() {
+        return committed.get();
+    }
+
+    synchronized Map<String, Long> byKind() {
+        return Map.copyOf(byKind);
+    }
+
+    /** Enqueues {@code n} tasks as one wave (a few statements, one per kind and setting). */
+    synchronized void enqueue(int n, long deadlineMs) throws InterruptedException {
+        int w = ++wave;
+        Map<String, Group> groups = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+            double r = random.nextDouble();
+            String kind;
+            int maxAttempts = 5;
+            String body;
+            if (r < 0.88) {
+                kind = "noop";
+                body = "";
+            } else if (r < 0.95) {
+                kind = "sleep";
+                body = ",\"ms\":" + SLEEPS[random.nextInt(SLEEPS.length)];
+            } else {
+                kind = "fail";
+                int times = 1 + random.nextInt(2);
+                maxAttempts = new int[] {1, 2, 5, 5}[random.nextInt(4)];
+                body = ",\"times\":" + times;
+            }
+            int priority = random.nextInt(3) - 1;
+            String key = kind + "/" + maxAttempts + "/" + priority;
+            Group g = groups.get(key);
+            if (g == null) {
+                g = new Group(groups.size() + 1, kind, maxAttempts, priority, new ArrayList<>());
+                groups.put(key, g);
+            }
+            g.payloads().add("{\"w\":" + w + ",\"g\":" + g.no() + ",\"i\":" + i + body + "}");
+        }
+        for (Group g : groups.values()) insert(w, g, deadlineMs);
+    }
+
+    private void insert(int w, Group g, long deadlineMs) throws InterruptedException {
+        long backoff = 100;
+        while (true) {
+            try {
+                int n = store.enqueueMany("default", g.kind(), g.payloads(), g.priority(), g.maxAttempts());
+                count(g, n);
+                return;
+            } catch (StoreException e) {
+                if (!e.connectionLost()) throw e;
+                // outcome unknown: the marker says whether the insert committed
+            }
+            while (true) {
+                if (System.currentTimeMillis() > deadlineMs) {
+                    throw new IllegalStateException("workload: could not settle wave " + w + " group " + g.no() + " before the deadline");
+                }
+                Thread.sleep(backoff); // waiting for the database to come back, not for another thread
+                backoff = Math.min(backoff * 2, 2000);
+                try {
+                    long found = countGroup(w, g);
+                    if (found == g.payloads().size()) {
+                        count(g, (int) found);
+                        return;
+                    }
+                    if (found != 0) throw new IllegalStateException("workload: wave " + w + " group " + g.no() + " half inserted: " + found);
+                    break; // not committed: insert again
+                } catch (SQLException e) {
+                    // still unreachable
+                }
+            }
+        }
+    }
+
+    private long countGroup(int w, Group g) throws SQLException {
+        try (Connection c = ds.getConnection(); PreparedStatement ps = c.prepareStatement(
+                "SELECT count(*) FROM tasks WHERE payload->>'w' = ? AND payload->>'g' = ?")) {
+            ps.setString(1, Integer.toString(w));
+            ps.setString(2, Integer.toString(g.no()));
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+    }
+
+    private void count(Group g, int n) {
+        committed.addAndGet(n);
+        byKind.merge(g.kind(), (long) n, Long::sum);
+    }
+}

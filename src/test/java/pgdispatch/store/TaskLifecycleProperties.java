@@ -1,0 +1,685 @@
+package pgdispatch.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import pgdispatch.testing.TestDatabase;
+
+/**
+ * The task lifecycle as a state machine: random interleavings of every {@link TaskStore} transition
+ * (claim, claim whose response is lost, reclaim, renew, heartbeat, complete, fail, a zombie's late
+ * write with a superseded token, cancel, operator retry and quarantine, reap, graceful release, node
+ * crash and restart with startup recovery) across three owners and two tasks (few, so they collide), against a real
+ * database. Time passes by UPDATE (a lease or heartbeat pushed into the past, a node gone silent, a
+ * retry made due), never by sleeping. After every step the stored rows, the events written and each
+ * call's answer (which writes were accepted) must equal a small reference model of the lifecycle.
+ *
+ * <p>Sequences come from a seeded generator; a failing one is shrunk (chunks of steps removed, then
+ * each step simplified) and reported with the seed, ready to paste into a regression test through
+ * {@link #run}. Override with {@code -Dpgdispatch.props.seed=N -Dpgdispatch.props.tries=N}. (jqwik is
+ * not used: from 1.10 its maintainer asks that AI coding agents not use it, and this test was written
+ * by one; the generator and shrinker below are all the machinery a list of steps needs.)
+ */
+class TaskLifecycleProperties {
+    @RegisterExtension
+    static final TestDatabase db = new TestDatabase();
+
+    static final int TASKS = 2;
+    static final int OWNERS = 3;
+    static final int MAX_REQUEUE = 1;
+    static final int MAX_STEPS = 40;
+    static final Duration LEASE = Duration.ofMinutes(10);
+    static final Duration STALE = Duration.ofMinutes(15);
+    static final Duration NODE_TIMEOUT = Duration.ofMinutes(15);
+    static final long FAR_PAST = -1_000_000_000L; // logical time of a run_at pushed hours into the past
+
+    private static Database database;
+    private static TaskStore store;
+    private static NodeStore nodes;
+
+    @BeforeAll
+    static void stores() {
+        database = db.database();
+        store = new TaskStore(database);
+        nodes = new NodeStore(database.dataSource());
+    }
+
+    // ------------------------------------------------------------------ operations
+
+    enum Kind {
+        CLAIM, CLAIM_RESPONSE_LOST, RECLAIM, RENEW, HEARTBEAT, COMPLETE, FAIL, FAIL_PERMANENT, ZOMBIE_COMPLETE,
+        CANCEL, RETRY, QUARANTINE, REAP, RELEASE_AND_STOP, CRASH, RESTART,
+        EXPIRE_LEASE, STALE_HEARTBEAT, NODE_SILENT, MAKE_DUE
+    }
+
+    static final Map<Kind, Integer> WEIGHTS = new java.util.EnumMap<>(Map.ofEntries(
+            Map.entry(Kind.CLAIM, 6), Map.entry(Kind.CLAIM_RESPONSE_LOST, 2), Map.entry(Kind.RECLAIM, 2), Map.entry(Kind.RENEW, 3),
+            Map.entry(Kind.HEARTBEAT, 3), Map.entry(Kind.COMPLETE, 3), Map.entry(Kind.FAIL, 2), Map.entry(Kind.FAIL_PERMANENT, 1),
+            Map.entry(Kind.ZOMBIE_COMPLETE, 3), Map.entry(Kind.CANCEL, 1), Map.entry(Kind.RETRY, 2), Map.entry(Kind.QUARANTINE, 1),
+            Map.entry(Kind.REAP, 3), Map.entry(Kind.RELEASE_AND_STOP, 1), Map.entry(Kind.CRASH, 1), Map.entry(Kind.RESTART, 2),
+            Map.entry(Kind.EXPIRE_LEASE, 4), Map.entry(Kind.STALE_HEARTBEAT, 1), Map.entry(Kind.NODE_SILENT, 1),
+            Map.entry(Kind.MAKE_DUE, 2)));
+
+    /** One step: what, by which owner, on which task, and a small variant (limit, delay, token choice). */
+    record Op(Kind kind, int owner, int task, int variant) {
+        @Override
+        public String toString() {
+            return "new Op(Kind." + kind + ", " + owner + ", " + task + ", " + variant + ")";
+        }
+    }
+
+    /** A generated case: the steps, and each task's priority and max_attempts. */
+    record Case(List<Op> ops, List<Integer> priorities, List<Integer> maxAttempts) {
+        static Case random(Random r) {
+            List<Op> ops = new ArrayList<>();
+            int n = 1 + r.nextInt(MAX_STEPS);
+            for (int i = 0; i < n; i++) {
+                ops.add(new Op(pick(r), r.nextInt(OWNERS), r.nextInt(TASKS), r.nextInt(4)));
+            }
+            List<Integer> prio = new ArrayList<>();
+            List<Integer> max = new ArrayList<>();
+            for (int i = 0; i < TASKS; i++) {
+                prio.add(r.nextInt(2));
+                max.add(1 + r.nextInt(3));
+            }
+            return new Case(List.copyOf(ops), List.copyOf(prio), List.copyOf(max));
+        }
+
+        /** Claims and lease expiry often (they make owners compete), crashes and operator actions less. */
+        private static Kind pick(Random r) {
+            int total = WEIGHTS.values().stream().mapToInt(Integer::intValue).sum();
+            int x = r.nextInt(total);
+            for (var e : WEIGHTS.entrySet()) {
+                x -= e.getValue();
+                if (x < 0) return e.getKey();
+            }
+            throw new IllegalStateException();
+        }
+
+        Case withOps(List<Op> o) {
+            return new Case(List.copyOf(o), priorities, maxAttempts);
+        }
+    }
+
+    @Test
+    void storedLifecycleFollowsTheModel() {
+        long seed = Long.getLong("pgdispatch.props.seed", new Random().nextLong());
+        int tries = Integer.getInteger("pgdispatch.props.tries", 200);
+        Random random = new Random(seed);
+        for (int i = 1; i <= tries; i++) {
+            Case c = Case.random(random);
+            Throwable failure = attempt(c);
+            if (failure != null) {
+                Case small = shrink(c);
+                Throwable why = attempt(small);
+                throw new AssertionError("seed " + seed + ", try " + i + " failed; shrunk from " + c.ops().size() + " to "
+                        + small.ops().size() + " steps:\n  ops = " + small.ops() + "\n  priorities = " + small.priorities()
+                        + ", maxAttempts = " + small.maxAttempts() + "\n" + (why == null ? failure : why).getMessage(),
+                        why == null ? failure : why);
+            }
+        }
+    }
+
+    // Shrunk sequences the property found against deliberately broken copies of TaskStore (each fails
+    // there and passes here); kept as examples of the rules they pin. None was found against the real code.
+
+    private static final List<Integer> SAME_PRIORITY = List.of(0, 0);
+    private static final List<Integer> THREE_ATTEMPTS = List.of(3, 3);
+
+    @Test
+    void heartbeatWithATokenTheSameNodeHasSinceSupersededIsRefused() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM, 1, 0, 0), new Op(Kind.EXPIRE_LEASE, 0, 0, 0),
+                new Op(Kind.CLAIM_RESPONSE_LOST, 1, 0, 0), new Op(Kind.HEARTBEAT, 1, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
+    }
+
+    @Test
+    void takingOverAnExpiredLeaseCountsAgainstTheRequeueBudget() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 0), new Op(Kind.EXPIRE_LEASE, 0, 0, 0),
+                new Op(Kind.CLAIM_RESPONSE_LOST, 0, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
+    }
+
+    @Test
+    void restartQuarantinesWhatItsPreviousLifeLeftWithTheBudgetSpent() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 3), new Op(Kind.EXPIRE_LEASE, 0, 0, 0), new Op(Kind.CLAIM, 1, 0, 0),
+                new Op(Kind.RESTART, 1, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
+    }
+
+    @Test
+    void renewalThatPresentsAnAlreadyCompletedLeaseDoesNotCallItLost() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM, 2, 0, 0), new Op(Kind.ZOMBIE_COMPLETE, 2, 0, 0), new Op(Kind.RENEW, 2, 0, 2)),
+                SAME_PRIORITY, THREE_ATTEMPTS);
+    }
+
+    @Test
+    void releaseAtShutdownGivesTheAttemptBack() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 0), new Op(Kind.RELEASE_AND_STOP, 0, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
+    }
+
+    @Test
+    void reclaimAfterALostClaimResponseTakesBackOnlyRowsStillRunning() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM_RESPONSE_LOST, 0, 0, 0), new Op(Kind.CANCEL, 0, 0, 0), new Op(Kind.RECLAIM, 0, 0, 0)),
+                SAME_PRIORITY, THREE_ATTEMPTS);
+    }
+
+    private static Throwable attempt(Case c) {
+        try {
+            run(c.ops(), c.priorities(), c.maxAttempts());
+            return null;
+        } catch (AssertionError | SQLException | RuntimeException e) {
+            return e;
+        }
+    }
+
+    /** Smallest failing case found greedily: drop chunks of steps, then single steps, then simplify each. */
+    private static Case shrink(Case failing) {
+        Case best = failing;
+        boolean progress = true;
+        while (progress) {
+            progress = false;
+            for (int chunk = Math.max(1, best.ops().size() / 2); chunk >= 1 && !progress; chunk /= 2) {
+                for (int from = 0; from + chunk <= best.ops().size(); from++) {
+                    List<Op> fewer = new ArrayList<>(best.ops());
+                    fewer.subList(from, from + chunk).clear();
+                    if (!fewer.isEmpty() && attempt(best.withOps(fewer)) != null) {
+                        best = best.withOps(fewer);
+                        progress = true;
+                        break;
+                    }
+                }
+                if (chunk == 1) break;
+            }
+            for (int i = 0; i < best.ops().size() && !progress; i++) {
+                Op op = best.ops().get(i);
+                for (Op simpler : List.of(new Op(op.kind(), 0, op.task(), op.variant()), new Op(op.kind(), op.owner(), 0, op.variant()),
+                        new Op(op.kind(), op.owner(), op.task(), 0))) {
+                    if (simpler.equals(op)) continue;
+                    List<Op> ops = new ArrayList<>(best.ops());
+                    ops.set(i, simpler);
+                    if (attempt(best.withOps(ops)) != null) {
+                        best = best.withOps(ops);
+                        progress = true;
+                        break;
+                    }
+                }
+            }
+        }
+        return best;
+    }
+
+    /** Runs one sequence against a fresh set of tasks; regression tests call it with a shrunk sequence. */
+    static void run(List<Op> ops, List<Integer> priorities, List<Integer> maxAttempts) throws SQLException {
+        Model m = reset(priorities, maxAttempts);
+        int step = 0;
+        for (Op op : ops) {
+            step++;
+            m.clock++;
+            String where = "step " + step + " " + op;
+            apply(m, op, where);
+            compare(m, where);
+        }
+    }
+
+    // ------------------------------------------------------------------ the model
+
+    static final class TaskModel {
+        long id;
+        int priority;
+        int maxAttempts;
+        String status = "pending";
+        String owner;
+        long token;
+        int attempts;
+        int requeues;
+        long runAt; // logical time; FAR_PAST + t for a run_at pushed into the past
+        boolean notDue;
+        boolean leaseExpired;
+        boolean heartbeatStale;
+        String lastErrorPrefix;
+        final Map<String, Integer> events = new TreeMap<>();
+
+        boolean running() {
+            return status.equals("running");
+        }
+
+        boolean terminal() {
+            return Set.of("succeeded", "failed", "cancelled", "quarantined").contains(status);
+        }
+
+        void event(String e) {
+            events.merge(e, 1, Integer::sum);
+        }
+    }
+
+    static final class OwnerModel {
+        final String name;
+        String incarnation;
+        boolean down; // crashed or stopped: acts again only after RESTART
+        boolean stopped;
+        boolean silent;
+        final Map<Integer, Long> held = new LinkedHashMap<>();
+        final Map<Integer, Long> finished = new LinkedHashMap<>(); // outcome accepted, lease maybe still presented
+        final Map<Integer, Set<Long>> everHeld = new HashMap<>();
+
+        OwnerModel(String name) {
+            this.name = name;
+        }
+
+        void hold(int task, long token) {
+            held.put(task, token);
+            everHeld.computeIfAbsent(task, k -> new HashSet<>()).add(token);
+        }
+    }
+
+    static final class Model {
+        final List<TaskModel> tasks = new ArrayList<>();
+        final List<OwnerModel> owners = new ArrayList<>();
+        long clock;
+
+        boolean holds(OwnerModel o, TaskModel t, long token) {
+            return t.running() && o.name.equals(t.owner) && t.token == token;
+        }
+    }
+
+    private static Model reset(List<Integer> priorities, List<Integer> maxAttempts) throws SQLException {
+        Model m = new Model();
+        try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
+            st.execute("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+            StringBuilder sql = new StringBuilder("INSERT INTO tasks (queue, kind, priority, max_attempts) VALUES ");
+            for (int i = 0; i < TASKS; i++) {
+                sql.append(i == 0 ? "" : ", ").append("('default', 'k', ").append(priorities.get(i)).append(", ")
+                        .append(maxAttempts.get(i)).append(")");
+            }
+            st.execute(sql.toString()); // one statement: the same run_at for all, ties broken by id
+        }
+        for (int i = 0; i < TASKS; i++) {
+            TaskModel t = new TaskModel();
+            t.id = i + 1;
+            t.priority = priorities.get(i);
+            t.maxAttempts = maxAttempts.get(i);
+            m.tasks.add(t);
+        }
+        for (int i = 0; i < OWNERS; i++) {
+            OwnerModel o = new OwnerModel("node-" + i);
+            o.incarnation = register(o.name);
+            m.owners.add(o);
+        }
+        return m;
+    }
+
+    private static String register(String node) {
+        var r = nodes.register(node, "test-host", 1000, "test", List.of("default"), List.of("k"), NODE_TIMEOUT, false, true);
+        return ((NodeStore.Registration.Registered) r).incarnation().toString();
+    }
+
+    // ------------------------------------------------------------------ one step, on both sides
+
+    private static void apply(Model m, Op op, String where) throws SQLException {
+        OwnerModel o = m.owners.get(op.owner());
+        TaskModel t = m.tasks.get(op.task());
+        boolean ownerActs = switch (op.kind()) {
+            case CLAIM, CLAIM_RESPONSE_LOST, RECLAIM, RENEW, HEARTBEAT, COMPLETE, FAIL, FAIL_PERMANENT, ZOMBIE_COMPLETE,
+                 RELEASE_AND_STOP, CRASH -> true;
+            default -> false;
+        };
+        if (ownerActs && o.down) return; // a dead process does nothing until it is restarted
+        switch (op.kind()) {
+            case CLAIM, CLAIM_RESPONSE_LOST -> claim(m, o, 1 + op.variant() % 2, op.kind() == Kind.CLAIM, where);
+            case RECLAIM -> reclaim(m, o, where);
+            case RENEW -> renew(m, o, op.variant() >= 2, where);
+            case HEARTBEAT -> {
+                Long token = tokenFor(o, op.task(), op.variant());
+                if (token == null) return;
+                boolean expected = m.holds(o, t, token);
+                boolean got = store.heartbeat(o.name, t.id, token, LEASE, "{\"step\":" + m.clock + "}", "hb");
+                assertThat(got).as("heartbeat accepted, " + where).isEqualTo(expected);
+                if (expected) {
+                    t.leaseExpired = false;
+                    t.heartbeatStale = false;
+                }
+            }
+            case COMPLETE, FAIL, FAIL_PERMANENT -> {
+                Long token = o.held.get(op.task());
+                if (token == null) return;
+                complete(m, o, t, op.task(), token, op.kind(), op.variant(), where);
+            }
+            case ZOMBIE_COMPLETE -> {
+                Long token = tokenFor(o, op.task(), 2 + op.variant() % 2);
+                if (token == null) return;
+                complete(m, o, t, op.task(), token, Kind.COMPLETE, op.variant(), where);
+            }
+            case CANCEL -> {
+                boolean expected = t.status.equals("pending") || t.running();
+                assertThat(store.cancel(t.id, "cancelled by test")).as("cancel accepted, " + where).isEqualTo(expected);
+                if (expected) {
+                    t.status = "cancelled";
+                    t.lastErrorPrefix = "cancelled by test";
+                    t.event("cancelled");
+                }
+            }
+            case RETRY -> {
+                boolean expected = t.terminal();
+                assertThat(store.retry(t.id)).as("retry accepted, " + where).isEqualTo(expected);
+                if (expected) {
+                    t.status = "pending";
+                    t.owner = null;
+                    t.attempts = 0;
+                    t.requeues = 0;
+                    t.runAt = m.clock;
+                    t.notDue = false;
+                    t.event("retried_by_operator");
+                }
+            }
+            case QUARANTINE -> {
+                boolean expected = t.status.equals("pending") || t.running() || t.status.equals("failed");
+                assertThat(store.quarantine(t.id, "looked odd")).as("quarantine accepted, " + where).isEqualTo(expected);
+                if (expected) {
+                    t.status = "quarantined";
+                    t.lastErrorPrefix = "quarantined by operator: looked odd";
+                    t.event("quarantined");
+                }
+            }
+            case REAP -> reap(m, where);
+            case RELEASE_AND_STOP -> releaseAndStop(m, o, where);
+            case CRASH -> {
+                o.down = true;
+                o.held.clear();
+                o.finished.clear();
+            }
+            case RESTART -> restart(m, o, where);
+            case EXPIRE_LEASE -> {
+                exec("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE status = 'running' AND id = " + t.id);
+                if (t.running()) t.leaseExpired = true;
+            }
+            case STALE_HEARTBEAT -> {
+                exec("UPDATE tasks SET last_heartbeat_at = now() - interval '1 hour' WHERE status = 'running' AND id = " + t.id);
+                if (t.running()) t.heartbeatStale = true;
+            }
+            case NODE_SILENT -> {
+                exec("UPDATE dispatcher_nodes SET last_seen_at = now() - interval '1 hour' WHERE node_id = '" + o.name + "'");
+                o.silent = true;
+            }
+            case MAKE_DUE -> {
+                exec("UPDATE tasks SET run_at = now() - interval '2 hours' WHERE status = 'pending' AND id = " + t.id);
+                if (t.status.equals("pending")) {
+                    t.runAt = FAR_PAST + m.clock;
+                    t.notDue = false;
+                }
+            }
+        }
+    }
+
+    /** The token an owner writes with: the one it holds (variant 0, 1), or its newest or oldest ever (2, 3). */
+    private static Long tokenFor(OwnerModel o, int task, int variant) {
+        if (variant < 2) return o.held.get(task);
+        Set<Long> tokens = o.everHeld.get(task);
+        if (tokens == null || tokens.isEmpty()) return null;
+        return variant == 2 ? tokens.stream().max(Long::compare).orElseThrow() : tokens.stream().min(Long::compare).orElseThrow();
+    }
+
+    private static void claim(Model m, OwnerModel o, int limit, boolean responseArrives, String where) {
+        List<TaskModel> candidates = new ArrayList<>();
+        for (TaskModel t : m.tasks) {
+            boolean due = t.status.equals("pending") && !t.notDue;
+            boolean expired = t.running() && t.leaseExpired && t.requeues < MAX_REQUEUE;
+            if (due || expired) candidates.add(t);
+        }
+        candidates.sort(Comparator.<TaskModel>comparingInt(t -> t.priority).thenComparingLong(t -> t.runAt)
+                .thenComparingLong(t -> t.id));
+        List<TaskModel> expected = candidates.subList(0, Math.min(limit, candidates.size()));
+
+        List<ClaimedTask> got = store.claimDue(new ClaimRequest(o.name, List.of("default"), Map.of("k", LEASE), limit, MAX_REQUEUE));
+
+        assertThat(got.stream().map(ClaimedTask::id).sorted().toList()).as("claimed ids, " + where)
+                .isEqualTo(expected.stream().map(t -> t.id).sorted().toList());
+        for (TaskModel t : expected) {
+            String previous = t.running() ? t.owner : null;
+            ClaimedTask c = got.stream().filter(x -> x.id() == t.id).findFirst().orElseThrow();
+            assertThat(c.previousOwner()).as("previous owner of task " + t.id + ", " + where).isEqualTo(previous);
+            t.token++;
+            t.attempts++;
+            if (previous != null) t.requeues++;
+            t.status = "running";
+            t.owner = o.name;
+            t.leaseExpired = false;
+            t.heartbeatStale = false;
+            t.event("claimed");
+            assertThat(c.leaseToken()).as("token of task " + t.id + ", " + where).isEqualTo(t.token);
+            assertThat(c.attempt()).as("attempt of task " + t.id + ", " + where).isEqualTo(t.attempts);
+            if (responseArrives) o.hold((int) t.id - 1, t.token);
+            else o.everHeld.computeIfAbsent((int) t.id - 1, k -> new HashSet<>()).add(t.token);
+        }
+    }
+
+    private static void reclaim(Model m, OwnerModel o, String where) {
+        Set<Long> heldIds = new HashSet<>();
+        for (int task : o.held.keySet()) heldIds.add(m.tasks.get(task).id);
+        List<Long> expected = new ArrayList<>();
+        for (TaskModel t : m.tasks) {
+            if (t.running() && o.name.equals(t.owner) && !heldIds.contains(t.id)) expected.add(t.id);
+        }
+        List<ClaimedTask> got = store.reclaimOwned(o.name, heldIds, Map.of("k", LEASE));
+        assertThat(got.stream().map(ClaimedTask::id).sorted().toList()).as("reclaimed ids, " + where).isEqualTo(expected);
+        for (long id : expected) {
+            TaskModel t = m.tasks.get((int) id - 1);
+            t.token++;
+            t.leaseExpired = false;
+            t.heartbeatStale = false;
+            t.event("claimed");
+            o.hold((int) id - 1, t.token);
+        }
+    }
+
+    private static void renew(Model m, OwnerModel o, boolean presentFinished, String where) {
+        List<HeldLease> held = new ArrayList<>();
+        Map<Long, String> expectedLost = new TreeMap<>();
+        Set<Long> expectedRenewed = new HashSet<>();
+        for (var e : o.held.entrySet()) {
+            TaskModel t = m.tasks.get(e.getKey());
+            held.add(new HeldLease(t.id, e.getValue(), LEASE));
+            if (m.holds(o, t, e.getValue())) expectedRenewed.add(t.id);
+            else expectedLost.put(t.id, t.status);
+        }
+        if (presentFinished) {
+            // the completer wrote these outcomes; a tick that read the held set before it dropped them presents them
+            // with or without the pending mark: a tick may have read the set before the handler finished
+            for (var e : o.finished.entrySet()) {
+                held.add(new HeldLease(m.tasks.get(e.getKey()).id, e.getValue(), LEASE, e.getKey() % 2 == 0));
+            }
+        }
+        RenewResult r = store.renewHeld(o.name, o.incarnation, held);
+        assertThat(r.renewed()).as("renewed, " + where).isEqualTo(expectedRenewed);
+        assertThat(new TreeMap<>(r.lost())).as("lost, " + where).isEqualTo(expectedLost);
+        assertThat(r.nodeRegistered()).as("node registered, " + where).isTrue();
+        for (long id : expectedRenewed) {
+            TaskModel t = m.tasks.get((int) id - 1);
+            t.leaseExpired = false;
+            t.heartbeatStale = false;
+        }
+        for (long id : expectedLost.keySet()) {
+            m.tasks.get((int) id - 1).event("lease_lost");
+            o.held.remove((int) id - 1); // its handler is interrupted, its result discarded
+        }
+        if (presentFinished) o.finished.clear();
+        o.silent = false;
+    }
+
+    private static void complete(Model m, OwnerModel o, TaskModel t, int task, long token, Kind how, int variant,
+                                 String where) {
+        boolean accepted = m.holds(o, t, token);
+        boolean longDelay = variant % 2 == 1;
+        Outcome outcome = how == Kind.COMPLETE ? new Outcome.Success(t.id, token, "{\"ok\":true}")
+                : new Outcome.Failure(t.id, token, "boom", how == Kind.FAIL_PERMANENT,
+                        longDelay ? Duration.ofHours(1) : Duration.ZERO);
+        Map<Long, TaskStatus> got = store.completeIfOwned(o.name, List.of(outcome));
+        o.held.remove(task); // accepted or refused, the completer drops the lease after the write
+        if (!accepted) {
+            assertThat(got).as("completion refused, " + where).isEmpty();
+            t.event("completion_refused");
+            return;
+        }
+        String next;
+        if (how == Kind.COMPLETE) {
+            next = "succeeded";
+            t.event("succeeded");
+        } else if (how == Kind.FAIL && t.attempts < t.maxAttempts) {
+            next = "pending";
+            t.owner = null;
+            t.runAt = m.clock;
+            t.notDue = longDelay;
+            t.event("retry_scheduled");
+        } else {
+            next = "failed";
+            t.event("failed");
+        }
+        if (!next.equals("succeeded")) t.lastErrorPrefix = "boom";
+        assertThat(got).as("completion accepted, " + where).isEqualTo(Map.of(t.id, TaskStatus.of(next)));
+        t.status = next;
+        o.finished.put(task, token);
+    }
+
+    private static void reap(Model m, String where) {
+        Map<Long, String> expected = new TreeMap<>();
+        for (TaskModel t : m.tasks) {
+            if (!t.running()) continue;
+            OwnerModel owner = m.owners.stream().filter(x -> x.name.equals(t.owner)).findFirst().orElseThrow();
+            if (t.leaseExpired || t.heartbeatStale || owner.stopped || owner.silent) {
+                expected.put(t.id, t.requeues < MAX_REQUEUE ? "requeue" : "quarantine");
+            }
+        }
+        var got = store.requeueStale(STALE, NODE_TIMEOUT, MAX_REQUEUE, 100);
+        assertThat(got).as("reaper lock, " + where).isPresent();
+        Map<Long, String> actions = new TreeMap<>();
+        for (StaleTask s : got.orElseThrow()) actions.put(s.id(), s.action());
+        assertThat(actions).as("reaped, " + where).isEqualTo(expected);
+        for (var e : expected.entrySet()) {
+            TaskModel t = m.tasks.get((int) (long) e.getKey() - 1);
+            if (e.getValue().equals("requeue")) {
+                requeue(m, t, "requeued");
+            } else {
+                t.status = "quarantined";
+                t.lastErrorPrefix = "quarantined: requeue budget " + MAX_REQUEUE + " exhausted; ";
+                t.event("quarantined");
+            }
+        }
+    }
+
+    private static void requeue(Model m, TaskModel t, String event) {
+        t.status = "pending";
+        t.owner = null;
+        t.requeues++;
+        t.runAt = m.clock;
+        t.notDue = false;
+        t.event(event);
+    }
+
+    private static void releaseAndStop(Model m, OwnerModel o, String where) {
+        List<HeldLease> held = new ArrayList<>();
+        Set<Long> expected = new HashSet<>();
+        for (var e : o.held.entrySet()) {
+            TaskModel t = m.tasks.get(e.getKey());
+            held.add(new HeldLease(t.id, e.getValue(), LEASE));
+            if (m.holds(o, t, e.getValue())) expected.add(t.id);
+        }
+        assertThat(store.releaseHeld(o.name, held, "test stop")).as("released, " + where).isEqualTo(expected);
+        for (long id : expected) {
+            TaskModel t = m.tasks.get((int) id - 1);
+            t.status = "pending";
+            t.owner = null;
+            t.attempts = Math.max(t.attempts - 1, 0);
+            t.runAt = m.clock;
+            t.notDue = false;
+            t.event("released");
+        }
+        assertThat(nodes.markStopped(o.name, UUID.fromString(o.incarnation))).as("marked stopped, " + where).isTrue();
+        o.stopped = true;
+        o.down = true;
+        o.held.clear();
+        o.finished.clear();
+    }
+
+    private static void restart(Model m, OwnerModel o, String where) {
+        o.incarnation = register(o.name);
+        o.down = false;
+        o.stopped = false;
+        o.silent = false;
+        o.held.clear();
+        o.finished.clear();
+        int recovered = 0;
+        int quarantined = 0;
+        for (TaskModel t : m.tasks) {
+            if (!t.running() || !o.name.equals(t.owner)) continue;
+            if (t.requeues < MAX_REQUEUE) {
+                requeue(m, t, "recovered_on_startup");
+                recovered++;
+            } else {
+                t.status = "quarantined";
+                t.lastErrorPrefix = "quarantined: requeue budget " + MAX_REQUEUE + " exhausted; left running by a previous incarnation";
+                t.event("quarantined");
+                quarantined++;
+            }
+        }
+        assertThat(store.recoverOwnedBy(o.name, MAX_REQUEUE, 100)).as("recovered, quarantined, " + where)
+                .containsExactly(recovered, quarantined);
+    }
+
+    // ------------------------------------------------------------------ comparing
+
+    private static void compare(Model m, String where) throws SQLException {
+        try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
+            try (ResultSet rs = st.executeQuery("""
+                    SELECT id, status, owner_id, lease_token, attempts, requeue_count, last_error,
+                           lease_expires_at IS NOT NULL AS has_lease, lease_expires_at < now() AS expired,
+                           finished_at IS NOT NULL AS finished, run_at <= now() AS due
+                      FROM tasks ORDER BY id""")) {
+                for (TaskModel t : m.tasks) {
+                    assertThat(rs.next()).as("task %d exists, %s", t.id, where).isTrue();
+                    String label = "task " + t.id + ", " + where;
+                    assertThat(rs.getString("status")).as("status of " + label).isEqualTo(t.status);
+                    assertThat(rs.getString("owner_id")).as("owner of " + label).isEqualTo(t.owner);
+                    assertThat(rs.getLong("lease_token")).as("lease token of " + label).isEqualTo(t.token);
+                    assertThat(rs.getInt("attempts")).as("attempts of " + label).isEqualTo(t.attempts);
+                    assertThat(rs.getInt("requeue_count")).as("requeue count of " + label).isEqualTo(t.requeues);
+                    assertThat(rs.getBoolean("has_lease")).as("lease set iff running, " + label).isEqualTo(t.running());
+                    if (t.running()) assertThat(rs.getBoolean("expired")).as("lease expired, " + label).isEqualTo(t.leaseExpired);
+                    assertThat(rs.getBoolean("finished")).as("finished_at set iff terminal, " + label).isEqualTo(t.terminal());
+                    if (t.status.equals("pending")) assertThat(rs.getBoolean("due")).as("due, " + label).isEqualTo(!t.notDue);
+                    if (t.lastErrorPrefix != null) {
+                        assertThat(rs.getString("last_error")).as("last_error of " + label).startsWith(t.lastErrorPrefix);
+                    }
+                }
+                assertThat(rs.next()).as("no other task, " + where).isFalse();
+            }
+            Map<Long, Map<String, Integer>> events = new TreeMap<>();
+            try (ResultSet rs = st.executeQuery("SELECT task_id, event, count(*) FROM task_events GROUP BY 1, 2")) {
+                while (rs.next()) events.computeIfAbsent(rs.getLong(1), k -> new TreeMap<>()).put(rs.getString(2), rs.getInt(3));
+            }
+            for (TaskModel t : m.tasks) {
+                assertThat(events.getOrDefault(t.id, Map.of())).as("events of task " + t.id + ", " + where).isEqualTo(t.events);
+            }
+        }
+    }
+
+    private static void exec(String sql) throws SQLException {
+        try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
+            st.executeUpdate(sql);
+        }
+    }
+}
