@@ -169,6 +169,12 @@ class TaskLifecycleProperties {
     }
 
     @Test
+    void repeatedSuccessByItsOwnerWithTheSameTokenIsAcknowledgedWithoutAnEvent() throws SQLException {
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 0), new Op(Kind.COMPLETE, 0, 0, 0), new Op(Kind.ZOMBIE_COMPLETE, 0, 0, 0)),
+                List.of(0, 1), THREE_ATTEMPTS);
+    }
+
+    @Test
     void releaseAtShutdownGivesTheAttemptBack() throws SQLException {
         run(List.of(new Op(Kind.CLAIM, 0, 0, 0), new Op(Kind.RELEASE_AND_STOP, 0, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
     }
@@ -528,8 +534,15 @@ class TaskLifecycleProperties {
         Outcome outcome = how == Kind.COMPLETE ? new Outcome.Success(t.id, token, "{\"ok\":true}")
                 : new Outcome.Failure(t.id, token, "boom", how == Kind.FAIL_PERMANENT,
                         longDelay ? Duration.ofHours(1) : Duration.ZERO);
+        // its owner writing the same success again (a retry after a COMMIT it did not hear about): acknowledged,
+        // nothing changes and nothing is recorded
+        boolean repeat = how == Kind.COMPLETE && t.status.equals("succeeded") && o.name.equals(t.owner) && t.token == token;
         Map<Long, TaskStatus> got = store.completeIfOwned(o.name, List.of(outcome));
         o.held.remove(task); // accepted or refused, the completer drops the lease after the write
+        if (repeat) {
+            assertThat(got).as("repeated success acknowledged, " + where).isEqualTo(Map.of(t.id, TaskStatus.SUCCEEDED));
+            return;
+        }
         if (!accepted) {
             assertThat(got).as("completion refused, " + where).isEmpty();
             t.event("completion_refused");
