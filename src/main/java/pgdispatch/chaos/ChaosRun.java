@@ -116,7 +116,10 @@ public final class ChaosRun {
         awaitNodesRegistered(60_000);
         log("nodes up: %s; faults for %ds, %d tasks, seed %d", nodeIds(), o.seconds, o.tasks, o.seed);
 
-        Workload workload = new Workload(o.seed, new TaskStore(db), db.dataSource());
+        // sleeps may fill at most 40% of the worker slots over the fault window (at most 7% of the tasks):
+        // the tens of thousands of noop of a full run must not queue behind them
+        double sleepShare = Math.min(0.07, 0.4 * o.nodes * o.concurrency * o.seconds / (Workload.MEAN_SLEEP_S * o.tasks));
+        Workload workload = new Workload(o.seed, sleepShare, new TaskStore(db), db.dataSource());
         int initial = Math.max(1, o.tasks * 2 / 5);
         enqueueGuarded(workload, initial, deadline);
         Thread producer = Thread.ofPlatform().daemon().name("chaos-producer").start(() -> produce(workload, initial, deadline));
@@ -553,7 +556,7 @@ public final class ChaosRun {
                   --tasks N          tasks to enqueue (default 30000; short 3000)
                   --nodes N          node processes, at least 3 (default 3)
                   --seed N           random seed (default: random; printed)
-                  --concurrency N    worker slots per node (default 8)
+                  --concurrency N    worker slots per node (default 16)
                   --max-requeue N    TASK_MAX_REQUEUE of the nodes (default 3)
                   --drain N          seconds to wait for the queue to drain after healing (default 120; short 90)
                   --timeout N        hard limit for the whole run in seconds (default: seconds + drain + 120)
@@ -571,7 +574,7 @@ public final class ChaosRun {
         int tasks = 30_000;
         int nodes = 3;
         long seed = new Random().nextLong() & 0xffffffffL;
-        int concurrency = 8;
+        int concurrency = 16;
         int maxRequeue = 3;
         int drainS = 120;
         int timeoutS = -1;
