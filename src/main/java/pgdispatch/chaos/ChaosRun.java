@@ -558,8 +558,8 @@ public final class ChaosRun {
                   --seed N           random seed (default: random; printed)
                   --concurrency N    worker slots per node (default 16)
                   --max-requeue N    TASK_MAX_REQUEUE of the nodes (default 3)
-                  --drain N          seconds to wait for the queue to drain after healing (default 120; short 90)
-                  --timeout N        hard limit for the whole run in seconds (default: seconds + drain + 120)
+                  --drain N          seconds to wait for the queue to drain after healing (default 120; short 60)
+                  --timeout N        hard limit for the whole run in seconds (default: seconds + drain + 80)
                   --pg-restart       run on a private PostgreSQL cluster (pg_createcluster) and restart it too
                   --keep             keep the database (and private cluster) for inspection
                   --admin-url URL    server to create the database on (default jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres)
@@ -606,7 +606,7 @@ public final class ChaosRun {
             if (o.shortRun) {
                 o.seconds = 75;
                 o.tasks = 3000;
-                o.drainS = 90;
+                o.drainS = 60;
             }
             o.seconds = num(given, "--seconds", o.seconds, 5, 86_400);
             o.tasks = num(given, "--tasks", o.tasks, 1, 10_000_000);
@@ -614,7 +614,7 @@ public final class ChaosRun {
             o.concurrency = num(given, "--concurrency", o.concurrency, 1, 1000);
             o.maxRequeue = num(given, "--max-requeue", o.maxRequeue, 0, 1000);
             o.drainS = num(given, "--drain", o.drainS, 10, 86_400);
-            o.timeoutS = num(given, "--timeout", o.seconds + o.drainS + 120, 60, 7 * 86_400);
+            o.timeoutS = num(given, "--timeout", o.seconds + o.drainS + 80, 60, 7 * 86_400);
             if (given.containsKey("--seed")) {
                 try {
                     o.seed = Long.parseLong(given.get("--seed"));
