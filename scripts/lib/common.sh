@@ -7,20 +7,27 @@ pgd_java_major() { # $1 = path to a java binary; prints its major version or not
   "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | head -n1
 }
 
+# Maven 3.8's bundled Guava calls sun.misc.Unsafe, which JDK 24+ warns about on every run: allow it quietly.
+pgd_quiet_maven() {
+  if [ "$1" -ge 24 ] && [[ "${MAVEN_OPTS:-}" != *sun-misc-unsafe* ]]; then
+    export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+  fi
+}
+
 # Sets JAVA_HOME to a JDK 21+ (JAVA_HOME when suitable, else the newest JDK in /usr/lib/jvm), or fails
 # naming what it found.
 pgd_find_jdk() {
   local seen="" cand major
   if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ] && [ -x "$JAVA_HOME/bin/javac" ]; then
     major=$(pgd_java_major "$JAVA_HOME/bin/java")
-    if [ -n "$major" ] && [ "$major" -ge 21 ]; then export JAVA_HOME; return 0; fi
+    if [ -n "$major" ] && [ "$major" -ge 21 ]; then export JAVA_HOME; pgd_quiet_maven "$major"; return 0; fi
     seen="$seen JAVA_HOME=$JAVA_HOME (java $major);"
   fi
   for cand in $(ls -d /usr/lib/jvm/*/ /opt/java/openjdk/ 2>/dev/null | sort -rV); do
     cand=${cand%/}
     [ -x "$cand/bin/java" ] && [ -x "$cand/bin/javac" ] || continue
     major=$(pgd_java_major "$cand/bin/java")
-    if [ -n "$major" ] && [ "$major" -ge 21 ]; then export JAVA_HOME="$cand"; export PATH="$JAVA_HOME/bin:$PATH"; return 0; fi
+    if [ -n "$major" ] && [ "$major" -ge 21 ]; then export JAVA_HOME="$cand"; export PATH="$JAVA_HOME/bin:$PATH"; pgd_quiet_maven "$major"; return 0; fi
     seen="$seen $cand (java $major);"
   done
   echo "pgdispatch: needs a JDK 21 or newer; found:${seen:- none}. Install one (e.g. apt-get install openjdk-21-jdk-headless) or set JAVA_HOME." >&2

@@ -114,12 +114,18 @@ public record DatabaseUrl(String host, int port, String database, String user, S
         return new DatabaseUrl(host, port, otherDatabase, user, password, params);
     }
 
+    // pgJDBC parameters such as sslpassword carry secrets too
+    private static boolean isSecret(String param) {
+        return param.toLowerCase(java.util.Locale.ROOT).contains("password");
+    }
+
     /** For logs and status output: the URL with the password masked. */
     @Override
     public String toString() {
         String who = user == null ? "" : user + (password == null ? "" : ":***") + "@";
         String q = params.isEmpty() ? "" : "?" + String.join("&",
-                params.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).toList());
+                params.entrySet().stream().map(e -> e.getKey() + "=" + (isSecret(e.getKey()) ? "***" : e.getValue()))
+                        .toList());
         return "postgresql://" + who + host + ":" + port + "/" + database + q;
     }
 }

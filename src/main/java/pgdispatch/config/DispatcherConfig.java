@@ -123,6 +123,16 @@ public record DispatcherConfig(
                 nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, port);
     }
 
+    public DispatcherConfig withPollInterval(Duration poll) {
+        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
+                nodeTimeout, poll, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+    }
+
+    public DispatcherConfig withDrainTimeout(Duration drain) {
+        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
+                nodeTimeout, pollInterval, drain, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+    }
+
     public DispatcherConfig withMaxRequeue(int max) {
         return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, max, reapBatch, renewInterval,
                 nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);

@@ -9,6 +9,8 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.util.concurrent.Executors;
+import java.util.function.Supplier;
+import io.micrometer.core.instrument.MeterRegistry;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.config.DispatcherConfig;
@@ -28,13 +30,22 @@ public final class HttpEndpoint {
         this.server = server;
     }
 
-    /** Starts the endpoint unless {@code PGDISPATCH_HTTP_PORT=off}; port 0 picks a free one. */
+    /** Starts the endpoint for a running node unless {@code PGDISPATCH_HTTP_PORT=off}; port 0 picks a free one. */
     public static HttpEndpoint startIfEnabled(DispatcherConfig cfg, Dispatcher d) throws IOException {
+        return startIfEnabled(cfg, d.metrics().registry(), () -> d, () -> "node not started");
+    }
+
+    /**
+     * Starts the endpoint before the node exists (the database may still be unreachable): until
+     * {@code node} supplies one, {@code /health/ready} answers 503 with {@code startupProblem}.
+     */
+    public static HttpEndpoint startIfEnabled(DispatcherConfig cfg, MeterRegistry registry, Supplier<Dispatcher> node,
+                                              Supplier<String> startupProblem) throws IOException {
         if (cfg.httpPort() == DispatcherConfig.HTTP_OFF) return null;
         HttpServer s = HttpServer.create(new InetSocketAddress(cfg.httpHost(), cfg.httpPort()), 16);
         s.setExecutor(Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("pgdispatch-http").factory()));
         s.createContext("/metrics", ex -> {
-            if (d.metrics().registry() instanceof PrometheusMeterRegistry p) {
+            if (registry instanceof PrometheusMeterRegistry p) {
                 send(ex, 200, "text/plain; version=0.0.4; charset=utf-8", p.scrape());
             } else {
                 send(ex, 503, "text/plain", "metrics registry is not Prometheus\n");
@@ -42,7 +53,8 @@ public final class HttpEndpoint {
         });
         s.createContext("/health/live", ex -> send(ex, 200, "application/json", "{\"status\":\"up\"}\n"));
         s.createContext("/health/ready", ex -> {
-            String problem = readiness(d);
+            Dispatcher d = node.get();
+            String problem = d == null ? startupProblem.get() : readiness(d);
             if (problem == null) {
                 send(ex, 200, "application/json", "{\"status\":\"ready\",\"node\":\"" + d.nodeId() + "\"}\n");
             } else {

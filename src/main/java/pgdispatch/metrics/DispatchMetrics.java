@@ -6,6 +6,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -26,7 +27,21 @@ public final class DispatchMetrics {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicReference<Map<String, double[]>> queues = new AtomicReference<>(Map.of());
     private final Map<String, Boolean> queueGauges = new ConcurrentHashMap<>();
+    private final Counter requeued;
+    private final Counter quarantined;
+    private final Counter leasesRenewed;
+    private final Counter leasesLost;
+    private final Counter completionsRefused;
+    private final Counter startupRecovered;
+    private final Counter reaperSweeps;
+    private final Counter pruned;
+    private final Counter reaperRequeued;
+    private final Counter reaperQuarantined;
 
+    /**
+     * Registers every untagged meter at once, so a scrape shows them at 0 before their first event (an
+     * alert on {@code increase(...)} needs the series to exist); tagged ones follow in {@link #serving}.
+     */
     public DispatchMetrics(MeterRegistry registry) {
         this.registry = registry;
         this.claimTimer = Timer.builder("pgdispatch.claim").description("Time of one claim statement")
@@ -34,6 +49,36 @@ public final class DispatchMetrics {
                 .maximumExpectedValue(Duration.ofSeconds(10)).register(registry);
         Gauge.builder("pgdispatch.tasks.in.flight", inFlight, AtomicInteger::get)
                 .description("Tasks this node holds a lease on").register(registry);
+        this.requeued = simple("pgdispatch.tasks.requeued", "Stale running tasks put back to pending");
+        this.quarantined = simple("pgdispatch.tasks.quarantined", "Tasks quarantined after their requeue budget");
+        this.leasesRenewed = simple("pgdispatch.leases.renewed", "Leases renewed by the renewal tick");
+        this.leasesLost = simple("pgdispatch.leases.lost", "Leases this node learned it lost");
+        this.completionsRefused = simple("pgdispatch.completions.refused",
+                "Outcomes refused because the lease was gone (zombie writes)");
+        this.startupRecovered = simple("pgdispatch.startup.recovered",
+                "Tasks a previous incarnation left running, requeued at start");
+        this.reaperSweeps = simple("pgdispatch.reaper.sweeps", "Reaper sweeps run");
+        this.pruned = simple("pgdispatch.tasks.pruned", "Finished tasks deleted by retention");
+        // tag values are the reaper's action words, as `reap --json` and pgdispatch_reap_stale() print them
+        this.reaperRequeued = reaperRows("requeue");
+        this.reaperQuarantined = reaperRows("quarantine");
+    }
+
+    /**
+     * Registers the per-(queue, kind) counters, the per-kind handler timers and the per-queue gauges
+     * of what this node serves, at 0, before its first claim.
+     */
+    public void serving(Collection<String> queueNames, Collection<String> kinds) {
+        for (String q : queueNames) {
+            for (String k : kinds) {
+                claimedCounter(q, k);
+                succeededCounter(q, k);
+                failedCounter(q, k);
+                retriedCounter(q, k);
+            }
+            registerQueueGauges(q);
+        }
+        for (String k : kinds) handlerTimer(k);
     }
 
     /** Metrics that go nowhere: for tools and tests that do not export them. */
@@ -46,58 +91,74 @@ public final class DispatchMetrics {
     }
 
     public void claimed(String queue, String kind) {
-        counter("pgdispatch.tasks.claimed", "Tasks claimed by this node", queue, kind).increment();
+        claimedCounter(queue, kind).increment();
     }
 
     public void succeeded(String queue, String kind) {
-        counter("pgdispatch.tasks.succeeded", "Attempts completed and accepted", queue, kind).increment();
+        succeededCounter(queue, kind).increment();
     }
 
     public void failed(String queue, String kind) {
-        counter("pgdispatch.tasks.failed", "Tasks failed for good (no attempts left or permanent)", queue, kind).increment();
+        failedCounter(queue, kind).increment();
     }
 
     public void retried(String queue, String kind) {
-        counter("pgdispatch.tasks.retried", "Failed attempts scheduled for retry", queue, kind).increment();
+        retriedCounter(queue, kind).increment();
+    }
+
+    private Counter claimedCounter(String queue, String kind) {
+        return counter("pgdispatch.tasks.claimed", "Tasks claimed by this node", queue, kind);
+    }
+
+    private Counter succeededCounter(String queue, String kind) {
+        return counter("pgdispatch.tasks.succeeded", "Attempts completed and accepted", queue, kind);
+    }
+
+    private Counter failedCounter(String queue, String kind) {
+        return counter("pgdispatch.tasks.failed", "Tasks failed for good (no attempts left or permanent)", queue, kind);
+    }
+
+    private Counter retriedCounter(String queue, String kind) {
+        return counter("pgdispatch.tasks.retried", "Failed attempts scheduled for retry", queue, kind);
     }
 
     public void requeued(int n) {
-        simple("pgdispatch.tasks.requeued", "Stale running tasks put back to pending", n);
+        add(requeued, n);
     }
 
     public void quarantined(int n) {
-        simple("pgdispatch.tasks.quarantined", "Tasks quarantined after their requeue budget", n);
+        add(quarantined, n);
     }
 
     public void leasesRenewed(int n) {
-        simple("pgdispatch.leases.renewed", "Leases renewed by the renewal tick", n);
+        add(leasesRenewed, n);
     }
 
     public void leasesLost(int n) {
-        simple("pgdispatch.leases.lost", "Leases this node learned it lost", n);
+        add(leasesLost, n);
     }
 
     public void completionsRefused(int n) {
-        simple("pgdispatch.completions.refused", "Outcomes refused because the lease was gone (zombie writes)", n);
+        add(completionsRefused, n);
     }
 
     public void startupRecovered(int n) {
-        simple("pgdispatch.startup.recovered", "Tasks a previous incarnation left running, requeued at start", n);
+        add(startupRecovered, n);
     }
 
-    public void reaperSweep(int requeued, int quarantined) {
-        simple("pgdispatch.reaper.sweeps", "Reaper sweeps run", 1);
-        if (requeued > 0) reaperRows("requeue").increment(requeued);
-        if (quarantined > 0) reaperRows("quarantine").increment(quarantined);
+    public void reaperSweep(int requeuedRows, int quarantinedRows) {
+        reaperSweeps.increment();
+        add(reaperRequeued, requeuedRows);
+        add(reaperQuarantined, quarantinedRows);
     }
 
     public void pruned(int n) {
-        simple("pgdispatch.tasks.pruned", "Finished tasks deleted by retention", n);
+        add(pruned, n);
     }
 
     private Counter reaperRows(String action) {
-        return counters.computeIfAbsent("reaper.rows|" + action, k -> Counter.builder("pgdispatch.reaper.rows")
-                .description("Rows the reaper moved, by action").tag("action", action).register(registry));
+        return Counter.builder("pgdispatch.reaper.rows").description("Rows the reaper moved, by action")
+                .tag("action", action).register(registry);
     }
 
     public Timer.Sample startClaim() {
@@ -109,10 +170,14 @@ public final class DispatchMetrics {
     }
 
     public void handlerDone(String kind, long nanos) {
-        handlerTimers.computeIfAbsent(kind, k -> Timer.builder("pgdispatch.handler")
+        handlerTimer(kind).record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+    }
+
+    private Timer handlerTimer(String kind) {
+        return handlerTimers.computeIfAbsent(kind, k -> Timer.builder("pgdispatch.handler")
                 .description("Handler run time per attempt").tag("kind", k).publishPercentileHistogram()
                 .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(10))
-                .register(registry)).record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+                .register(registry));
     }
 
     public void inFlight(int n) {
@@ -122,13 +187,15 @@ public final class DispatchMetrics {
     /** Replaces the per-queue depth and lag figures (pending rows, seconds since the oldest became due). */
     public void queues(Map<String, double[]> depthAndLag) {
         queues.set(Map.copyOf(depthAndLag));
-        for (String q : depthAndLag.keySet()) {
-            queueGauges.computeIfAbsent(q, name -> {
-                gauge("pgdispatch.queue.depth", "Pending tasks in the queue", name, a -> a[0]);
-                gauge("pgdispatch.queue.lag", "Seconds since the queue's oldest due pending task became due", name, a -> a[1]);
-                return true;
-            });
-        }
+        for (String q : depthAndLag.keySet()) registerQueueGauges(q);
+    }
+
+    private void registerQueueGauges(String queue) {
+        queueGauges.computeIfAbsent(queue, name -> {
+            gauge("pgdispatch.queue.depth", "Due pending tasks in the queue", name, a -> a[0]);
+            gauge("pgdispatch.queue.lag", "Seconds since the queue's oldest due pending task became due", name, a -> a[1]);
+            return true;
+        });
     }
 
     private void gauge(String name, String description, String queue, Function<double[], Double> pick) {
@@ -144,8 +211,11 @@ public final class DispatchMetrics {
                 .description(description).tag("queue", queue).tag("kind", kind).register(registry));
     }
 
-    private void simple(String name, String description, int n) {
-        if (n <= 0) return;
-        counters.computeIfAbsent(name, k -> Counter.builder(name).description(description).register(registry)).increment(n);
+    private Counter simple(String name, String description) {
+        return Counter.builder(name).description(description).register(registry);
+    }
+
+    private static void add(Counter c, int n) {
+        if (n > 0) c.increment(n);
     }
 }

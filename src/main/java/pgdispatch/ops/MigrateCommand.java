@@ -33,6 +33,11 @@ final class MigrateCommand implements Callable<Integer> {
         }
         DispatcherConfig cfg = Env.config();
         var out = spec.commandLine().getOut();
+        if (dryRun && !Database.exists(cfg.databaseUrl())) {
+            out.println("database " + cfg.databaseUrl().database() + " does not exist: migrate would create it and apply"
+                    + " every migration; nothing changed");
+            return Main.OK;
+        }
         if (!dryRun && Database.createIfMissing(cfg.databaseUrl())) {
             out.println("created database " + cfg.databaseUrl().database());
         }

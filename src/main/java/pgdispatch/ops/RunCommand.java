@@ -6,6 +6,10 @@ import java.util.Map;
 import java.util.ServiceLoader;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import pgdispatch.api.TaskHandler;
@@ -20,6 +24,8 @@ import pgdispatch.store.Database;
 @Command(name = "run", mixinStandardHelpOptions = true,
         description = "Run a dispatcher node (built-in kinds plus handlers found via ServiceLoader) until SIGTERM.")
 final class RunCommand implements Callable<Integer> {
+    private static final Logger log = LoggerFactory.getLogger(RunCommand.class);
+
     @Option(names = "--queues", paramLabel = "a,b", description = "Queues to serve (TASK_QUEUES)")
     String queues;
 
@@ -49,25 +55,68 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         List<TaskHandler> found = ServiceLoader.load(TaskHandler.class).stream().map(ServiceLoader.Provider::get).toList();
-        Dispatcher d = Dispatcher.builder(cfg).handlers(found).force(force)
-                .meterRegistry(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)).build();
+        var registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        AtomicReference<Dispatcher> node = new AtomicReference<>();
+        AtomicReference<String> problem = new AtomicReference<>("starting");
         CountDownLatch done = new CountDownLatch(1);
-        HttpEndpoint http = null;
-        try {
-            d.start();
-            http = HttpEndpoint.startIfEnabled(cfg, d);
-            HttpEndpoint h = http;
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                d.stop();
-                if (h != null) h.stop();
-                done.countDown();
-            }, "pgdispatch-shutdown"));
-            done.await();
-            return Main.OK;
-        } catch (RuntimeException | InterruptedException e) {
-            d.halt();
+        HttpEndpoint http = HttpEndpoint.startIfEnabled(cfg, registry, node::get, problem::get);
+        Thread hook = new Thread(() -> {
+            done.countDown();
+            Dispatcher d = node.get();
+            if (d != null) d.stop();
             if (http != null) http.stop();
-            throw e;
+        }, "pgdispatch-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        long backoffMs = 1000;
+        while (done.getCount() > 0) {
+            Dispatcher d = null;
+            try {
+                if (migrate) migrate(cfg);
+                d = Dispatcher.builder(cfg).handlers(found).force(force).meterRegistry(registry).build();
+                d.start();
+                node.set(d);
+                break;
+            } catch (RuntimeException e) {
+                if (d != null) d.halt();
+                String why = unreachable(e);
+                if (why == null) {
+                    if (http != null) http.stop();
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                    throw e;
+                }
+                problem.set("database unreachable: " + why);
+                log.warn("run: database {} unreachable ({}); retrying in {} s", cfg.databaseUrl(), why, backoffMs / 1000);
+                if (done.await(backoffMs, TimeUnit.MILLISECONDS)) break;
+                backoffMs = Math.min(backoffMs * 2, 30_000);
+            }
         }
+        done.await();
+        return Main.OK;
+    }
+
+    private static void migrate(DispatcherConfig cfg) throws java.sql.SQLException {
+        Database.createIfMissing(cfg.databaseUrl());
+        try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-migrate")) {
+            db.migrate();
+        }
+    }
+
+    /**
+     * Why the database could not be reached, when that is what {@code e} says (connection refused, host
+     * unknown, server starting or shutting down); null for every other failure, which stops the node.
+     * The password is never part of these messages: the driver gets it as a property, not in the URL.
+     */
+    static String unreachable(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.net.ConnectException || t instanceof java.net.UnknownHostException
+                    || t instanceof java.net.NoRouteToHostException || t instanceof java.net.SocketTimeoutException) {
+                return t.getClass().getSimpleName() + ": " + t.getMessage();
+            }
+            if (t instanceof java.sql.SQLException sql && sql.getSQLState() != null
+                    && (sql.getSQLState().startsWith("08") || sql.getSQLState().equals("57P03"))) {
+                return "SQLState " + sql.getSQLState() + ": " + sql.getMessage();
+            }
+        }
+        return null;
     }
 }

@@ -16,6 +16,7 @@ import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.TaskQueries;
+import pgdispatch.store.TaskStatus;
 
 /** {@code status}: queues, running leases, stale work, nodes: a table for people, {@code --json} for scripts. */
 @Command(name = "status", mixinStandardHelpOptions = true,
@@ -40,67 +41,82 @@ final class StatusCommand implements Callable<Integer> {
         }
         DispatcherConfig cfg = Env.config();
         try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-status")) {
-            String schema = db.requireCurrentSchema();
-            TaskQueries q = new TaskQueries(db.dataSource());
-            List<TaskQueries.QueueStats> queues = q.queueStats(cfg.stale(), cfg.nodeTimeout());
-            List<TaskQueries.RunningTask> running = q.running(runningLimit);
-            List<NodeStore.Node> nodes = new NodeStore(db.dataSource()).list(cfg.nodeTimeout());
-            Map<String, Long> events = q.eventCounts(Duration.ofHours(1));
-            Map<String, Long> orphanKinds = q.pendingWithoutHandler(cfg.nodeTimeout());
-            PrintWriter out = spec.commandLine().getOut();
-            if (json) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("database", cfg.databaseUrl().toString());
-                m.put("schema_version", schema);
-                m.put("queues", queues.stream().map(s -> {
-                    Map<String, Object> x = new LinkedHashMap<>();
-                    x.put("queue", s.queue());
-                    x.put("counts", s.byStatus());
-                    x.put("lag_seconds", s.lagSeconds());
-                    x.put("stale", s.stale());
-                    x.put("requeued_total", s.requeuedTotal());
-                    return x;
-                }).toList());
-                m.put("running", running);
-                m.put("nodes", nodes.stream().map(n -> Map.of("node_id", n.nodeId(), "host", n.host(), "pid", n.pid(),
-                        "alive", n.alive(), "seconds_since_seen", n.secondsSinceSeen(),
-                        "stopped", n.stoppedAt() != null, "queues", n.queues(), "kinds", n.kinds())).toList());
-                m.put("events_last_hour", events);
-                m.put("pending_kinds_without_live_handler", orphanKinds);
-                out.println(JSON.writeValueAsString(m));
-                return Main.OK;
-            }
-            out.printf("pgdispatch status  database=%s  schema=%s%n%n", cfg.databaseUrl(), schema);
-            out.printf("%-20s %9s %9s %10s %9s %10s %12s %9s %7s %9s%n", "QUEUE", "PENDING", "RUNNING", "SUCCEEDED",
-                    "FAILED", "CANCELLED", "QUARANTINED", "LAG_S", "STALE", "REQUEUED");
-            if (queues.isEmpty()) out.println("(no tasks)");
-            for (var s : queues) {
-                var c = s.byStatus();
-                out.printf("%-20s %9d %9d %10d %9d %10d %12d %9.1f %7d %9d%n", s.queue(), c.get("pending"), c.get("running"),
-                        c.get("succeeded"), c.get("failed"), c.get("cancelled"), c.get("quarantined"), s.lagSeconds(),
-                        s.stale(), s.requeuedTotal());
-            }
-            out.printf("%nRUNNING (soonest lease expiry first, %d shown)%n", running.size());
-            if (!running.isEmpty()) {
-                out.printf("%-10s %-14s %-16s %-20s %6s %8s %13s %14s%n", "TASK", "QUEUE", "KIND", "OWNER", "TOKEN", "ATTEMPT",
-                        "LEASE_LEFT_S", "HEARTBEAT_AGE");
-                for (var r : running) {
-                    out.printf("%-10d %-14s %-16s %-20s %6d %8d %13.1f %14.1f%n", r.id(), r.queue(), r.kind(), r.owner(),
-                            r.leaseToken(), r.attempt(), r.leaseSecondsLeft(), r.heartbeatAgeSeconds());
-                }
-            }
-            out.printf("%nNODES (dead = not seen for TASK_NODE_TIMEOUT_S=%d)%n", cfg.nodeTimeout().toSeconds());
-            if (nodes.isEmpty()) out.println("(none registered)");
-            for (var n : nodes) {
-                out.printf("%-24s %-6s host=%s pid=%d last_seen=%.1fs ago queues=%s kinds=%s%n", n.nodeId(),
-                        n.stoppedAt() != null ? "STOPPED" : n.alive() ? "LIVE" : "DEAD", n.host(), n.pid(),
-                        n.secondsSinceSeen(), String.join(",", n.queues()), String.join(",", n.kinds()));
-            }
-            out.printf("%nEVENTS (last hour) %s%n", events.isEmpty() ? "(none)" : events);
-            if (!orphanKinds.isEmpty()) {
-                out.printf("%nWARNING pending tasks whose kind no live node handles: %s%n", orphanKinds);
-            }
+            print(spec.commandLine().getOut(), cfg, db, json, runningLimit);
             return Main.OK;
+        }
+    }
+
+    /** The report on {@code db} (the demo ends with it too); {@code cfg} gives the stale and node timeouts. */
+    static void print(PrintWriter out, DispatcherConfig cfg, Database db, boolean json, int runningLimit) throws Exception {
+        String schema = db.requireCurrentSchema();
+        TaskQueries q = new TaskQueries(db.dataSource());
+        List<TaskQueries.QueueStats> queues = q.queueStats(cfg.stale(), cfg.nodeTimeout());
+        List<TaskQueries.RunningTask> running = q.running(runningLimit);
+        List<NodeStore.Node> nodes = new NodeStore(db.dataSource()).list(cfg.nodeTimeout());
+        Map<String, Long> events = q.eventCounts(Duration.ofHours(1));
+        Map<String, Long> orphanKinds = q.pendingWithoutHandler(cfg.nodeTimeout());
+        if (json) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("database", cfg.databaseUrl().toString());
+            m.put("schema_version", schema);
+            m.put("queues", queues.stream().map(s -> {
+                Map<String, Object> x = new LinkedHashMap<>();
+                x.put("queue", s.queue());
+                Map<String, Long> counts = new LinkedHashMap<>();
+                for (TaskStatus st : TaskStatus.values()) counts.put(st.sql(), s.byStatus().get(st.sql()));
+                x.put("counts", counts);
+                x.put("lag_seconds", s.lagSeconds());
+                x.put("stale", s.stale());
+                x.put("requeued_total", s.requeuedTotal());
+                return x;
+            }).toList());
+            m.put("running", running);
+            m.put("nodes", nodes.stream().map(n -> {
+                Map<String, Object> x = new LinkedHashMap<>(); // fixed key order, for people reading it
+                x.put("node_id", n.nodeId());
+                x.put("host", n.host());
+                x.put("pid", n.pid());
+                x.put("alive", n.alive());
+                x.put("stopped", n.stoppedAt() != null);
+                x.put("seconds_since_seen", n.secondsSinceSeen());
+                x.put("queues", n.queues());
+                x.put("kinds", n.kinds());
+                return x;
+            }).toList());
+            m.put("events_last_hour", events);
+            m.put("pending_kinds_without_live_handler", orphanKinds);
+            out.println(JSON.writeValueAsString(m));
+            return;
+        }
+        out.printf("pgdispatch status  database=%s  schema=%s%n%n", cfg.databaseUrl(), schema);
+        out.printf("%-20s %9s %9s %10s %9s %10s %12s %9s %7s %9s%n", "QUEUE", "PENDING", "RUNNING", "SUCCEEDED",
+                "FAILED", "CANCELLED", "QUARANTINED", "LAG_S", "STALE", "REQUEUED");
+        if (queues.isEmpty()) out.println("(no tasks)");
+        for (var s : queues) {
+            var c = s.byStatus();
+            out.printf("%-20s %9d %9d %10d %9d %10d %12d %9.1f %7d %9d%n", s.queue(), c.get("pending"), c.get("running"),
+                    c.get("succeeded"), c.get("failed"), c.get("cancelled"), c.get("quarantined"), s.lagSeconds(),
+                    s.stale(), s.requeuedTotal());
+        }
+        out.printf("%nRUNNING (soonest lease expiry first, %d shown)%n", running.size());
+        if (!running.isEmpty()) {
+            out.printf("%-10s %-14s %-16s %-20s %6s %8s %13s %14s%n", "TASK", "QUEUE", "KIND", "OWNER", "TOKEN", "ATTEMPT",
+                    "LEASE_LEFT_S", "HEARTBEAT_AGE");
+            for (var r : running) {
+                out.printf("%-10d %-14s %-16s %-20s %6d %8d %13.1f %14.1f%n", r.id(), r.queue(), r.kind(), r.owner(),
+                        r.leaseToken(), r.attempt(), r.leaseSecondsLeft(), r.heartbeatAgeSeconds());
+            }
+        }
+        out.printf("%nNODES (dead = not seen for TASK_NODE_TIMEOUT_S=%d)%n", cfg.nodeTimeout().toSeconds());
+        if (nodes.isEmpty()) out.println("(none registered)");
+        for (var n : nodes) {
+            out.printf("%-24s %-7s host=%s pid=%d last_seen=%.1fs ago queues=%s kinds=%s%n", n.nodeId(),
+                    n.stoppedAt() != null ? "STOPPED" : n.alive() ? "LIVE" : "DEAD", n.host(), n.pid(),
+                    n.secondsSinceSeen(), String.join(",", n.queues()), String.join(",", n.kinds()));
+        }
+        out.printf("%nEVENTS (last hour) %s%n", events.isEmpty() ? "(none)" : events);
+        if (!orphanKinds.isEmpty()) {
+            out.printf("%nWARNING pending tasks whose kind no live node handles: %s%n", orphanKinds);
         }
     }
 }

@@ -101,12 +101,18 @@ final class Completer {
     private void write(List<Pending> batch) {
         List<Outcome> outcomes = new ArrayList<>(batch.size());
         for (Pending p : batch) outcomes.add(p.outcome);
-        Map<Long, TaskStatus> accepted = store.completeIfOwned(owner, outcomes);
+        Map<Long, TaskStatus> accepted;
+        leases.completionLock().lock();
+        try {
+            accepted = store.completeIfOwned(owner, outcomes);
+            for (Pending p : batch) leases.remove(p.held);
+        } finally {
+            leases.completionLock().unlock();
+        }
         int refused = 0;
         for (Pending p : batch) {
             var t = p.held.task;
             TaskStatus st = accepted.get(t.id());
-            leases.remove(p.held);
             if (st == null) {
                 refused++;
                 log.warn("task={} kind={} owner={} attempt={} lease_token={}: completion refused, the lease was lost",

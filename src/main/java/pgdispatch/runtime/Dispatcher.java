@@ -69,7 +69,7 @@ public final class Dispatcher implements AutoCloseable {
         this.config = b.config;
         this.ownsDatabase = b.database == null;
         this.db = b.database != null ? b.database
-                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId());
+                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId(), b.registry);
         this.handlers = Map.copyOf(b.handlers);
         this.metrics = new DispatchMetrics(b.registry);
         this.retryPolicy = b.retryPolicy;
@@ -169,6 +169,7 @@ public final class Dispatcher implements AutoCloseable {
         recovery = new StartupRecovery(new StartupRecovery.Config(config.nodeId(), config.maxRequeue(),
                 StartupRecovery.DEFAULT_BATCH), store, metrics).runOnce();
 
+        metrics.serving(config.queues(), handlers.keySet());
         Map<String, Duration> leaseByKind = new LinkedHashMap<>();
         for (TaskHandler h : handlers.values()) leaseByKind.put(h.kind(), h.lease() == null ? config.lease() : h.lease());
 
@@ -270,6 +271,11 @@ public final class Dispatcher implements AutoCloseable {
      */
     public void stop() {
         if (!started.get() || !stopped.compareAndSet(false, true)) return;
+        if (claimLoop == null) { // start() failed part-way: nothing runs, nothing is held
+            stopped.set(false);
+            halt();
+            return;
+        }
         log.info("dispatcher: node={} stopping: draining {} running tasks for up to {}s", config.nodeId(), leases.size(),
                 config.drainTimeout().toSeconds());
         claimLoop.stop();

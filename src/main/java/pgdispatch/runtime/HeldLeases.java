@@ -5,6 +5,9 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import pgdispatch.store.ClaimedTask;
 import pgdispatch.store.HeldLease;
 
@@ -36,6 +39,20 @@ final class HeldLeases {
     }
 
     private final Map<Long, Held> held = new ConcurrentHashMap<>();
+
+    /**
+     * Completion writes share it, a renewal tick takes it alone: otherwise a tick could present a lease
+     * whose outcome commits just before the renewal statement runs, and record a false lease_lost.
+     */
+    private final ReadWriteLock writes = new ReentrantReadWriteLock();
+
+    Lock completionLock() {
+        return writes.readLock();
+    }
+
+    Lock renewalLock() {
+        return writes.writeLock();
+    }
 
     Held add(ClaimedTask task) {
         Held h = new Held(task);

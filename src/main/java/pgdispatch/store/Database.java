@@ -2,6 +2,8 @@ package pgdispatch.store;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory;
+import io.micrometer.core.instrument.MeterRegistry;
 import com.zaxxer.hikari.pool.HikariPool;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -41,6 +43,14 @@ public final class Database implements AutoCloseable {
 
     /** Opens a pool of {@code poolSize} connections; fails fast when the server is unreachable. */
     public static Database open(DatabaseUrl url, int poolSize, String poolName) {
+        return open(url, poolSize, poolName, null);
+    }
+
+    /**
+     * The same, with the pool's own meters ({@code hikaricp_connections_*}, tag {@code pool}) in
+     * {@code registry} when it is not null.
+     */
+    public static Database open(DatabaseUrl url, int poolSize, String poolName, MeterRegistry registry) {
         HikariConfig hc = new HikariConfig();
         hc.setJdbcUrl(url.jdbcUrl());
         hc.setDataSourceProperties(driverProperties(url));
@@ -51,6 +61,7 @@ public final class Database implements AutoCloseable {
         // Batched statements joined to unnest(...) get a generic plan after five runs that loops over
         // every running row per element (see docs/PERFORMANCE.md): plan each execution for its arrays.
         hc.setConnectionInitSql("SET plan_cache_mode = force_custom_plan");
+        if (registry != null) hc.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(registry));
         try {
             return new Database(url, new HikariDataSource(hc));
         } catch (HikariPool.PoolInitializationException e) {
@@ -95,16 +106,26 @@ public final class Database implements AutoCloseable {
         return DriverManager.getConnection(url.jdbcUrl(), driverProperties(url));
     }
 
+    /** Whether the database of {@code url} exists (connecting to it; other connection errors are thrown). */
+    public static boolean exists(DatabaseUrl url) throws SQLException {
+        try (Connection c = connect(url)) {
+            return true;
+        } catch (SQLException e) {
+            if (!"3D000".equals(e.getSQLState())) throw e; // 3D000 invalid_catalog_name: no such database
+            return false;
+        }
+    }
+
     /**
      * Creates the database of {@code url} when it does not exist yet (connecting to the server's
      * {@code postgres} database to do so). Returns true when it was created.
      */
     public static boolean createIfMissing(DatabaseUrl url) throws SQLException {
-        try (Connection c = connect(url)) {
-            return false;
+        try {
+            if (exists(url)) return false;
         } catch (SQLException e) {
             if (e.getSQLState() != null && e.getSQLState().startsWith("08")) throw new UnreachableException(url, e);
-            if (!"3D000".equals(e.getSQLState())) throw e; // 3D000 invalid_catalog_name: no such database
+            throw e;
         }
         try (Connection admin = connect(url.withDatabase("postgres")); Statement st = admin.createStatement()) {
             // the name was checked against [A-Za-z0-9_$-] by DatabaseUrl.parse; quoted as an identifier
@@ -114,6 +135,18 @@ public final class Database implements AutoCloseable {
         } catch (SQLException e) {
             if ("42P04".equals(e.getSQLState())) return false; // created meanwhile by another node
             throw e;
+        }
+    }
+
+    /**
+     * Drops the database of {@code url} (closing its other sessions) and creates it empty: for the
+     * demo's own database only, never one that holds work.
+     */
+    public static void recreate(DatabaseUrl url) throws SQLException {
+        try (Connection admin = connect(url.withDatabase("postgres")); Statement st = admin.createStatement()) {
+            // the name was checked against [A-Za-z0-9_$-] by the caller; quoted as an identifier
+            st.execute("DROP DATABASE IF EXISTS \"" + url.database() + "\" WITH (FORCE)");
+            st.execute("CREATE DATABASE \"" + url.database() + "\"");
         }
     }
 

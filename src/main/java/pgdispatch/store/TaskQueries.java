@@ -38,7 +38,9 @@ public final class TaskQueries {
                            OffsetDateTime finishedAt, String lastError, String payload, String result,
                            String progress, String idempotencyKey) {}
 
-    public record EventView(long id, String event, String owner, Long leaseToken, OffsetDateTime at, String detail) {}
+    /** A {@code task_events} row; {@code detail} is its JSON text. */
+    public record EventView(long id, long taskId, String event, String owner, Long leaseToken, OffsetDateTime at,
+                            String detail) {}
 
     /** Per-queue figures; {@code stale}/{@code nodeTimeout} as the reaper counts them. */
     public List<QueueStats> queueStats(Duration stale, Duration nodeTimeout) {
@@ -113,16 +115,39 @@ public final class TaskQueries {
         return dsl.selectFrom(TASKS).where(c).orderBy(TASKS.ID.desc()).limit(limit).fetch(TaskQueries::view);
     }
 
+    /** One task's events, oldest first. */
     public List<EventView> events(long taskId) {
         return dsl.selectFrom(TASK_EVENTS).where(TASK_EVENTS.TASK_ID.eq(taskId)).orderBy(TASK_EVENTS.ID)
-                .fetch(r -> new EventView(r.getId(), r.getEvent(), r.getOwnerId(), r.getLeaseToken(), r.getAt(),
-                        r.getDetail() == null ? null : r.getDetail().data()));
+                .fetch(TaskQueries::event);
     }
 
-    /** Pending depth and lag (seconds) by queue, for gauges. */
+    /**
+     * Events of every task with an id above {@code afterId}, oldest first, at most {@code limit}: a
+     * follower polls with the last id it saw. (An event whose transaction commits after a later id was
+     * read is skipped; the demo's narration tolerates that, an audit would not.)
+     */
+    public List<EventView> eventsAfter(long afterId, int limit) {
+        return dsl.selectFrom(TASK_EVENTS).where(TASK_EVENTS.ID.gt(afterId)).orderBy(TASK_EVENTS.ID).limit(limit)
+                .fetch(TaskQueries::event);
+    }
+
+    private static EventView event(pgdispatch.store.jooq.tables.records.TaskEventsRecord r) {
+        return new EventView(r.getId(), r.getTaskId(), r.getEvent(), r.getOwnerId(), r.getLeaseToken(), r.getAt(),
+                r.getDetail() == null ? null : r.getDetail().data());
+    }
+
+    /** Running tasks per owner node id (nodes listing). */
+    public Map<String, Long> runningByOwner() {
+        return dsl.select(TASKS.OWNER_ID, DSL.count().cast(Long.class)).from(TASKS)
+                .where(TASKS.STATUS.eq(TaskStatus.RUNNING.sql()).and(TASKS.OWNER_ID.isNotNull()))
+                .groupBy(TASKS.OWNER_ID)
+                .fetchMap(TASKS.OWNER_ID, DSL.count().cast(Long.class));
+    }
+
+    /** Due pending depth and lag (seconds) by queue, for gauges; a queue with only later tasks has depth 0. */
     public Map<String, double[]> depthAndLag() {
         return dsl.resultQuery("""
-                SELECT queue, count(*)::float8 AS depth,
+                SELECT queue, (count(*) FILTER (WHERE run_at <= now()))::float8 AS depth,
                        coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)::float8 AS lag
                   FROM tasks WHERE status = 'pending' GROUP BY queue
                 """).fetchMap(r -> r.get("queue", String.class),

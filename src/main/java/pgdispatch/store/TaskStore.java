@@ -128,6 +128,10 @@ public final class TaskStore {
                       FROM tasks t
                      WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
                        AND t.kind = ANY(:kinds::text[])
+                       -- legacy rows from before V3's NOT VALID checks would fail them on this UPDATE and
+                       -- take the whole batch down with them: leave them pending, visible to operators
+                       AND jsonb_typeof(t.payload) = 'object' AND t.priority BETWEEN -1000 AND 1000
+                       AND t.max_attempts BETWEEN 1 AND 1000 AND t.attempts >= 0 AND t.requeue_count >= 0
                      ORDER BY t.priority, t.run_at, t.id
                      LIMIT :limit
                        FOR UPDATE OF t SKIP LOCKED) d
@@ -324,7 +328,9 @@ public final class TaskStore {
                SET lease_expires_at = now() + :lease_ms * interval '1 millisecond',
                    last_heartbeat_at = now(),
                    progress = CASE WHEN :has_progress THEN jsonb_build_object(
-                                  'checkpoint', :progress::jsonb, 'message', :message::text, 'at', now())
+                                  -- a message alone keeps the last checkpoint: the next attempt still resumes from it
+                                  'checkpoint', coalesce(:progress::jsonb, progress->'checkpoint'),
+                                  'message', :message::text, 'at', now())
                               ELSE progress END
              WHERE id = :id AND owner_id = :owner AND lease_token = :token AND status = 'running'
             """);
@@ -360,15 +366,19 @@ public final class TaskStore {
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token)
                 SELECT u.id, 'succeeded', :owner, u.lease_token FROM upd u
+            ), already AS (
+                -- a retry of a write whose commit we did not hear about (the connection broke): it is ours
+                SELECT d.id FROM done d JOIN tasks t ON t.id = d.id
+                 WHERE t.status = 'succeeded' AND t.owner_id = :owner AND t.lease_token = d.token
             ), refused AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT d.id, 'completion_refused', :owner, d.token,
                        jsonb_build_object('outcome', 'succeeded', 'status', t.status,
                                           'current_owner', t.owner_id, 'current_token', t.lease_token)
                   FROM done d LEFT JOIN tasks t ON t.id = d.id
-                 WHERE d.id NOT IN (SELECT id FROM upd)
+                 WHERE d.id NOT IN (SELECT id FROM upd) AND d.id NOT IN (SELECT id FROM already)
             )
-            SELECT id FROM upd
+            SELECT id FROM upd UNION ALL SELECT id FROM already
             """);
 
     private static final NamedSql FAIL = NamedSql.of("""

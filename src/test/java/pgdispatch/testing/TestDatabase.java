@@ -24,6 +24,7 @@ import pgdispatch.store.Database;
  */
 public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
     private final boolean migrated;
+    private int depth;
     private String name;
     private DatabaseUrl url;
     private Database database;
@@ -42,7 +43,10 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
     }
 
     @Override
-    public void beforeAll(ExtensionContext context) {
+    public synchronized void beforeAll(ExtensionContext context) {
+        // @Nested classes inherit the enclosing class's extension and call beforeAll/afterAll again:
+        // only the outermost class creates and drops the database, nested ones share it
+        if (depth++ > 0) return;
         String cls = context.getRequiredTestClass().getSimpleName().toLowerCase(Locale.ROOT);
         name = "pgd_t_" + cls.substring(0, Math.min(30, cls.length())) + "_" + UUID.randomUUID().toString().substring(0, 6);
         PgServer server = PgServer.get();
@@ -53,7 +57,8 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
     }
 
     @Override
-    public void afterAll(ExtensionContext context) {
+    public synchronized void afterAll(ExtensionContext context) {
+        if (--depth > 0) return;
         if (database != null) database.close();
         PgServer.get().drop(name);
     }

@@ -1,0 +1,270 @@
+package pgdispatch.ops;
+
+import java.io.PrintWriter;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import pgdispatch.config.DispatcherConfig;
+import pgdispatch.store.Database;
+import pgdispatch.store.TaskQueries;
+import pgdispatch.store.TaskQueries.EventView;
+import pgdispatch.store.TaskQueries.TaskView;
+import pgdispatch.store.TaskStatus;
+import pgdispatch.store.TaskStore;
+
+/** {@code tasks list|show|retry|cancel|quarantine}: day-to-day work on single tasks. */
+@Command(name = "tasks", mixinStandardHelpOptions = true, description = "List, inspect, retry, cancel or quarantine tasks.",
+        subcommands = {TasksCommand.ListTasks.class, TasksCommand.Show.class, TasksCommand.Retry.class,
+                TasksCommand.Cancel.class, TasksCommand.Quarantine.class})
+final class TasksCommand implements Runnable {
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required: list, show, retry, cancel or quarantine");
+    }
+
+    static final String STATUSES = Arrays.stream(TaskStatus.values()).map(TaskStatus::sql).collect(Collectors.joining(", "));
+
+    /** Opens a small pool on the configured database, checked to be at this build's schema version. */
+    static Database open(String purpose) {
+        DispatcherConfig cfg = Env.config();
+        Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-" + purpose);
+        try {
+            db.requireCurrentSchema();
+            return db;
+        } catch (RuntimeException e) {
+            db.close();
+            throw e;
+        }
+    }
+
+    /** {@code tasks list}: newest first. */
+    @Command(name = "list", mixinStandardHelpOptions = true, description = "List tasks, newest first.")
+    static final class ListTasks implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--status", paramLabel = "S", description = "Only this status: pending, running, succeeded, failed, cancelled, quarantined")
+        String status;
+
+        @Option(names = "--queue", paramLabel = "Q", description = "Only this queue")
+        String queue;
+
+        @Option(names = "--limit", paramLabel = "N", defaultValue = "50", description = "At most N tasks, 1-10000 (default 50)")
+        String limit;
+
+        @Option(names = "--json", description = "Print JSON")
+        boolean json;
+
+        @Override
+        public Integer call() {
+            if (status != null && Arrays.stream(TaskStatus.values()).noneMatch(s -> s.sql().equals(status))) {
+                throw new IllegalArgumentException("--status=" + status + " is not a task status; valid: " + STATUSES);
+            }
+            int n = Flags.intIn("--limit", limit, 1, 10_000);
+            try (Database db = open("tasks")) {
+                List<TaskView> tasks = new TaskQueries(db.dataSource()).tasks(status, queue, n);
+                PrintWriter out = spec.commandLine().getOut();
+                if (json) {
+                    out.println(Json.write(tasks.stream().map(TasksCommand::taskJson).toList()));
+                    return Main.OK;
+                }
+                if (tasks.isEmpty()) {
+                    out.println("(no tasks" + (status != null ? " with status " + status : "")
+                            + (queue != null ? " in queue " + queue : "") + ")");
+                    return Main.OK;
+                }
+                out.printf("%-10s %-14s %-16s %-12s %8s %8s %-16s %-25s %s%n", "ID", "QUEUE", "KIND", "STATUS", "ATTEMPTS",
+                        "REQUEUES", "OWNER", "RUN_AT", "LAST_ERROR");
+                for (TaskView t : tasks) {
+                    out.printf("%-10d %-14s %-16s %-12s %8s %8d %-16s %-25s %s%n", t.id(), t.queue(), t.kind(), t.status(),
+                            t.attempts() + "/" + t.maxAttempts(), t.requeueCount(), t.owner() == null ? "-" : t.owner(),
+                            Json.time(t.runAt()), t.lastError() == null ? "" : shorten(t.lastError(), 60));
+                }
+                return Main.OK;
+            }
+        }
+    }
+
+    /** {@code tasks show ID}: the row and its events. */
+    @Command(name = "show", mixinStandardHelpOptions = true, description = "Show one task with all its events.")
+    static final class Show implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(paramLabel = "ID", description = "Task id")
+        String id;
+
+        @Option(names = "--json", description = "Print JSON")
+        boolean json;
+
+        @Override
+        public Integer call() {
+            long taskId = Flags.taskId(id);
+            try (Database db = open("tasks")) {
+                TaskQueries q = new TaskQueries(db.dataSource());
+                Optional<TaskView> found = q.task(taskId);
+                if (found.isEmpty()) return notFound(spec, taskId);
+                TaskView t = found.get();
+                List<EventView> events = q.events(taskId);
+                PrintWriter out = spec.commandLine().getOut();
+                if (json) {
+                    Map<String, Object> m = new LinkedHashMap<>();
+                    m.put("task", taskJson(t));
+                    m.put("events", events.stream().map(TasksCommand::eventJson).toList());
+                    out.println(Json.write(m));
+                    return Main.OK;
+                }
+                out.printf("task %d%n", t.id());
+                taskJson(t).forEach((k, v) -> {
+                    if (!k.equals("id")) out.printf("  %-18s %s%n", k, v == null ? "-" : v);
+                });
+                out.printf("%nEVENTS (%d)%n", events.size());
+                out.printf("  %-8s %-30s %-22s %-16s %6s %s%n", "ID", "AT", "EVENT", "OWNER", "TOKEN", "DETAIL");
+                for (EventView e : events) {
+                    out.printf("  %-8d %-30s %-22s %-16s %6s %s%n", e.id(), Json.time(e.at()), e.event(),
+                            e.owner() == null ? "-" : e.owner(), e.leaseToken() == null ? "-" : e.leaseToken(),
+                            e.detail() == null ? "" : e.detail());
+                }
+                return Main.OK;
+            }
+        }
+    }
+
+    /** {@code tasks retry ID}. */
+    @Command(name = "retry", mixinStandardHelpOptions = true,
+            description = "Put a finished task (succeeded, failed, cancelled, quarantined) back to pending with a fresh attempt series.")
+    static final class Retry implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(paramLabel = "ID", description = "Task id")
+        String id;
+
+        @Override
+        public Integer call() {
+            long taskId = Flags.taskId(id);
+            return act(spec, taskId, "retry", "finished tasks (succeeded, failed, cancelled, quarantined); cancel a live one first",
+                    store -> store.retry(taskId), "pending (attempts reset; event retried_by_operator)");
+        }
+    }
+
+    /** {@code tasks cancel ID}. */
+    @Command(name = "cancel", mixinStandardHelpOptions = true,
+            description = "Cancel a pending or running task (a running handler learns it at its next lease renewal).")
+    static final class Cancel implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(paramLabel = "ID", description = "Task id")
+        String id;
+
+        @Option(names = "--reason", paramLabel = "R", description = "Why; kept in last_error and the event")
+        String reason;
+
+        @Override
+        public Integer call() {
+            long taskId = Flags.taskId(id);
+            return act(spec, taskId, "cancel", "pending or running tasks",
+                    store -> store.cancel(taskId, reason), "cancelled (event cancelled)");
+        }
+    }
+
+    /** {@code tasks quarantine ID}. */
+    @Command(name = "quarantine", mixinStandardHelpOptions = true,
+            description = "Take a pending, running or failed task out of circulation for inspection.")
+    static final class Quarantine implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(paramLabel = "ID", description = "Task id")
+        String id;
+
+        @Option(names = "--reason", paramLabel = "R", defaultValue = "no reason given", description = "Why; kept in last_error and the event")
+        String reason;
+
+        @Override
+        public Integer call() {
+            long taskId = Flags.taskId(id);
+            return act(spec, taskId, "quarantine", "pending, running or failed tasks",
+                    store -> store.quarantine(taskId, reason), "quarantined (event quarantined)");
+        }
+    }
+
+    /** Runs one operator transition; a refusal names the task's current status and what the action allows. */
+    private static int act(CommandSpec spec, long id, String action, String allowedFor,
+                           java.util.function.Predicate<TaskStore> transition, String result) {
+        try (Database db = open("tasks")) {
+            TaskQueries q = new TaskQueries(db.dataSource());
+            String before = q.task(id).map(TaskView::status).orElse(null);
+            if (transition.test(new TaskStore(db))) {
+                spec.commandLine().getOut().printf("task %d: %s -> %s%n", id, before == null ? "?" : before, result);
+                return Main.OK;
+            }
+            Optional<TaskView> now = q.task(id);
+            if (now.isEmpty()) return notFound(spec, id);
+            spec.commandLine().getErr().printf("pgdispatch: task %d is %s: %s is allowed only for %s%n", id,
+                    now.get().status(), action, allowedFor);
+            return Main.FAILURE;
+        }
+    }
+
+    private static int notFound(CommandSpec spec, long id) {
+        spec.commandLine().getErr().printf("pgdispatch: task %d not found%n", id);
+        return Main.FAILURE;
+    }
+
+    static Map<String, Object> taskJson(TaskView t) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", t.id());
+        m.put("queue", t.queue());
+        m.put("kind", t.kind());
+        m.put("status", t.status());
+        m.put("priority", t.priority());
+        m.put("attempts", t.attempts());
+        m.put("max_attempts", t.maxAttempts());
+        m.put("requeue_count", t.requeueCount());
+        m.put("owner_id", t.owner());
+        m.put("lease_token", t.leaseToken());
+        m.put("run_at", Json.time(t.runAt()));
+        m.put("lease_expires_at", Json.time(t.leaseExpiresAt()));
+        m.put("last_heartbeat_at", Json.time(t.lastHeartbeatAt()));
+        m.put("created_at", Json.time(t.createdAt()));
+        m.put("finished_at", Json.time(t.finishedAt()));
+        m.put("last_error", t.lastError());
+        m.put("idempotency_key", t.idempotencyKey());
+        m.put("payload", Json.embed(t.payload()));
+        m.put("result", Json.embed(t.result()));
+        m.put("progress", Json.embed(t.progress()));
+        return m;
+    }
+
+    static Map<String, Object> eventJson(EventView e) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("id", e.id());
+        m.put("task_id", e.taskId());
+        m.put("event", e.event());
+        m.put("owner_id", e.owner());
+        m.put("lease_token", e.leaseToken());
+        m.put("at", Json.time(e.at()));
+        m.put("detail", Json.embed(e.detail()));
+        return m;
+    }
+
+    private static String shorten(String s, int max) {
+        String one = s.replace('\n', ' ');
+        return one.length() <= max ? one : one.substring(0, max - 1) + "…";
+    }
+}

@@ -1,0 +1,163 @@
+package pgdispatch.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Settings read from an environment map: defaults, one exact line per problem, all problems at once, no secrets. */
+class DispatcherConfigTest {
+
+    /** A fixed node id, so no test depends on this machine's host name. */
+    static Map<String, String> env(String... pairs) {
+        Map<String, String> m = new HashMap<>(Map.of("DISPATCHER_NODE_ID", "node-a"));
+        for (int i = 0; i < pairs.length; i += 2) m.put(pairs[i], pairs[i + 1]);
+        return m;
+    }
+
+    @Test
+    void defaultsWhenNothingIsSet() {
+        DispatcherConfig c = DispatcherConfig.fromEnv(env());
+
+        assertThat(c.lease()).isEqualTo(Duration.ofSeconds(600));
+        assertThat(c.stale()).isEqualTo(Duration.ofSeconds(900));
+        assertThat(c.maxRequeue()).isEqualTo(3);
+        assertThat(c.reapBatch()).isEqualTo(200);
+        assertThat(c.renewInterval()).isEqualTo(Duration.ofSeconds(30));
+        assertThat(c.nodeTimeout()).isEqualTo(Duration.ofSeconds(90));
+        assertThat(c.queues()).containsExactly("default");
+        assertThat(c.databaseUrl()).isEqualTo(DatabaseUrl.parse("default", DatabaseUrl.DEFAULT));
+        assertThat(c.describe()).containsEntry("TASK_LEASE_S", "600").containsEntry("TASK_STALE_S", "900")
+                .containsEntry("TASK_MAX_REQUEUE", "3").containsEntry("TASK_REAP_BATCH", "200")
+                .containsEntry("TASK_RENEW_S", "30").containsEntry("TASK_NODE_TIMEOUT_S", "90");
+    }
+
+    @Test
+    void nodeTimeoutDefaultsToThreeRenewals() {
+        assertThat(DispatcherConfig.fromEnv(env("TASK_RENEW_S", "20")).nodeTimeout()).isEqualTo(Duration.ofSeconds(60));
+    }
+
+    @Test
+    void readsEverySettingGiven() {
+        DispatcherConfig c = DispatcherConfig.fromEnv(env("TASK_LEASE_S", "120", "TASK_STALE_S", "300",
+                "TASK_MAX_REQUEUE", "0", "TASK_REAP_BATCH", "50", "TASK_RENEW_S", "10", "TASK_NODE_TIMEOUT_S", "45",
+                "TASK_QUEUES", " emails, reports ,emails", "PGDISPATCH_HTTP_PORT", "off"));
+
+        assertThat(c.lease()).isEqualTo(Duration.ofMinutes(2));
+        assertThat(c.stale()).isEqualTo(Duration.ofMinutes(5));
+        assertThat(c.maxRequeue()).isZero();
+        assertThat(c.reapBatch()).isEqualTo(50);
+        assertThat(c.renewInterval()).isEqualTo(Duration.ofSeconds(10));
+        assertThat(c.nodeTimeout()).isEqualTo(Duration.ofSeconds(45));
+        assertThat(c.queues()).containsExactly("emails", "reports");
+        assertThat(c.httpPort()).isEqualTo(DispatcherConfig.HTTP_OFF);
+        assertThat(c.describe()).containsEntry("PGDISPATCH_HTTP_PORT", "off");
+    }
+
+    @Test
+    void refusesNegativeLease() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_LEASE_S", "-5")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("TASK_LEASE_S=-5 must be a positive whole number of seconds (at most 31536000)");
+    }
+
+    @Test
+    void refusesLeaseThatIsNotANumber() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_LEASE_S", "10m")))
+                .hasMessage("TASK_LEASE_S=10m must be a positive whole number of seconds (at most 31536000)");
+    }
+
+    @Test
+    void refusesRenewalAsLongAsTheLease() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_RENEW_S", "600", "TASK_LEASE_S", "600")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("TASK_RENEW_S=600 must be shorter than TASK_LEASE_S=600 (renew a few times per lease, e.g. TASK_RENEW_S=30)");
+    }
+
+    @Test
+    void refusesRenewalLongerThanTheLease() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_RENEW_S", "700", "TASK_LEASE_S", "600")))
+                .hasMessage("TASK_RENEW_S=700 must be shorter than TASK_LEASE_S=600 (renew a few times per lease, e.g. TASK_RENEW_S=30)");
+    }
+
+    @Test
+    void refusesNodeTimeoutNotLongerThanTheRenewal() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "30")))
+                .hasMessage("TASK_NODE_TIMEOUT_S=30 must be longer than TASK_RENEW_S=30 (a node heartbeats once per renewal; 3x is the default)");
+    }
+
+    @Test
+    void refusesMalformedDatabaseUrl() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("DATABASE_URL", "postgres://app:secret@/db")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("DATABASE_URL=postgres://app:***@/db has no host name");
+    }
+
+    @Test
+    void refusesMysqlUrl() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("DATABASE_URL", "mysql://app:secret@db/x")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("DATABASE_URL=mysql://app:***@db/x must start with postgres://, postgresql:// or jdbc:postgresql://");
+    }
+
+    @Test
+    void refusesBadQueueAndNodeNames() {
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_QUEUES", "ok,bad queue", "DISPATCHER_NODE_ID", "-x")))
+                .hasMessage("DISPATCHER_NODE_ID=-x must be 1-100 of letters, digits, _ . : - starting with a letter or digit\n"
+                        + "TASK_QUEUES=ok,bad queue has an invalid queue name 'bad queue': 1-100 of letters, digits, _ . : - starting with a letter or digit");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_QUEUES", " , ")))
+                .hasMessage("TASK_QUEUES= ,  must name at least one queue");
+    }
+
+    @Test
+    void reportsEveryProblemTogether() {
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> DispatcherConfig.fromEnv(env(
+                "DATABASE_URL", "mysql://app:secret@db/x", "TASK_LEASE_S", "-5", "TASK_MAX_REQUEUE", "lots",
+                "TASK_STALE_S", "10", "TASK_REAP_BATCH", "0")));
+
+        List<String> expected = List.of(
+                "DATABASE_URL=mysql://app:***@db/x must start with postgres://, postgresql:// or jdbc:postgresql://",
+                "TASK_LEASE_S=-5 must be a positive whole number of seconds (at most 31536000)",
+                "TASK_MAX_REQUEUE=lots must be a whole number from 0 to 1000",
+                "TASK_REAP_BATCH=0 must be a whole number from 1 to 100000",
+                "TASK_STALE_S=10 must be longer than TASK_RENEW_S=30 (a healthy task's heartbeat is at most one renewal interval old)");
+        assertThat(e).isNotNull();
+        assertThat(e.problems()).containsExactlyElementsOf(expected);
+        assertThat(e).hasMessage(String.join("\n", expected));
+    }
+
+    @Test
+    void neverPrintsThePasswordOfAValidUrl() {
+        DispatcherConfig c = DispatcherConfig.fromEnv(env("DATABASE_URL", "postgres://app:Zq9-secret@db:5433/x?sslmode=require"));
+
+        assertThat(c.databaseUrl().password()).isEqualTo("Zq9-secret");
+        assertThat(c.describe()).containsEntry("DATABASE_URL", "postgresql://app:***@db:5433/x?sslmode=require");
+        assertThat(c.describe().toString()).doesNotContain("Zq9-secret");
+        assertThat(c.toString()).doesNotContain("Zq9-secret");
+        assertThat(c.databaseUrl().jdbcUrl()).doesNotContain("Zq9-secret");
+    }
+
+    @Test
+    void neverPrintsThePasswordOfAJdbcUrl() {
+        DispatcherConfig c = DispatcherConfig.fromEnv(env("DATABASE_URL", "jdbc:postgresql://db/x?user=app&password=Zq9-secret"));
+
+        assertThat(c.describe().toString()).doesNotContain("Zq9-secret");
+        assertThat(c.toString()).doesNotContain("Zq9-secret");
+        assertThat(c.databaseUrl().jdbcUrl()).isEqualTo("jdbc:postgresql://db:5432/x");
+    }
+
+    @Test
+    void neverPrintsThePasswordWhenReportingProblems() {
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> DispatcherConfig.fromEnv(env(
+                "DATABASE_URL", "postgresql://app:Zq9-secret@/x", "TASK_LEASE_S", "0")));
+
+        assertThat(e).isNotNull();
+        assertThat(e.problems()).hasSize(2);
+        assertThat(e.getMessage()).doesNotContain("Zq9-secret");
+    }
+}

@@ -1,0 +1,49 @@
+package pgdispatch.ops;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.sql.SQLException;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import pgdispatch.config.ConfigException;
+import pgdispatch.config.DispatcherConfig;
+import pgdispatch.http.HttpEndpoint;
+
+/** {@code run} against a database that is not there yet: it waits and says why, it does not exit. */
+class RunCommandTest {
+    @Test
+    void aRefusedConnectionIsAReasonToRetryAndABadConfigurationIsNot() {
+        var refused = new RuntimeException("pool", new SQLException("Connection to db:5432 refused", "08001"));
+        assertThat(RunCommand.unreachable(refused)).isEqualTo("SQLState 08001: Connection to db:5432 refused");
+        assertThat(RunCommand.unreachable(new IllegalStateException("x", new ConnectException("Connection refused"))))
+                .isEqualTo("ConnectException: Connection refused");
+        assertThat(RunCommand.unreachable(new ConfigException("TASK_LEASE_S=-5 must be a positive whole number of seconds"))).isNull();
+        assertThat(RunCommand.unreachable(new RuntimeException(new SQLException("permission denied", "42501")))).isNull();
+    }
+
+    @Test
+    void readinessIsFalseWithTheReasonUntilTheNodeHasStarted() throws Exception {
+        DispatcherConfig cfg = DispatcherConfig.fromEnv(Map.of("PGDISPATCH_HTTP_PORT", "0"));
+        HttpEndpoint http = HttpEndpoint.startIfEnabled(cfg, new PrometheusMeterRegistry(PrometheusConfig.DEFAULT),
+                () -> null, () -> "database unreachable: SQLState 08001: Connection refused");
+        try {
+            var client = HttpClient.newHttpClient();
+            var ready = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http.port() + "/health/ready")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            var live = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http.port() + "/health/live")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(ready.statusCode()).isEqualTo(503);
+            assertThat(ready.body()).contains("database unreachable: SQLState 08001");
+            assertThat(live.statusCode()).isEqualTo(200);
+        } finally {
+            http.stop();
+        }
+    }
+}

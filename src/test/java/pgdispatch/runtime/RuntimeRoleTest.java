@@ -1,0 +1,95 @@
+package pgdispatch.runtime;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.io.File;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import pgdispatch.api.TaskClient;
+import pgdispatch.config.DatabaseUrl;
+import pgdispatch.store.Database;
+import pgdispatch.store.TaskStore;
+import pgdispatch.testing.TestDatabase;
+
+/**
+ * The runtime role of scripts/create-roles.sql is enough to run a node: the script is applied with psql
+ * (as an operator would) to a migrated database, then a node running as {@code pgdispatch_app} claims
+ * and completes a task, and the role cannot change the schema.
+ */
+class RuntimeRoleTest {
+    @RegisterExtension
+    static final TestDatabase db = new TestDatabase();
+
+    /** Roles are cluster-wide; the script leaves an existing role's password alone unless given one. */
+    private static final String APP_PASSWORD = "pgd-test-app-pw";
+
+    private static DatabaseUrl app;
+
+    @BeforeAll
+    static void createRoles() throws Exception {
+        Path script = Path.of(System.getProperty("pgdispatch.createRolesSql", "scripts/create-roles.sql"));
+        Assumptions.assumeTrue(Files.exists(script), script + " is not in this checkout (it is committed with the scripts)");
+        Assumptions.assumeTrue(onPath("psql"), "psql is not on PATH: the script is psql syntax (\\if, :'var')");
+        DatabaseUrl url = db.url();
+        List<String> cmd = new ArrayList<>(List.of("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", url.host(),
+                "-p", "" + url.port(), "-d", url.database(), "-v", "app_password=" + APP_PASSWORD, "-f", script.toString()));
+        if (url.user() != null) cmd.addAll(List.of("-U", url.user()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        if (url.password() != null) pb.environment().put("PGPASSWORD", url.password());
+        Process p = pb.start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).as(output).isZero();
+        app = new DatabaseUrl(url.host(), url.port(), url.database(), "pgdispatch_app", APP_PASSWORD, url.params());
+    }
+
+    private static boolean onPath(String program) {
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(dir, program))) return true;
+        }
+        return false;
+    }
+
+    @Test
+    void aNodeRunningAsTheRuntimeRoleClaimsAndCompletesATask() throws Exception {
+        try (Database asApp = Database.open(app, 3, "pgd-test-app")) {
+            long id = new TaskClient(new TaskStore(asApp), 1 << 20).enqueue(TaskClient.Enqueue.of("echo", "{\"x\": 1}"));
+            Dispatcher d = Dispatcher.builder(db.config().withDatabaseUrl(app)).build().start();
+            try {
+                await().atMost(Duration.ofSeconds(20)).until(() -> db.count("tasks WHERE id = " + id + " AND status = 'succeeded'") == 1);
+                assertThat(d.reapNow().skipped()).isFalse();
+            } finally {
+                d.stop();
+            }
+            assertThat(db.rows("SELECT event, owner_id FROM task_events WHERE task_id = " + id + " ORDER BY id"))
+                    .extracting(r -> r.get("event") + "@" + r.get("owner_id")).containsExactly("claimed@node-a", "succeeded@node-a");
+            assertThat(db.count("dispatcher_nodes WHERE node_id = 'node-a' AND stopped_at IS NOT NULL")).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void theRuntimeRoleCannotChangeTheSchemaOrTheMigrationHistory() throws Exception {
+        try (Connection c = Database.connect(app); Statement st = c.createStatement()) {
+            assertThatThrownBy(() -> st.execute("CREATE TABLE intruder (id int)")).isInstanceOf(SQLException.class)
+                    .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
+            assertThatThrownBy(() -> st.execute("ALTER TABLE tasks ADD COLUMN intruder int")).isInstanceOf(SQLException.class)
+                    .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
+            assertThatThrownBy(() -> st.execute("DELETE FROM flyway_schema_history")).isInstanceOf(SQLException.class)
+                    .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
+        }
+    }
+}

@@ -1,0 +1,298 @@
+package pgdispatch.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.tuple;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.output.MigrateResult;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.postgresql.PGConnection;
+import org.postgresql.PGNotification;
+import pgdispatch.store.Database.SchemaMismatchException;
+import pgdispatch.testing.TestDatabase;
+
+/** The real migrations on empty databases: what each one leaves behind, and the schema version guard. */
+class MigrationsTest {
+    /** Migrated by {@link #migratesAnEmptyDatabaseToTheLatestVersion} itself. */
+    @RegisterExtension
+    static final TestDatabase fresh = TestDatabase.empty();
+    /** Migrated once before all tests; the schema assertions read it. */
+    @RegisterExtension
+    static final TestDatabase schema = TestDatabase.empty();
+    @RegisterExtension
+    static final TestDatabase onlyToV3 = TestDatabase.empty();
+    @RegisterExtension
+    static final TestDatabase withFutureMigration = TestDatabase.empty();
+
+    /** The newest version among the files in db/migrations (the test runs in the project directory). */
+    static String latestFileVersion() throws IOException {
+        Pattern v = Pattern.compile("V(\\d+)__.*\\.sql");
+        try (Stream<Path> files = Files.list(Path.of("db/migrations"))) {
+            return files.map(p -> v.matcher(p.getFileName().toString())).filter(Matcher::matches)
+                    .map(m -> Integer.parseInt(m.group(1))).max(Comparator.naturalOrder()).orElseThrow().toString();
+        }
+    }
+
+    @BeforeAll
+    static void migrateSchemaDatabase() {
+        Database.flyway(schema.database().dataSource(), null).migrate();
+    }
+
+    @Test
+    void migratesAnEmptyDatabaseToTheLatestVersion() throws IOException {
+        Flyway flyway = Database.flyway(fresh.database().dataSource(), null);
+        assertThat(flyway.info().current()).isNull();
+        assertThat(fresh.count("information_schema.tables WHERE table_schema = 'public'")).isZero();
+
+        MigrateResult result = flyway.migrate();
+
+        String latest = latestFileVersion();
+        assertThat(result.success).isTrue();
+        assertThat(result.migrationsExecuted).isEqualTo(Integer.parseInt(latest));
+        assertThat(result.targetSchemaVersion).isEqualTo(latest);
+        assertThat(flyway.info().current().getVersion().getVersion()).isEqualTo(latest);
+        assertThat(flyway.info().pending()).isEmpty();
+        assertThat(Database.expectedSchemaVersion(fresh.database().dataSource())).isEqualTo(latest);
+        assertThat(fresh.database().requireCurrentSchema()).isEqualTo(latest);
+    }
+
+    @Test
+    void secondMigrateOfACurrentDatabaseDoesNothing() {
+        MigrateResult again = Database.flyway(schema.database().dataSource(), null).migrate();
+
+        assertThat(again.migrationsExecuted).isZero();
+        assertThat(Database.flyway(schema.database().dataSource(), null).info().pending()).isEmpty();
+    }
+
+    @Test
+    void v1CreatesTheTasksTableWithTheLegacyColumns() {
+        assertThat(columnNames("tasks")).startsWith("id", "queue", "kind", "payload", "priority", "status", "attempts",
+                "max_attempts", "run_at", "last_error", "result", "created_at", "updated_at", "started_at",
+                "finished_at");
+    }
+
+    @Test
+    void v2AddsTheLeaseColumnsAndLeavesRoomForHotUpdates() {
+        assertThat(columns("tasks", "owner_id", "lease_expires_at", "last_heartbeat_at", "lease_token", "requeue_count"))
+                .containsExactly(
+                        tuple("owner_id", "text", "YES", null),
+                        tuple("lease_expires_at", "timestamp with time zone", "YES", null),
+                        tuple("last_heartbeat_at", "timestamp with time zone", "YES", null),
+                        tuple("lease_token", "bigint", "NO", "0"),
+                        tuple("requeue_count", "integer", "NO", "0"));
+        assertThat(schema.rows("SELECT array_to_string(reloptions, ',') AS o FROM pg_class WHERE oid = 'tasks'::regclass")
+                .get(0).get("o")).isEqualTo("fillfactor=80");
+    }
+
+    @Test
+    void v3AddsIdempotencyKeyAndProgress() {
+        assertThat(columns("tasks", "idempotency_key", "progress")).containsExactly(
+                tuple("idempotency_key", "text", "YES", null),
+                tuple("progress", "jsonb", "YES", null));
+    }
+
+    @Test
+    void v3AddsTheProducerGuardsWithoutValidatingLegacyRows() {
+        assertThat(schema.rows("""
+                SELECT conname, convalidated FROM pg_constraint
+                 WHERE conrelid = 'tasks'::regclass AND contype = 'c' ORDER BY conname"""))
+                .extracting(r -> r.get("conname"), r -> r.get("convalidated"))
+                .containsExactly(
+                        tuple("tasks_counts_check", false),
+                        tuple("tasks_kind_name_check", false),
+                        tuple("tasks_max_attempts_check", false),
+                        tuple("tasks_payload_object_check", false),
+                        tuple("tasks_priority_range_check", false),
+                        tuple("tasks_queue_name_check", false),
+                        tuple("tasks_status_check", true));
+    }
+
+    @ParameterizedTest(name = "{0} rejects {1} = {2}")
+    @CsvSource(delimiter = '|', quoteCharacter = '"', textBlock = """
+            tasks_queue_name_check     | queue         | 'bad queue'
+            tasks_kind_name_check      | kind          | '-starts-with-dash'
+            tasks_payload_object_check | payload       | '[1, 2]'
+            tasks_priority_range_check | priority      | 1001
+            tasks_max_attempts_check   | max_attempts  | 0
+            tasks_counts_check         | requeue_count | -1
+            tasks_status_check         | status        | 'done'
+            """)
+    void eachCheckConstraintRejectsABadRow(String constraint, String column, String value) {
+        Map<String, String> values = new java.util.LinkedHashMap<>(Map.of("kind", "'work'"));
+        values.put(column, value);
+        String insert = "INSERT INTO tasks (" + String.join(", ", values.keySet()) + ") VALUES ("
+                + String.join(", ", values.values()) + ")";
+
+        assertThatThrownBy(() -> schema.exec(insert))
+                .hasMessageContaining("violates check constraint \"" + constraint + "\"");
+    }
+
+    @Test
+    void v4ReplacesTheLegacyIndexWithPartialIndexesThatAreValid() {
+        assertThat(schema.rows("""
+                SELECT c.relname AS name, i.indisunique AS uniq, i.indisvalid AS valid,
+                       pg_get_expr(i.indpred, i.indrelid) AS predicate,
+                       (SELECT string_agg(a.attname, ',' ORDER BY k.ord) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) AS cols
+                  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 WHERE i.indrelid = 'tasks'::regclass ORDER BY c.relname"""))
+                .extracting(r -> r.get("name"), r -> r.get("cols"), r -> r.get("predicate"), r -> r.get("uniq"),
+                        r -> r.get("valid"))
+                .containsExactly(
+                        tuple("tasks_claim_idx", "queue,priority,run_at,id", "(status = 'pending'::text)", false, true),
+                        tuple("tasks_finished_idx", "finished_at",
+                                "(status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))", false, true),
+                        tuple("tasks_idempotency_key_idx", "idempotency_key", "(idempotency_key IS NOT NULL)", true, true),
+                        tuple("tasks_pkey", "id", null, true, true),
+                        tuple("tasks_running_owner_idx", "owner_id", "(status = 'running'::text)", false, true));
+    }
+
+    @Test
+    void noIndexCoversAColumnThatALeaseRenewalWrites() {
+        List<Map<String, Object>> indexed = schema.rows("""
+                SELECT c.relname AS index, a.attname AS col
+                  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                 WHERE i.indrelid = 'tasks'::regclass""");
+        List<Map<String, Object>> exprs = schema.rows("""
+                SELECT coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || ' ' || coalesce(pg_get_expr(i.indpred, i.indrelid), '') AS e
+                  FROM pg_index i WHERE i.indrelid = 'tasks'::regclass""");
+
+        assertThat(indexed).extracting(r -> r.get("col")).contains("queue", "owner_id")
+                .doesNotContain("lease_expires_at", "last_heartbeat_at", "progress", "updated_at");
+        assertThat(exprs).extracting(r -> (String) r.get("e")).allSatisfy(e -> assertThat(e)
+                .doesNotContain("lease_expires_at", "last_heartbeat_at", "progress", "updated_at"));
+    }
+
+    @Test
+    void aRenewalShapedUpdateIsAHeapOnlyTupleUpdate() throws SQLException {
+        try (Connection c = schema.database().dataSource().getConnection(); Statement st = c.createStatement()) {
+            st.execute("INSERT INTO tasks (kind, status, owner_id, lease_token, attempts, lease_expires_at)"
+                    + " VALUES ('work', 'running', 'node-a', 1, 1, now())");
+            c.setAutoCommit(false);
+            try {
+                st.executeUpdate("UPDATE tasks SET lease_expires_at = now() + interval '10 minutes',"
+                        + " last_heartbeat_at = now(), progress = '{\"step\": 2}', updated_at = now() WHERE owner_id = 'node-a'");
+                var rs = st.executeQuery("SELECT pg_stat_get_xact_tuples_updated('tasks'::regclass),"
+                        + " pg_stat_get_xact_tuples_hot_updated('tasks'::regclass)");
+                rs.next();
+                assertThat(rs.getLong(1)).isEqualTo(1);
+                assertThat(rs.getLong(2)).as("HOT updates").isEqualTo(1);
+            } finally {
+                c.rollback();
+                c.setAutoCommit(true);
+                st.execute("DELETE FROM tasks WHERE owner_id = 'node-a'");
+            }
+        }
+    }
+
+    @Test
+    void v5CreatesNodesAndEventsWithTheirIndexes() {
+        assertThat(columnNames("dispatcher_nodes")).containsExactly("node_id", "incarnation", "host", "pid", "version",
+                "queues", "kinds", "started_at", "last_seen_at", "stopped_at");
+        assertThat(columnNames("task_events")).containsExactly("id", "task_id", "event", "owner_id", "lease_token", "at",
+                "detail");
+        assertThat(schema.rows("SELECT indexname FROM pg_indexes WHERE tablename = 'task_events' ORDER BY indexname"))
+                .extracting(r -> r.get("indexname"))
+                .containsExactly("task_events_at_idx", "task_events_pkey", "task_events_task_idx");
+        assertThatThrownBy(() -> schema.exec("INSERT INTO task_events (task_id, event) VALUES (1, 'exploded')"))
+                .hasMessageContaining("task_events_event_check");
+    }
+
+    @Test
+    void v6CreatesTheCleanupFunctionAndTheInsertTrigger() {
+        assertThat(schema.rows("""
+                SELECT pg_get_function_identity_arguments(p.oid) AS args, pg_get_function_result(p.oid) AS result
+                  FROM pg_proc p WHERE p.proname = 'pgdispatch_reap_stale'"""))
+                .extracting(r -> r.get("args"), r -> r.get("result"))
+                .containsExactly(tuple("p_grace interval, p_max_requeue integer, p_batch integer, p_dry_run boolean",
+                        "TABLE(task_id bigint, previous_owner text, action text, reason text)"));
+        assertThat(schema.rows("""
+                SELECT t.tgname, p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                 WHERE t.tgrelid = 'tasks'::regclass AND NOT t.tgisinternal"""))
+                .extracting(r -> r.get("tgname"), r -> r.get("proname"))
+                .containsExactly(tuple("tasks_notify_inserted", "pgdispatch_notify_inserted"));
+    }
+
+    @Test
+    void insertOfDueTasksNotifiesOncePerStatementAndQueueButNotForFutureTasks() throws SQLException {
+        try (Connection listener = Database.connect(schema.url()); Statement ls = listener.createStatement();
+             Connection producer = Database.connect(schema.url()); Statement ps = producer.createStatement()) {
+            ls.execute("LISTEN pgdispatch_wakeup");
+            ps.execute("INSERT INTO tasks (queue, kind, run_at) VALUES ('later', 'work', now() + interval '1 hour')");
+            ps.execute("INSERT INTO tasks (queue, kind) VALUES ('q1', 'work'), ('q1', 'work'), ('q2', 'work')");
+            ps.execute("INSERT INTO tasks (queue, kind) VALUES ('marker', 'work')");
+
+            List<String> payloads = new java.util.ArrayList<>();
+            while (!payloads.contains("marker")) {
+                PGNotification[] got = listener.unwrap(PGConnection.class).getNotifications(10_000);
+                assertThat(got).as("notifications within 10 s").isNotNull().isNotEmpty();
+                for (PGNotification n : got) payloads.add(n.getParameter());
+            }
+            assertThat(payloads).containsExactlyInAnyOrder("q1", "q2", "marker");
+            ps.execute("DELETE FROM tasks WHERE queue IN ('later', 'q1', 'q2', 'marker')");
+        }
+    }
+
+    @Test
+    void requireCurrentSchemaNamesBothVersionsWhenMigrationsArePending() throws IOException {
+        Flyway flyway = Database.flyway(onlyToV3.database().dataSource(), null);
+        Flyway.configure().configuration(flyway.getConfiguration()).target("3").load().migrate();
+        assertThat(flyway.info().current().getVersion().getVersion()).isEqualTo("3");
+
+        assertThatThrownBy(() -> onlyToV3.database().requireCurrentSchema())
+                .isInstanceOf(SchemaMismatchException.class)
+                .hasMessage("database " + onlyToV3.url().database() + " is at schema version 3 but this pgdispatch needs "
+                        + latestFileVersion() + ": run `pgdispatch migrate` first");
+    }
+
+    @Test
+    void requireCurrentSchemaNamesBothVersionsWhenTheDatabaseIsNewer() throws IOException {
+        Database.flyway(withFutureMigration.database().dataSource(), null).migrate();
+        int future = Integer.parseInt(latestFileVersion()) + 1;
+        withFutureMigration.exec("""
+                INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum,
+                                                   installed_by, execution_time, success)
+                SELECT max(installed_rank) + 1, '%d', 'from a newer pgdispatch', 'SQL', 'V%d__from_a_newer_pgdispatch.sql',
+                       12345, 'postgres', 1, true
+                  FROM flyway_schema_history""".formatted(future, future));
+
+        assertThatThrownBy(() -> withFutureMigration.database().requireCurrentSchema())
+                .isInstanceOf(SchemaMismatchException.class)
+                .hasMessage("database " + withFutureMigration.url().database() + " is at schema version " + future
+                        + ", newer than this pgdispatch knows (" + latestFileVersion() + "): upgrade pgdispatch");
+        assertThat(Database.expectedSchemaVersion(withFutureMigration.database().dataSource()))
+                .isEqualTo(latestFileVersion());
+    }
+
+    private List<String> columnNames(String table) {
+        return schema.rows("SELECT column_name FROM information_schema.columns WHERE table_name = '" + table
+                + "' ORDER BY ordinal_position").stream().map(r -> (String) r.get("column_name")).toList();
+    }
+
+    private List<org.assertj.core.groups.Tuple> columns(String table, String... names) {
+        String in = String.join("','", names);
+        List<Map<String, Object>> rows = schema.rows("SELECT column_name, data_type, is_nullable, column_default"
+                + " FROM information_schema.columns WHERE table_name = '" + table + "' AND column_name IN ('" + in
+                + "') ORDER BY ordinal_position");
+        return rows.stream().map(r -> tuple(r.get("column_name"), r.get("data_type"), r.get("is_nullable"),
+                r.get("column_default"))).toList();
+    }
+}
