@@ -4,9 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.classic.spi.ThrowableProxyUtil;
+import ch.qos.logback.core.Appender;
 import ch.qos.logback.core.read.ListAppender;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -61,19 +63,28 @@ class SecretHandlingTest {
     private static String secret;
     private static final ListAppender<ILoggingEvent> logs = new ListAppender<>();
     private static Logger root;
+    private static Level rootLevel;
+    private static final List<Appender<ILoggingEvent>> quieted = new ArrayList<>();
 
+    /** Every logger at DEBUG into a list for this class (the suite runs at WARN), none to the console. */
     @BeforeAll
     static void captureLogs() {
         secret = db.url().password() != null ? db.url().password() : "pgd-S3cr3t-" + UUID.randomUUID().toString().substring(0, 8);
         root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+        rootLevel = root.getLevel();
+        root.iteratorForAppenders().forEachRemaining(quieted::add);
+        quieted.forEach(root::detachAppender);
         logs.start();
         root.addAppender(logs);
+        root.setLevel(Level.DEBUG);
     }
 
     @AfterAll
     static void stopCapturing() {
+        root.setLevel(rootLevel);
         root.detachAppender(logs);
         logs.stop();
+        quieted.forEach(root::addAppender);
     }
 
     @AfterEach
