@@ -5,7 +5,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.sql.Connection;
-import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -16,11 +15,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
-import java.util.UUID;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import pgdispatch.config.DatabaseUrl;
 import pgdispatch.store.Database;
@@ -54,18 +48,16 @@ public final class ChaosRun {
     static final int NODE_TIMEOUT_S = 3;
     static final int DRAIN_S = 3;
 
-    private final Options o;
+    private final ChaosOptions o;
     private final PrintStream out;
     private final PrintStream err;
     private final Random random;
     private final List<NodeProcess> nodes = new ArrayList<>();
     private final List<ChaosProxy> proxies = new ArrayList<>();
     private final ReentrantLock serverRestart = new ReentrantLock();
-    private final ExecutorService faults = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("chaos-fault-", 1).factory());
-    private final Map<String, AtomicInteger> counts = Collections.synchronizedMap(new java.util.TreeMap<>());
     private final List<String> unexpectedExits = Collections.synchronizedList(new ArrayList<>());
     private final long startedMs = System.currentTimeMillis();
-    private volatile boolean healing;
+    private FaultInjector faults;
     private PrivateCluster cluster;
     private DatabaseUrl admin;
     private DatabaseUrl url;
@@ -73,7 +65,7 @@ public final class ChaosRun {
     private File runDir;
     private boolean cleanedUp;
 
-    ChaosRun(Options o, PrintStream out, PrintStream err) {
+    ChaosRun(ChaosOptions o, PrintStream out, PrintStream err) {
         this.o = o;
         this.out = out;
         this.err = err;
@@ -81,16 +73,16 @@ public final class ChaosRun {
     }
 
     public static void main(String[] args) {
-        Options o;
+        ChaosOptions o;
         try {
-            o = Options.parse(args);
+            o = ChaosOptions.parse(args);
         } catch (IllegalArgumentException e) {
             System.err.println("chaos: " + e.getMessage() + " (see --help)");
             System.exit(USAGE);
             return;
         }
         if (o.help) {
-            System.out.print(Options.USAGE);
+            System.out.print(ChaosOptions.USAGE);
             System.exit(OK);
             return;
         }
@@ -116,12 +108,17 @@ public final class ChaosRun {
         awaitNodesRegistered(60_000);
         log("nodes up: %s; faults for %ds, %d tasks, seed %d", nodeIds(), o.seconds, o.tasks, o.seed);
 
-        Workload workload = new Workload(o.seed, new TaskStore(db), db.dataSource());
+        // sleeps may fill at most 40% of the worker slots over the fault window (at most 7% of the tasks):
+        // the tens of thousands of noop of a full run must not queue behind them
+        double sleepShare = Math.min(0.07, 0.4 * o.nodes * o.concurrency * o.seconds / (Workload.MEAN_SLEEP_S * o.tasks));
+        Workload workload = new Workload(o.seed, sleepShare, new TaskStore(db), db.dataSource());
         int initial = Math.max(1, o.tasks * 2 / 5);
         enqueueGuarded(workload, initial, deadline);
         Thread producer = Thread.ofPlatform().daemon().name("chaos-producer").start(() -> produce(workload, initial, deadline));
 
-        injectFaults();
+        faults = new FaultInjector(nodes, random, cluster, serverRestart, db.dataSource(), url.database(), unexpectedExits,
+                line -> log("%s", line));
+        faults.run(o.seconds);
         producer.join(Math.max(1, deadline - System.currentTimeMillis()));
         heal();
         boolean drained = awaitDrained(Math.min(deadline - 30_000, System.currentTimeMillis() + o.drainS * 1000L));
@@ -135,8 +132,8 @@ public final class ChaosRun {
         long seconds = (System.currentTimeMillis() - startedMs) / 1000;
         detail(v, workload);
         out.printf(Locale.ROOT, "chaos: tasks=%d kills=%d stops=%d cuts=%d zombies=%d pg_restarts=%d lost=%d double_accepted=%d "
-                        + "over_budget=%d stuck=%d seconds=%d%n", v.tasks(), count("kills"), count("stops"), count("cuts"),
-                count("zombies"), count("pg_restarts"), v.lost(), v.doubleAccepted(), v.overBudget(), v.stuck(), seconds);
+                        + "over_budget=%d stuck=%d seconds=%d%n", v.tasks(), faults.count("kills"), faults.count("stops"),
+                faults.count("cuts"), faults.count("zombies"), faults.count("pg_restarts"), v.lost(), v.doubleAccepted(), v.overBudget(), v.stuck(), seconds);
         out.flush();
         return v.ok() ? OK : VIOLATION;
     }
@@ -259,183 +256,12 @@ public final class ChaosRun {
         }
     }
 
-    // ------------------------------------------------------------------ faults
-
-    private enum Fault { KILL, TERM, PAUSE, DROP, STALL, BLACKHOLE, TERMINATE_BACKENDS, PG_RESTART }
-
-    private void injectFaults() throws InterruptedException {
-        long until = System.currentTimeMillis() + o.seconds * 1000L;
-        Map<Fault, Integer> weights = new java.util.LinkedHashMap<>();
-        weights.put(Fault.KILL, 20);
-        weights.put(Fault.TERM, 10);
-        weights.put(Fault.PAUSE, 10);
-        weights.put(Fault.DROP, 15);
-        weights.put(Fault.STALL, 12);
-        weights.put(Fault.BLACKHOLE, 10);
-        weights.put(Fault.TERMINATE_BACKENDS, 15);
-        if (cluster != null) weights.put(Fault.PG_RESTART, 4);
-        int total = weights.values().stream().mapToInt(Integer::intValue).sum();
-        while (System.currentTimeMillis() < until) {
-            restartExited();
-            int pick = random.nextInt(total);
-            Fault f = null;
-            for (var e : weights.entrySet()) {
-                pick -= e.getValue();
-                if (pick < 0) {
-                    f = e.getKey();
-                    break;
-                }
-            }
-            inject(f);
-            Thread.sleep(300 + random.nextInt(1500)); // the fault rate: one every 0.3-1.8 s
-        }
-    }
-
-    private void inject(Fault f) {
-        List<NodeProcess> up = nodes.stream().filter(n -> n.state() == NodeProcess.State.UP).toList();
-        if (up.isEmpty()) return;
-        NodeProcess n = up.get(random.nextInt(up.size()));
-        boolean processFault = f == Fault.KILL || f == Fault.TERM || f == Fault.PAUSE;
-        if (processFault && up.size() < 2) return; // keep one node working so the run makes progress
-        long restartDelay = random.nextInt(2000);
-        // the process fault itself happens here, in the fault loop, so no later pick sees the node as UP;
-        // what follows it (restart, resume) runs on a fault thread
-        try {
-            switch (f) {
-                case KILL -> {
-                    n.kill();
-                    count("kills", 1);
-                    async("restart " + n.nodeId, () -> {
-                        pause(restartDelay);
-                        n.start();
-                    });
-                }
-                case TERM -> {
-                    n.terminate();
-                    count("stops", 1);
-                    async("restart " + n.nodeId, () -> {
-                        if (!n.awaitExit((DRAIN_S + 20) * 1000L)) log("%s did not exit within %ds of SIGTERM; killed", n.nodeId, DRAIN_S + 20);
-                        pause(restartDelay / 2);
-                        n.start();
-                    });
-                }
-                case PAUSE -> {
-                    n.pause();
-                    count("zombies", 1);
-                    long ms = (LEASE_S + 1) * 1000L + random.nextInt(4000); // longer than its lease: it wakes up a zombie
-                    async("resume " + n.nodeId, () -> {
-                        pause(ms);
-                        n.resume();
-                    });
-                }
-                default -> injectNetworkFault(f, n);
-            }
-        } catch (IOException | InterruptedException e) {
-            log("fault %s on %s failed: %s", f, n.nodeId, e);
-        }
-    }
-
-    private void injectNetworkFault(Fault f, NodeProcess n) {
-        switch (f) {
-            case DROP, STALL, BLACKHOLE -> {
-                if (n.proxy.mode() != ChaosProxy.Mode.PASS) return;
-                ChaosProxy.Mode mode = ChaosProxy.Mode.valueOf(f.name());
-                long ms = switch (f) {
-                    case DROP -> 200 + random.nextInt(2800);
-                    case STALL -> 1000 + random.nextInt(9000);
-                    default -> 2000 + random.nextInt(8000);
-                };
-                n.proxy.set(mode);
-                count("cuts", 1);
-                count("cuts." + f.name().toLowerCase(Locale.ROOT), 1);
-                async(f + " " + n.nodeId, () -> {
-                    pause(ms);
-                    n.proxy.set(ChaosProxy.Mode.PASS);
-                });
-            }
-            case TERMINATE_BACKENDS -> async("terminate " + n.nodeId, () -> {
-                int k = terminateBackends(n, 1 + random.nextInt(3));
-                if (k > 0) {
-                    count("cuts", 1);
-                    count("cuts.terminated_backends", k);
-                }
-            });
-            case PG_RESTART -> async("pg restart", () -> {
-                serverRestart.lock();
-                try {
-                    cluster.restart();
-                    count("pg_restarts", 1);
-                } finally {
-                    serverRestart.unlock();
-                }
-            });
-            default -> throw new IllegalArgumentException(f.name());
-        }
-    }
-
-    /** Terminates up to {@code k} of the node's sessions (found by the proxy's upstream ports). */
-    private int terminateBackends(NodeProcess n, int k) throws SQLException {
-        List<Integer> ports = new ArrayList<>(n.proxy.upstreamPorts());
-        if (ports.isEmpty()) return 0;
-        Collections.shuffle(ports, random);
-        Integer[] pick = ports.subList(0, Math.min(k, ports.size())).toArray(Integer[]::new);
-        try (Connection c = db.dataSource().getConnection(); PreparedStatement ps = c.prepareStatement("""
-                SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
-                 WHERE datname = ? AND client_port = ANY(?) AND pid <> pg_backend_pid()""")) {
-            ps.setString(1, url.database());
-            ps.setArray(2, c.createArrayOf("integer", pick));
-            try (ResultSet rs = ps.executeQuery()) {
-                rs.next();
-                return rs.getInt(1);
-            }
-        }
-    }
-
-    @FunctionalInterface
-    private interface Step {
-        void run() throws Exception;
-    }
-
-    private void async(String what, Step step) {
-        faults.execute(() -> {
-            try {
-                step.run();
-            } catch (Exception e) {
-                log("fault '%s' failed: %s", what, e);
-            }
-        });
-    }
-
-    /** Waits out a fault's duration; returns early once healing has begun. */
-    private void pause(long ms) throws InterruptedException {
-        long until = System.currentTimeMillis() + ms;
-        while (!healing && System.currentTimeMillis() < until) {
-            Thread.sleep(Math.min(100, Math.max(1, until - System.currentTimeMillis()))); // a fault's duration
-        }
-    }
-
-    /** A node that exited without being asked (e.g. no database at start): noted and started again. */
-    private void restartExited() {
-        for (NodeProcess n : nodes) {
-            if (n.exitedOnItsOwn()) {
-                unexpectedExits.add(n.nodeId + " exit " + n.exitCode());
-                n.markExited();
-                async("restart " + n.nodeId, () -> {
-                    pause(1000);
-                    n.start();
-                });
-            }
-        }
-    }
-
     // ------------------------------------------------------------------ heal, drain, stop
 
     private void heal() throws Exception {
-        healing = true;
-        // network first: a restart scheduled by a fault runs at once now and must find a working proxy
+        // network first: a restart a fault scheduled runs at once now and must find a working proxy
         for (ChaosProxy p : proxies) p.set(ChaosProxy.Mode.PASS);
-        faults.shutdown();
-        if (!faults.awaitTermination(60, TimeUnit.SECONDS)) log("fault threads still busy after 60s");
+        faults.stop();
         for (ChaosProxy p : proxies) p.set(ChaosProxy.Mode.PASS);
         for (NodeProcess n : nodes) {
             switch (n.state()) {
@@ -488,8 +314,7 @@ public final class ChaosRun {
     synchronized void cleanUp() {
         if (cleanedUp) return;
         cleanedUp = true;
-        healing = true;
-        faults.shutdownNow();
+        if (faults != null) faults.halt();
         for (NodeProcess n : nodes) {
             try {
                 if (n.alive()) n.kill();
@@ -515,7 +340,7 @@ public final class ChaosRun {
 
     private void detail(Invariants.Verdict v, Workload w) {
         log("enqueued by kind: %s", w.byKind());
-        log("faults: %s", counts);
+        log("faults: %s", faults.counts());
         log("node starts: %s; unexpected exits: %s", nodes.stream().map(n -> n.nodeId + "=" + n.starts()).toList(),
                 unexpectedExits.isEmpty() ? "none" : unexpectedExits);
         log("proxy connections accepted: %s", proxies.stream().map(p -> Long.toString(p.acceptedConnections())).toList());
@@ -531,114 +356,7 @@ public final class ChaosRun {
         err.printf(Locale.ROOT, "chaos-run [%3ds] %s%n", s, String.format(Locale.ROOT, fmt, args));
     }
 
-    private long count(String key) {
-        AtomicInteger c = counts.get(key);
-        return c == null ? 0 : c.get();
-    }
-
-    private void count(String key, int n) {
-        counts.computeIfAbsent(key, k -> new AtomicInteger()).addAndGet(n);
-    }
-
     private List<String> nodeIds() {
         return nodes.stream().map(n -> n.nodeId + "(pid " + n.pid() + ")").toList();
-    }
-
-    /** Command-line options; {@code --short} is the CI form. */
-    static final class Options {
-        static final String USAGE = """
-                usage: java -cp pgdispatch.jar pgdispatch.chaos.ChaosRun [options]   (normally via scripts/chaos)
-                  --short            CI form: 3 nodes, 3000 tasks, 75 s of faults
-                  --seconds N        fault window in seconds (default 180; short 75)
-                  --tasks N          tasks to enqueue (default 30000; short 3000)
-                  --nodes N          node processes, at least 3 (default 3)
-                  --seed N           random seed (default: random; printed)
-                  --concurrency N    worker slots per node (default 8)
-                  --max-requeue N    TASK_MAX_REQUEUE of the nodes (default 3)
-                  --drain N          seconds to wait for the queue to drain after healing (default 120; short 90)
-                  --timeout N        hard limit for the whole run in seconds (default: seconds + drain + 120)
-                  --pg-restart       run on a private PostgreSQL cluster (pg_createcluster) and restart it too
-                  --keep             keep the database (and private cluster) for inspection
-                  --admin-url URL    server to create the database on (default jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres)
-                  --jar PATH         the pgdispatch jar the nodes run (default: this one)
-                  --run-id ID        names the database pgd_chaos_ID (default: random)
-                  --run-dir DIR      node logs and pid file (default target/chaos/ID)
-                """;
-
-        boolean help;
-        boolean shortRun;
-        int seconds = 180;
-        int tasks = 30_000;
-        int nodes = 3;
-        long seed = new Random().nextLong() & 0xffffffffL;
-        int concurrency = 8;
-        int maxRequeue = 3;
-        int drainS = 120;
-        int timeoutS = -1;
-        boolean pgRestart;
-        boolean keep;
-        String adminUrl = "jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres";
-        String jar;
-        String runId = UUID.randomUUID().toString().replace("-", "").substring(0, 8);
-        String runDir;
-
-        static Options parse(String[] args) {
-            Options o = new Options();
-            Map<String, String> given = new HashMap<>();
-            for (int i = 0; i < args.length; i++) {
-                String a = args[i];
-                switch (a) {
-                    case "-h", "--help" -> o.help = true;
-                    case "--short" -> o.shortRun = true;
-                    case "--pg-restart" -> o.pgRestart = true;
-                    case "--keep" -> o.keep = true;
-                    case "--seconds", "--tasks", "--nodes", "--seed", "--concurrency", "--max-requeue", "--drain", "--timeout",
-                         "--admin-url", "--jar", "--run-id", "--run-dir" -> {
-                        if (i + 1 >= args.length) throw new IllegalArgumentException(a + " needs a value");
-                        given.put(a, args[++i]);
-                    }
-                    default -> throw new IllegalArgumentException("unknown option " + a);
-                }
-            }
-            if (o.shortRun) {
-                o.seconds = 75;
-                o.tasks = 3000;
-                o.drainS = 90;
-            }
-            o.seconds = num(given, "--seconds", o.seconds, 5, 86_400);
-            o.tasks = num(given, "--tasks", o.tasks, 1, 10_000_000);
-            o.nodes = num(given, "--nodes", o.nodes, 3, 32);
-            o.concurrency = num(given, "--concurrency", o.concurrency, 1, 1000);
-            o.maxRequeue = num(given, "--max-requeue", o.maxRequeue, 0, 1000);
-            o.drainS = num(given, "--drain", o.drainS, 10, 86_400);
-            o.timeoutS = num(given, "--timeout", o.seconds + o.drainS + 120, 60, 7 * 86_400);
-            if (given.containsKey("--seed")) {
-                try {
-                    o.seed = Long.parseLong(given.get("--seed"));
-                } catch (NumberFormatException e) {
-                    throw new IllegalArgumentException("--seed=" + given.get("--seed") + " must be a whole number");
-                }
-            }
-            o.adminUrl = given.getOrDefault("--admin-url", o.adminUrl);
-            o.jar = given.get("--jar");
-            o.runId = given.getOrDefault("--run-id", o.runId);
-            if (!o.runId.matches("[a-z0-9_]{1,30}")) {
-                throw new IllegalArgumentException("--run-id=" + o.runId + " must be 1-30 of a-z 0-9 _");
-            }
-            o.runDir = given.get("--run-dir");
-            return o;
-        }
-
-        private static int num(Map<String, String> given, String name, int def, int min, int max) {
-            String raw = given.get(name);
-            if (raw == null) return def;
-            try {
-                int v = Integer.parseInt(raw);
-                if (v < min || v > max) throw new NumberFormatException();
-                return v;
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(name + "=" + raw + " must be a whole number from " + min + " to " + max);
-            }
-        }
     }
 }

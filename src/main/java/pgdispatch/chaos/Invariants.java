@@ -7,7 +7,6 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -292,13 +291,5 @@ final class Invariants {
 
     private void stat(String key, long n) {
         stats.merge(key, n, Long::sum);
-    }
-
-    /** For the detail output: rules broken, with examples. */
-    static Map<String, Object> describe(Verdict v) {
-        Map<String, Object> m = new HashMap<>();
-        m.put("rules", v.byRule());
-        m.put("examples", v.examples());
-        return m;
     }
 }

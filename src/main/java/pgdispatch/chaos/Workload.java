@@ -16,6 +16,7 @@ import pgdispatch.store.TaskStore;
 
 /**
  * The chaos run's mixed workload, enqueued in waves with the store's bulk insert: mostly {@code noop};
+ * 5% {@code fail}; a share of {@code sleep} sized by the caller to the cluster's worker slots;
  * {@code sleep} of varied length, some longer than the renewal interval and some longer than the lease
  * (only renewals keep those alive); {@code fail} with {"times":1..2} and max_attempts 1, 2 or 5, so
  * some succeed after retries and some fail for good. Every payload carries its wave and group, so an
@@ -27,15 +28,21 @@ final class Workload {
 
     private record Group(int no, String kind, int maxAttempts, int priority, List<String> payloads) {}
 
+    /** Mean of {@link #SLEEPS} in seconds: what one sleep task costs a worker slot. */
+    static final double MEAN_SLEEP_S = java.util.Arrays.stream(SLEEPS).average().orElseThrow() / 1000.0;
+
     private final Random random;
+    private final double sleepShare;
     private final TaskStore store;
     private final DataSource ds;
     private final AtomicLong committed = new AtomicLong();
     private final Map<String, Long> byKind = new LinkedHashMap<>();
     private int wave;
 
-    Workload(long seed, TaskStore store, DataSource ds) {
+    /** {@code sleepShare}: the fraction of tasks that sleep (the rest: 5% fail, the others noop). */
+    Workload(long seed, double sleepShare, TaskStore store, DataSource ds) {
         this.random = new Random(seed);
+        this.sleepShare = sleepShare;
         this.store = store;
         this.ds = ds;
     }
@@ -58,10 +65,10 @@ final class Workload {
             String kind;
             int maxAttempts = 5;
             String body;
-            if (r < 0.88) {
+            if (r >= 0.05 + sleepShare) {
                 kind = "noop";
                 body = "";
-            } else if (r < 0.95) {
+            } else if (r >= 0.05) {
                 kind = "sleep";
                 body = ",\"ms\":" + SLEEPS[random.nextInt(SLEEPS.length)];
             } else {

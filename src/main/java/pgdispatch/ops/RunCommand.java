@@ -103,7 +103,8 @@ final class RunCommand implements Callable<Integer> {
 
     /**
      * Why the database could not be reached, when that is what {@code e} says (connection refused, host
-     * unknown, server starting or shutting down); null for every other failure, which stops the node.
+     * unknown, server starting or shutting down, session terminated, pooled connection closed); null for
+     * every other failure, which stops the node.
      * The password is never part of these messages: the driver gets it as a property, not in the URL.
      */
     static String unreachable(Throwable e) {
@@ -112,9 +113,11 @@ final class RunCommand implements Callable<Integer> {
                     || t instanceof java.net.NoRouteToHostException || t instanceof java.net.SocketTimeoutException) {
                 return t.getClass().getSimpleName() + ": " + t.getMessage();
             }
-            if (t instanceof java.sql.SQLException sql && sql.getSQLState() != null
-                    && (sql.getSQLState().startsWith("08") || sql.getSQLState().equals("57P03"))) {
-                return "SQLState " + sql.getSQLState() + ": " + sql.getMessage();
+            // as StoreException.connectionLost(): class 08, class 57P (the server shut down or terminated the
+            // session, or is starting), or no state at all (the pool's "Connection is closed")
+            if (t instanceof java.sql.SQLException sql && (sql.getSQLState() == null
+                    || sql.getSQLState().startsWith("08") || sql.getSQLState().startsWith("57P"))) {
+                return (sql.getSQLState() == null ? "SQLException" : "SQLState " + sql.getSQLState()) + ": " + sql.getMessage();
             }
         }
         return null;

@@ -4,9 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.classic.spi.ThrowableProxyUtil;
+import ch.qos.logback.core.Appender;
 import ch.qos.logback.core.read.ListAppender;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -61,23 +63,28 @@ class SecretHandlingTest {
     private static String secret;
     private static final ListAppender<ILoggingEvent> logs = new ListAppender<>();
     private static Logger root;
-    private static ch.qos.logback.classic.Level rootLevel;
+    private static Level rootLevel;
+    private static final List<Appender<ILoggingEvent>> quieted = new ArrayList<>();
 
+    /** Every logger at DEBUG into a list for this class (the suite runs at WARN), none to the console. */
     @BeforeAll
     static void captureLogs() {
         secret = db.url().password() != null ? db.url().password() : "pgd-S3cr3t-" + UUID.randomUUID().toString().substring(0, 8);
         root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
         rootLevel = root.getLevel();
-        root.setLevel(ch.qos.logback.classic.Level.INFO); // the suite logs WARN and up; here every INFO line is checked
+        root.iteratorForAppenders().forEachRemaining(quieted::add);
+        quieted.forEach(root::detachAppender);
         logs.start();
         root.addAppender(logs);
+        root.setLevel(Level.DEBUG);
     }
 
     @AfterAll
     static void stopCapturing() {
-        root.detachAppender(logs);
         root.setLevel(rootLevel);
+        root.detachAppender(logs);
         logs.stop();
+        quieted.forEach(root::addAppender);
     }
 
     @AfterEach
@@ -183,9 +190,8 @@ class SecretHandlingTest {
                 .satisfies(e -> assertThat(chain(e)).doesNotContain(secret));
 
         Env.override(Map.of("DATABASE_URL", url("127.0.0.1", port, "nowhere"), "PGDISPATCH_HTTP_PORT", "off"));
-        // (`run` is not among them: it waits for the database with back-off instead, see RunCommandTest)
-        for (String[] args : List.of(new String[] {"status"}, new String[] {"enqueue", "--kind", "noop"},
-                new String[] {"migrate"})) {
+        // not 'run': a node waits for its database with back-off instead of exiting (RunCommandTest)
+        for (String[] args : List.of(new String[] {"status"}, new String[] {"enqueue", "--kind", "noop"}, new String[] {"migrate"})) {
             StringWriter err = new StringWriter();
             int code = Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), args);
             assertThat(code).as(String.join(" ", args)).isEqualTo(Main.FAILURE);

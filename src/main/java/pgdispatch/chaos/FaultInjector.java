@@ -1,0 +1,256 @@
+package pgdispatch.chaos;
+
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
+import javax.sql.DataSource;
+
+/**
+ * The faults of a chaos run, chosen at random: kill -9 and restart under the same node id, SIGTERM and
+ * restart, SIGSTOP past the lease, a proxy drop/stall/blackhole, {@code pg_terminate_backend} of a
+ * node's sessions, a restart of the private cluster. The fault happens on the calling thread (so the
+ * next pick sees the node's new state); its sequel (restart, resume, heal) runs on a fault thread and
+ * is cut short by {@link #stop()}.
+ */
+final class FaultInjector {
+    private final List<NodeProcess> nodes;
+    private final Random random;
+    private final PrivateCluster cluster;
+    private final ReentrantLock serverRestart;
+    private final DataSource ds;
+    private final String database;
+    private final List<String> unexpectedExits;
+    private final Consumer<String> log;
+    private final ExecutorService faults = Executors.newCachedThreadPool(Thread.ofPlatform().daemon().name("chaos-fault-", 1).factory());
+    private final Map<String, AtomicInteger> counts = Collections.synchronizedMap(new TreeMap<>());
+    private volatile boolean healing;
+
+    /**
+     * {@code cluster} null: no server restarts. {@code serverRestart} is held while the server restarts
+     * (the workload does not insert meanwhile); {@code ds} reaches the chaos database directly.
+     */
+    FaultInjector(List<NodeProcess> nodes, Random random, PrivateCluster cluster, ReentrantLock serverRestart, DataSource ds,
+                  String database, List<String> unexpectedExits, Consumer<String> log) {
+        this.nodes = nodes;
+        this.random = random;
+        this.cluster = cluster;
+        this.serverRestart = serverRestart;
+        this.ds = ds;
+        this.database = database;
+        this.unexpectedExits = unexpectedExits;
+        this.log = log;
+    }
+
+    /** Ends every fault now (durations cut short) and waits for the fault threads. */
+    void stop() throws InterruptedException {
+        healing = true;
+        faults.shutdown();
+        if (!faults.awaitTermination(60, TimeUnit.SECONDS)) log.accept("fault threads still busy after 60s");
+    }
+
+    /** At exit: no fault thread may act any more. */
+    void halt() {
+        healing = true;
+        faults.shutdownNow();
+    }
+
+    long count(String key) {
+        AtomicInteger c = counts.get(key);
+        return c == null ? 0 : c.get();
+    }
+
+    Map<String, AtomicInteger> counts() {
+        return counts;
+    }
+
+    private void count(String key, int n) {
+        counts.computeIfAbsent(key, k -> new AtomicInteger()).addAndGet(n);
+    }
+
+    private void log(String fmt, Object... args) {
+        log.accept(String.format(Locale.ROOT, fmt, args));
+    }
+
+    private enum Fault { KILL, TERM, PAUSE, DROP, STALL, BLACKHOLE, TERMINATE_BACKENDS, PG_RESTART }
+
+    /** Injects one fault at random every 0.3-1.8 s for {@code seconds}; what follows each (restart, heal) runs on. */
+    void run(int seconds) throws InterruptedException {
+        long until = System.currentTimeMillis() + seconds * 1000L;
+        Map<Fault, Integer> weights = new java.util.LinkedHashMap<>();
+        weights.put(Fault.KILL, 20);
+        weights.put(Fault.TERM, 10);
+        weights.put(Fault.PAUSE, 10);
+        weights.put(Fault.DROP, 15);
+        weights.put(Fault.STALL, 12);
+        weights.put(Fault.BLACKHOLE, 10);
+        weights.put(Fault.TERMINATE_BACKENDS, 15);
+        if (cluster != null) weights.put(Fault.PG_RESTART, 4);
+        int total = weights.values().stream().mapToInt(Integer::intValue).sum();
+        while (System.currentTimeMillis() < until) {
+            restartExited();
+            int pick = random.nextInt(total);
+            Fault f = null;
+            for (var e : weights.entrySet()) {
+                pick -= e.getValue();
+                if (pick < 0) {
+                    f = e.getKey();
+                    break;
+                }
+            }
+            inject(f);
+            Thread.sleep(300 + random.nextInt(1500)); // the fault rate: one every 0.3-1.8 s
+        }
+    }
+
+    private void inject(Fault f) {
+        List<NodeProcess> up = nodes.stream().filter(n -> n.state() == NodeProcess.State.UP).toList();
+        if (up.isEmpty()) return;
+        NodeProcess n = up.get(random.nextInt(up.size()));
+        boolean processFault = f == Fault.KILL || f == Fault.TERM || f == Fault.PAUSE;
+        if (processFault && up.size() < 2) return; // keep one node working so the run makes progress
+        long restartDelay = random.nextInt(2000);
+        // the process fault itself happens here, in the fault loop, so no later pick sees the node as UP;
+        // what follows it (restart, resume) runs on a fault thread
+        try {
+            switch (f) {
+                case KILL -> {
+                    n.kill();
+                    count("kills", 1);
+                    async("restart " + n.nodeId, () -> {
+                        pause(restartDelay);
+                        n.start();
+                    });
+                }
+                case TERM -> {
+                    n.terminate();
+                    count("stops", 1);
+                    async("restart " + n.nodeId, () -> {
+                        if (!n.awaitExit((ChaosRun.DRAIN_S + 20) * 1000L)) log("%s did not exit within %ds of SIGTERM; killed", n.nodeId, ChaosRun.DRAIN_S + 20);
+                        pause(restartDelay / 2);
+                        n.start();
+                    });
+                }
+                case PAUSE -> {
+                    n.pause();
+                    count("zombies", 1);
+                    long ms = (ChaosRun.LEASE_S + 1) * 1000L + random.nextInt(4000); // longer than its lease: it wakes up a zombie
+                    async("resume " + n.nodeId, () -> {
+                        pause(ms);
+                        n.resume();
+                    });
+                }
+                default -> injectNetworkFault(f, n);
+            }
+        } catch (IOException | InterruptedException e) {
+            log("fault %s on %s failed: %s", f, n.nodeId, e);
+        }
+    }
+
+    private void injectNetworkFault(Fault f, NodeProcess n) {
+        switch (f) {
+            case DROP, STALL, BLACKHOLE -> {
+                if (n.proxy.mode() != ChaosProxy.Mode.PASS) return;
+                ChaosProxy.Mode mode = ChaosProxy.Mode.valueOf(f.name());
+                long ms = switch (f) {
+                    case DROP -> 200 + random.nextInt(2800);
+                    case STALL -> 1000 + random.nextInt(9000);
+                    default -> 2000 + random.nextInt(8000);
+                };
+                n.proxy.set(mode);
+                count("cuts", 1);
+                count("cuts." + f.name().toLowerCase(Locale.ROOT), 1);
+                async(f + " " + n.nodeId, () -> {
+                    pause(ms);
+                    n.proxy.set(ChaosProxy.Mode.PASS);
+                });
+            }
+            case TERMINATE_BACKENDS -> async("terminate " + n.nodeId, () -> {
+                int k = terminateBackends(n, 1 + random.nextInt(3));
+                if (k > 0) {
+                    count("cuts", 1);
+                    count("cuts.terminated_backends", k);
+                }
+            });
+            case PG_RESTART -> async("pg restart", () -> {
+                serverRestart.lock();
+                try {
+                    cluster.restart();
+                    count("pg_restarts", 1);
+                } finally {
+                    serverRestart.unlock();
+                }
+            });
+            default -> throw new IllegalArgumentException(f.name());
+        }
+    }
+
+    /** Terminates up to {@code k} of the node's sessions (found by the proxy's upstream ports). */
+    private int terminateBackends(NodeProcess n, int k) throws SQLException {
+        List<Integer> ports = new ArrayList<>(n.proxy.upstreamPorts());
+        if (ports.isEmpty()) return 0;
+        Collections.shuffle(ports, random);
+        Integer[] pick = ports.subList(0, Math.min(k, ports.size())).toArray(Integer[]::new);
+        try (Connection c = ds.getConnection(); PreparedStatement ps = c.prepareStatement("""
+                SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = ? AND client_port = ANY(?) AND pid <> pg_backend_pid()""")) {
+            ps.setString(1, database);
+            ps.setArray(2, c.createArrayOf("integer", pick));
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getInt(1);
+            }
+        }
+    }
+
+    @FunctionalInterface
+    private interface Step {
+        void run() throws Exception;
+    }
+
+    private void async(String what, Step step) {
+        faults.execute(() -> {
+            try {
+                step.run();
+            } catch (Exception e) {
+                log("fault '%s' failed: %s", what, e);
+            }
+        });
+    }
+
+    /** Waits out a fault's duration; returns early once healing has begun. */
+    private void pause(long ms) throws InterruptedException {
+        long until = System.currentTimeMillis() + ms;
+        while (!healing && System.currentTimeMillis() < until) {
+            Thread.sleep(Math.min(100, Math.max(1, until - System.currentTimeMillis()))); // a fault's duration
+        }
+    }
+
+    /** A node that exited without being asked (e.g. no database at start): noted and started again. */
+    private void restartExited() {
+        for (NodeProcess n : nodes) {
+            if (n.exitedOnItsOwn()) {
+                unexpectedExits.add(n.nodeId + " exit " + n.exitCode());
+                n.markExited();
+                async("restart " + n.nodeId, () -> {
+                    pause(1000);
+                    n.start();
+                });
+            }
+        }
+    }
+}
