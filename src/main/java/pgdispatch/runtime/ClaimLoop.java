@@ -25,6 +25,7 @@ import pgdispatch.store.TaskStore;
 final class ClaimLoop {
     private static final Logger log = LoggerFactory.getLogger(ClaimLoop.class);
     private static final Logger transitions = LoggerFactory.getLogger("pgdispatch.transitions");
+    static final int DEFAULT_CLAIM_BATCH = 500;
 
     private final String owner;
     private final List<String> queues;

@@ -47,6 +47,7 @@ public final class Dispatcher implements AutoCloseable {
     private final DispatchMetrics metrics;
     private final RetryPolicy retryPolicy;
     private final boolean force;
+    private final int claimBatch;
     private final TaskStore store;
     private final NodeStore nodes;
     private final HeldLeases leases = new HeldLeases();
@@ -74,6 +75,7 @@ public final class Dispatcher implements AutoCloseable {
         this.metrics = new DispatchMetrics(b.registry);
         this.retryPolicy = b.retryPolicy;
         this.force = b.force;
+        this.claimBatch = b.claimBatch;
         this.store = new TaskStore(db);
         this.nodes = new NodeStore(db.dataSource());
     }
@@ -91,6 +93,7 @@ public final class Dispatcher implements AutoCloseable {
         private RetryPolicy retryPolicy = RetryPolicy.DEFAULT;
         private boolean force;
         private boolean builtins = true;
+        private int claimBatch = ClaimLoop.DEFAULT_CLAIM_BATCH;
 
         private Builder(DispatcherConfig config) {
             this.config = config;
@@ -126,6 +129,16 @@ public final class Dispatcher implements AutoCloseable {
 
         public Builder retryPolicy(RetryPolicy p) {
             this.retryPolicy = p;
+            return this;
+        }
+
+        /**
+         * The most tasks one claim statement takes: free worker slots plus tasks claimed ahead into the
+         * local buffer while handlers are short (benchmarks vary it).
+         */
+        public Builder claimBatch(int max) {
+            if (max < 1) throw new IllegalArgumentException("claimBatch must be > 0, got " + max);
+            this.claimBatch = max;
             return this;
         }
 

@@ -1,0 +1,63 @@
+package pgdispatch.bench;
+
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code drain}: N {@code noop} tasks preloaded, K nodes of C workers started, tasks per second from the
+ * first claim to the last completion (the rows' {@code started_at} and {@code finished_at}, the
+ * database's clock), and what it cost the database per task.
+ */
+final class DrainScenario implements Scenario {
+    @Override
+    public String name() {
+        return "drain";
+    }
+
+    @Override
+    public String headline() {
+        return "tasks_per_s";
+    }
+
+    @Override
+    public String summary(Map<String, Object> f) {
+        return Bench.num(f.get("tasks_per_s")) + " tasks/s with " + f.get("nodes") + " node(s) x " + f.get("concurrency")
+                + " workers, " + Bench.num(f.get("statements_per_task")) + " statements and "
+                + Bench.num(f.get("task_updates_per_task")) + " row updates per task";
+    }
+
+    @Override
+    public Run run(ScratchDatabase db, BenchOptions o, Map<String, String> env) throws Exception {
+        db.preload(o.tasks(), "noop", o.payload());
+        var before = db.counters();
+        try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
+            nodes.awaitFinished(o.tasks(), Duration.ofSeconds(60 + o.tasks() / 1000));
+        }
+        var after = db.counters();
+        return new Run(figures(db, o, before, after, o.nodes()), List.of());
+    }
+
+    /** The figures drain and raw share: throughput from the rows, costs from the server's counters. */
+    static Map<String, Object> figures(ScratchDatabase db, BenchOptions o, ScratchDatabase.Counters before,
+                                       ScratchDatabase.Counters after, int nodes) {
+        var r = db.rows("SELECT count(*) FILTER (WHERE status = 'succeeded') AS ok,"
+                + " extract(epoch FROM max(finished_at) - min(started_at))::float8 AS s FROM tasks").get(0);
+        long ok = ((Number) r.get("ok")).longValue();
+        if (ok != o.tasks()) throw new IllegalStateException(ok + " of " + o.tasks() + " tasks succeeded");
+        double seconds = ((Number) r.get("s")).doubleValue();
+        Map<String, Object> f = new LinkedHashMap<>();
+        f.put("tasks", o.tasks());
+        f.put("nodes", nodes);
+        f.put("concurrency", o.concurrency());
+        f.put("batch", o.batch());
+        f.put("tasks_per_s", o.tasks() / seconds);
+        f.put("seconds", seconds);
+        f.put("statements_per_task", (double) after.statementsSince(before) / o.tasks());
+        f.put("task_updates_per_task", (double) after.updates("tasks", before) / o.tasks());
+        f.put("events_per_task", (double) after.inserts("task_events", before) / o.tasks());
+        f.put("statements_from", db.countSource());
+        return f;
+    }
+}
