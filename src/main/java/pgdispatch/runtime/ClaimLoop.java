@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -16,11 +17,21 @@ import pgdispatch.store.StoreException;
 import pgdispatch.store.TaskStore;
 
 /**
- * Claims as many due tasks as there are free worker slots, in one statement, and hands them to the
- * workers. Claims again at once while claims come back full; otherwise sleeps until a wake-up
- * (LISTEN/NOTIFY, a freed slot) or the poll interval, backing off to twice that while idle.
- * After a claim whose outcome is unknown (the connection broke), it first takes back the rows that claim
- * may have given this node (seed 000: renew them, never leave them to expire).
+ * Claims due tasks in one statement per batch and hands them to the workers. It claims when a worker is
+ * idle, or when at least half of its buffer is free: besides the worker slots it keeps a local buffer of
+ * claimed tasks (as Graphile Worker's local queue does), sized from how long handlers take against how
+ * long a claim takes: {@code 2 x concurrency x claim time / handler time}, at most {@code claimBatch}.
+ * Short tasks (a no-op: microseconds against milliseconds) get a full buffer, so one claim feeds the
+ * workers for a whole batch instead of one statement per freed slot; tasks of a second or more get none,
+ * so no task waits behind a busy worker while another node is idle. A buffered task is claimed and held
+ * like a running one: its lease is renewed, a lost lease discards it before it starts, a graceful stop
+ * releases it without charging the attempt (TaskExecution checks {@code draining}), a crash leaves it
+ * to the reaper as it does a running task.
+ *
+ * <p>Claims again at once while claims come back full; after a short claim nothing more was due, so
+ * only a wake-up (LISTEN/NOTIFY) or the poll interval (backing off to twice that while idle) starts the
+ * next one. After a claim whose outcome is unknown (the connection broke), it first takes back the rows
+ * that claim may have given this node (seed 000: renew them, never leave them to expire).
  */
 final class ClaimLoop {
     private static final Logger log = LoggerFactory.getLogger(ClaimLoop.class);
@@ -32,29 +43,38 @@ final class ClaimLoop {
     private final Map<String, Duration> leaseByKind;
     private final int maxRequeue;
     private final Duration pollInterval;
+    private final int concurrency;
+    private final int claimBatch;
     private final TaskStore store;
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
-    private final Semaphore slots;
+    /** Tasks handed to the workers and not yet finished by them: running plus buffered. */
+    private final AtomicInteger outstanding = new AtomicInteger();
     private final Semaphore wakeups = new Semaphore(0);
     private final ExecutorService workers;
     private final Function<HeldLeases.Held, Runnable> execution;
+    /** Moving averages (nanoseconds) that size the buffer; written racily, an estimate is all they are. */
+    private volatile double handlerNanos = Double.NaN;
+    private volatile double claimNanos = Double.NaN;
+    /** The last claim came back full: more is probably due, so a freed slot is worth a claim. */
+    private volatile boolean more = true;
     private volatile boolean stopped;
     private Thread thread;
     private boolean claimOutcomeUnknown;
 
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, int maxRequeue, Duration pollInterval,
-              int concurrency, TaskStore store, HeldLeases leases, DispatchMetrics metrics, ExecutorService workers,
-              Function<HeldLeases.Held, Runnable> execution) {
+              int concurrency, int claimBatch, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
+              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
         this.leaseByKind = Map.copyOf(leaseByKind);
         this.maxRequeue = maxRequeue;
         this.pollInterval = pollInterval;
+        this.concurrency = concurrency;
+        this.claimBatch = claimBatch;
         this.store = store;
         this.leases = leases;
         this.metrics = metrics;
-        this.slots = new Semaphore(concurrency);
         this.workers = workers;
         this.execution = execution;
     }
@@ -65,17 +85,39 @@ final class ClaimLoop {
 
     /** Something may be due: claim now rather than at the next poll. */
     void wake() {
+        more = true;
+        signal();
+    }
+
+    private void signal() {
         if (wakeups.availablePermits() == 0) wakeups.release();
     }
 
-    /** A worker finished: its slot is free. */
+    /** A worker finished a task (or skipped it): wakes the claimer when that makes a claim worth it. */
     void slotFreed() {
-        slots.release();
-        wake();
+        int out = outstanding.decrementAndGet();
+        if (more && want(out) > 0) signal();
     }
 
-    int busySlots(int concurrency) {
-        return concurrency - slots.availablePermits();
+    /** Tasks claimed and not yet finished by a worker (running or buffered). */
+    int outstanding() {
+        return outstanding.get();
+    }
+
+    /** Tasks to buffer beyond the worker slots: what the workers finish during about two claims. */
+    int prefetch() {
+        double h = handlerNanos, c = claimNanos;
+        if (!(h > 0) || !(c > 0)) return 0; // nothing measured yet: no buffer
+        return (int) Math.min(claimBatch, 2.0 * concurrency * c / h);
+    }
+
+    /** How many to claim with {@code out} outstanding: 0 unless a worker is idle or half the buffer is free. */
+    int want(int out) {
+        int prefetch = prefetch();
+        int room = concurrency + prefetch - out;
+        if (room <= 0) return 0;
+        if (out < concurrency || room >= Math.max(1, prefetch / 2)) return Math.min(room, claimBatch);
+        return 0;
     }
 
     private void loop() {
@@ -87,16 +129,17 @@ final class ClaimLoop {
                     reclaim();
                     claimOutcomeUnknown = false;
                 }
-                int free = slots.availablePermits();
+                int want = want(outstanding.get());
                 int got = 0;
-                if (free > 0) {
-                    got = claim(free);
+                if (want > 0) {
+                    got = claim(want);
+                    more = got == want;
                 }
                 errorBackoffMs = 100;
-                if (free > 0 && got == free) continue; // more may be due: claim again at once
-                if (got > 0) idleWaitMs = pollInterval.toMillis();
+                if (want > 0 && got == want) continue; // more may be due: claim again at once when there is room
+                if (got > 0 || want == 0) idleWaitMs = pollInterval.toMillis();
                 else idleWaitMs = Math.min(idleWaitMs * 2, 2 * pollInterval.toMillis());
-                if (wakeups.tryAcquire(free == 0 ? Long.MAX_VALUE : idleWaitMs, TimeUnit.MILLISECONDS)) {
+                if (wakeups.tryAcquire(idleWaitMs, TimeUnit.MILLISECONDS)) {
                     wakeups.drainPermits();
                 }
             } catch (InterruptedException e) {
@@ -116,37 +159,45 @@ final class ClaimLoop {
         }
     }
 
-    private int claim(int free) {
+    private int claim(int want) {
         var sample = metrics.startClaim();
+        long t0 = System.nanoTime();
         List<ClaimedTask> claimed;
         try {
-            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, free, maxRequeue));
+            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue));
         } finally {
             metrics.claimDone(sample);
         }
+        long took = System.nanoTime() - t0;
+        double c = claimNanos;
+        claimNanos = Double.isNaN(c) ? took : c + 0.2 * (took - c);
         dispatch(claimed);
         return claimed.size();
     }
 
-    private void reclaim() throws InterruptedException {
+    private void reclaim() {
         List<ClaimedTask> mine = store.reclaimOwned(owner, leases.all().stream().map(h -> h.task.id())
                 .collect(java.util.stream.Collectors.toSet()), leaseByKind);
         if (mine.isEmpty()) return;
         log.info("claimer: took back {} tasks a claim gave this node before its connection broke", mine.size());
-        // held (and so renewed) at once; each runs as soon as a slot is free
-        List<HeldLeases.Held> held = mine.stream().map(this::hold).toList();
-        for (HeldLeases.Held h : held) {
-            slots.acquire();
-            workers.execute(execution.apply(h));
-        }
+        // held (and so renewed) at once; each runs as soon as a worker is free
+        dispatch(mine);
     }
 
     private void dispatch(List<ClaimedTask> claimed) {
         for (ClaimedTask t : claimed) {
-            if (!slots.tryAcquire()) {
-                throw new IllegalStateException("claimed more tasks than free slots");
-            }
-            workers.execute(execution.apply(hold(t)));
+            Runnable r = execution.apply(hold(t));
+            outstanding.incrementAndGet();
+            workers.execute(() -> {
+                long t0 = System.nanoTime();
+                try {
+                    r.run();
+                } finally {
+                    double h = handlerNanos;
+                    long took = System.nanoTime() - t0;
+                    handlerNanos = Double.isNaN(h) ? took : h + 0.05 * (took - h);
+                }
+            });
         }
     }
 

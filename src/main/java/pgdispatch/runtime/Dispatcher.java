@@ -184,9 +184,9 @@ public final class Dispatcher implements AutoCloseable {
                 metrics, this::onRegistrationLost);
         renewer.start();
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
-                config.pollInterval(), config.concurrency(), store, leases, metrics, workers,
+                config.pollInterval(), config.concurrency(), claimBatch, store, leases, metrics, workers,
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), config.nodeId(), store, completer, timeouts,
-                        retryPolicy, metrics, () -> claimLoop.slotFreed()));
+                        retryPolicy, metrics, stopped::get, () -> claimLoop.slotFreed()));
         wakeups = new Wakeups(config.databaseUrl(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
         claimLoop.start();
