@@ -174,8 +174,9 @@ final class ScratchDatabase implements AutoCloseable {
     record Counters(long statements, long own, Map<String, long[]> tables) {
         /** Statements sent by others than this class between {@code before} and this snapshot. */
         long statementsSince(Counters before) {
-            // the table read that finished `before` ran after its statement count was taken: it counts here
-            return statements - before.statements - (own - before.own) + 1;
+            // `own` includes the table read that finished `before` (it ran after its statement count was
+            // taken, so it is in the difference) and excludes the one finishing this snapshot (not yet in it)
+            return statements - before.statements - (own - before.own);
         }
 
         long updates(String table, Counters before) {

@@ -108,7 +108,7 @@ public final class TaskStore {
     // tasks_claim_idx in (priority, run_at, id) order and stops after :limit rows, whatever the backlog
     // (no sort of every due row: the lock-then-limit trap). Candidates locked here but not picked stay
     // locked only until this statement's transaction commits.
-    private static final NamedSql CLAIM = NamedSql.of("""
+    private static final String CLAIM_TEXT = """
             WITH lease AS (
                 SELECT * FROM unnest(:kinds::text[], :lease_ms::bigint[]) AS l(kind, lease_ms)
             ), expired AS (
@@ -162,7 +162,9 @@ public final class TaskStore {
                   FROM claimed c
             )
             SELECT * FROM claimed
-            """);
+            """;
+    private static final NamedSql CLAIM = NamedSql.of(CLAIM_TEXT);
+    private static final NamedSql EXPLAIN_CLAIM = NamedSql.of("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CLAIM_TEXT);
 
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
@@ -170,6 +172,34 @@ public final class TaskStore {
      * LOCKED). Empty list: nothing due for these queues and kinds.
      */
     public List<ClaimedTask> claimDue(ClaimRequest r) {
+        return query(CLAIM, claimParams(r), rs -> {
+            List<ClaimedTask> out = new ArrayList<>();
+            while (rs.next()) out.add(claimedTask(rs));
+            return out;
+        });
+    }
+
+    /**
+     * The plan of {@link #claimDue} for {@code r} as PostgreSQL runs it ({@code EXPLAIN ANALYZE}), in a
+     * transaction that is rolled back: nothing is claimed (the benchmark and docs/PERFORMANCE.md).
+     */
+    public List<String> explainClaim(ClaimRequest r) {
+        try (Connection c = ds.getConnection()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = EXPLAIN_CLAIM.prepare(c, claimParams(r)); ResultSet rs = ps.executeQuery()) {
+                List<String> plan = new ArrayList<>();
+                while (rs.next()) plan.add(rs.getString(1));
+                return plan;
+            } finally {
+                c.rollback();
+                c.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+    }
+
+    private static Map<String, Object> claimParams(ClaimRequest r) {
         String[] kinds = r.leaseByKind().keySet().toArray(String[]::new);
         Long[] leaseMs = new Long[kinds.length];
         for (int i = 0; i < kinds.length; i++) leaseMs[i] = r.leaseByKind().get(kinds[i]).toMillis();
@@ -180,11 +210,7 @@ public final class TaskStore {
         v.put("queues", r.queues().toArray(String[]::new));
         v.put("limit", r.limit());
         v.put("owner", r.owner());
-        return query(CLAIM, v, rs -> {
-            List<ClaimedTask> out = new ArrayList<>();
-            while (rs.next()) out.add(claimedTask(rs));
-            return out;
-        });
+        return v;
     }
 
     private static ClaimedTask claimedTask(ResultSet rs) throws SQLException {
