@@ -32,11 +32,22 @@ final class DrainScenario implements Scenario {
     public Run run(ScratchDatabase db, BenchOptions o, Map<String, String> env) throws Exception {
         db.preload(o.tasks(), "noop", o.payload());
         var before = db.counters();
+        long cpu = ClientCpu.nanos();
+        double claimSeconds = 0;
         try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
             nodes.awaitFinished(o.tasks(), Duration.ofSeconds(60 + o.tasks() / 1000));
+            for (var d : nodes.nodes()) {
+                var t = d.metrics().registry().find("pgdispatch.claim").timer();
+                if (t != null) claimSeconds += t.totalTime(java.util.concurrent.TimeUnit.NANOSECONDS) / 1e9;
+            }
         }
+        cpu = ClientCpu.nanos() - cpu;
         var after = db.counters();
-        return new Run(figures(db, o, before, after, o.nodes()), List.of());
+        var f = figures(db, o, before, after, o.nodes());
+        // how much of the drain each node's claimer spent waiting for claim statements
+        f.put("claimer_busy_pct", 100 * claimSeconds / o.nodes() / (double) f.get("seconds"));
+        f.put("client_cpu_us_per_task", cpu / 1000.0 / o.tasks());
+        return new Run(f, List.of());
     }
 
     /** The figures drain and raw share: throughput from the rows, costs from the server's counters. */
@@ -57,6 +68,11 @@ final class DrainScenario implements Scenario {
         f.put("statements_per_task", (double) after.statementsSince(before) / o.tasks());
         f.put("task_updates_per_task", (double) after.updates("tasks", before) / o.tasks());
         f.put("events_per_task", (double) after.inserts("task_events", before) / o.tasks());
+        // one transaction, one now(): the distinct event times are the claim and completion statements
+        var b = db.rows("SELECT count(DISTINCT at) FILTER (WHERE event = 'claimed') AS claims,"
+                + " count(DISTINCT at) FILTER (WHERE event = 'succeeded') AS completions FROM task_events").get(0);
+        f.put("claim_batch_avg", (double) o.tasks() / ((Number) b.get("claims")).longValue());
+        f.put("complete_batch_avg", (double) o.tasks() / ((Number) b.get("completions")).longValue());
         f.put("statements_from", db.countSource());
         return f;
     }

@@ -42,6 +42,7 @@ final class RawScenario implements Scenario {
         db.preload(o.tasks(), "noop", o.payload());
         var before = db.counters();
         int loops = 2 * o.nodes();
+        long cpu = ClientCpu.nanos();
         try (Database pool = Database.open(db.url(), loops, "pgdispatch-bench-raw")) {
             TaskStore store = new TaskStore(pool);
             ExecutorService threads = Executors.newFixedThreadPool(loops);
@@ -56,8 +57,10 @@ final class RawScenario implements Scenario {
                 threads.shutdownNow();
             }
         }
+        cpu = ClientCpu.nanos() - cpu;
         var after = db.counters();
         var f = DrainScenario.figures(db, o, before, after, o.nodes());
+        f.put("client_cpu_us_per_task", cpu / 1000.0 / o.tasks());
         f.put("connections", loops);
         return new Run(f, List.of());
     }

@@ -46,19 +46,36 @@ public final class DispatchMetrics {
     }
 
     public void claimed(String queue, String kind) {
-        counter("pgdispatch.tasks.claimed", "Tasks claimed by this node", queue, kind).increment();
+        claimed(queue, kind, 1);
+    }
+
+    /** {@code n} tasks of one queue and kind at once: the hot path counts per batch, not per task. */
+    public void claimed(String queue, String kind, int n) {
+        counter("pgdispatch.tasks.claimed", "Tasks claimed by this node", queue, kind).increment(n);
     }
 
     public void succeeded(String queue, String kind) {
-        counter("pgdispatch.tasks.succeeded", "Attempts completed and accepted", queue, kind).increment();
+        succeeded(queue, kind, 1);
+    }
+
+    public void succeeded(String queue, String kind, int n) {
+        counter("pgdispatch.tasks.succeeded", "Attempts completed and accepted", queue, kind).increment(n);
     }
 
     public void failed(String queue, String kind) {
-        counter("pgdispatch.tasks.failed", "Tasks failed for good (no attempts left or permanent)", queue, kind).increment();
+        failed(queue, kind, 1);
+    }
+
+    public void failed(String queue, String kind, int n) {
+        counter("pgdispatch.tasks.failed", "Tasks failed for good (no attempts left or permanent)", queue, kind).increment(n);
     }
 
     public void retried(String queue, String kind) {
-        counter("pgdispatch.tasks.retried", "Failed attempts scheduled for retry", queue, kind).increment();
+        retried(queue, kind, 1);
+    }
+
+    public void retried(String queue, String kind, int n) {
+        counter("pgdispatch.tasks.retried", "Failed attempts scheduled for retry", queue, kind).increment(n);
     }
 
     public void requeued(int n) {
@@ -109,6 +126,11 @@ public final class DispatchMetrics {
     }
 
     public void handlerDone(String kind, long nanos) {
+        Timer t = handlerTimers.get(kind); // once per task: a plain read before the locking computeIfAbsent
+        if (t != null) {
+            t.record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+            return;
+        }
         handlerTimers.computeIfAbsent(kind, k -> Timer.builder("pgdispatch.handler")
                 .description("Handler run time per attempt").tag("kind", k).publishPercentileHistogram()
                 .minimumExpectedValue(Duration.ofMillis(1)).maximumExpectedValue(Duration.ofMinutes(10))

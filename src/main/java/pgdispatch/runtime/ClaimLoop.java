@@ -18,9 +18,9 @@ import pgdispatch.store.TaskStore;
 
 /**
  * Claims due tasks in one statement per batch and hands them to the workers. It claims when a worker is
- * idle, or when at least half of its buffer is free: besides the worker slots it keeps a local buffer of
- * claimed tasks (as Graphile Worker's local queue does), sized from how long handlers take against how
- * long a claim takes: {@code 2 x concurrency x claim time / handler time}, at most {@code claimBatch}.
+ * idle, or when a whole batch fits: besides the worker slots it keeps a local buffer of claimed tasks
+ * (as Graphile Worker's local queue does), sized from how long handlers take against how long a claim
+ * takes: {@code 2 x concurrency x claim time / handler time}, at most two batches of {@code claimBatch}.
  * Short tasks (a no-op: microseconds against milliseconds) get a full buffer, so one claim feeds the
  * workers for a whole batch instead of one statement per freed slot; tasks of a second or more get none,
  * so no task waits behind a busy worker while another node is idle. A buffered task is claimed and held
@@ -104,19 +104,26 @@ final class ClaimLoop {
         return outstanding.get();
     }
 
-    /** Tasks to buffer beyond the worker slots: what the workers finish during about two claims. */
+    /**
+     * Tasks to buffer beyond the worker slots: what the workers finish during about two claims, at most
+     * two claim batches (one being worked off while the next claim runs).
+     */
     int prefetch() {
         double h = handlerNanos, c = claimNanos;
         if (!(h > 0) || !(c > 0)) return 0; // nothing measured yet: no buffer
-        return (int) Math.min(claimBatch, 2.0 * concurrency * c / h);
+        return (int) Math.min(2.0 * claimBatch, 2.0 * concurrency * c / h);
     }
 
-    /** How many to claim with {@code out} outstanding: 0 unless a worker is idle or half the buffer is free. */
+    /**
+     * How many to claim with {@code out} outstanding: when a worker is idle, or when a whole batch (or
+     * half the buffer, if smaller) fits, so a full buffer is refilled by full-size claims while the
+     * workers still have a batch to work off.
+     */
     int want(int out) {
         int prefetch = prefetch();
         int room = concurrency + prefetch - out;
         if (room <= 0) return 0;
-        if (out < concurrency || room >= Math.max(1, prefetch / 2)) return Math.min(room, claimBatch);
+        if (out < concurrency || room >= Math.max(1, Math.min(claimBatch, prefetch / 2))) return Math.min(room, claimBatch);
         return 0;
     }
 
@@ -185,6 +192,8 @@ final class ClaimLoop {
     }
 
     private void dispatch(List<ClaimedTask> claimed) {
+        countClaimed(claimed);
+        metrics.inFlight(leases.size() + claimed.size());
         for (ClaimedTask t : claimed) {
             Runnable r = execution.apply(hold(t));
             outstanding.incrementAndGet();
@@ -203,13 +212,24 @@ final class ClaimLoop {
 
     private HeldLeases.Held hold(ClaimedTask t) {
         HeldLeases.Held h = leases.add(t);
-        metrics.claimed(t.queue(), t.kind());
-        metrics.inFlight(leases.size());
         if (transitions.isInfoEnabled()) {
             transitions.info("task={} kind={} owner={} attempt={} lease_token={} -> running{}", t.id(), t.kind(), owner,
                     t.attempt(), t.leaseToken(), t.tookOver() ? " (took over expired lease of " + t.previousOwner() + ")" : "");
         }
         return h;
+    }
+
+    /** One counter increment per run of tasks with the same queue and kind (a batch is mostly one run). */
+    private void countClaimed(List<ClaimedTask> claimed) {
+        int i = 0;
+        while (i < claimed.size()) {
+            ClaimedTask first = claimed.get(i);
+            int j = i + 1;
+            while (j < claimed.size() && claimed.get(j).kind().equals(first.kind())
+                    && claimed.get(j).queue().equals(first.queue())) j++;
+            metrics.claimed(first.queue(), first.kind(), j - i);
+            i = j;
+        }
     }
 
     /** Stops claiming; returns once the loop has exited. */

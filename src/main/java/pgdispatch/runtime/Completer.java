@@ -103,6 +103,7 @@ final class Completer {
         for (Pending p : batch) outcomes.add(p.outcome);
         Map<Long, TaskStatus> accepted = store.completeIfOwned(owner, outcomes);
         int refused = 0;
+        Run run = new Run();
         for (Pending p : batch) {
             var t = p.held.task;
             TaskStatus st = accepted.get(t.id());
@@ -113,19 +114,42 @@ final class Completer {
                         t.id(), t.kind(), owner, t.attempt(), t.leaseToken());
                 continue;
             }
-            switch (st) {
-                case SUCCEEDED -> metrics.succeeded(t.queue(), t.kind());
-                case PENDING -> metrics.retried(t.queue(), t.kind());
-                default -> metrics.failed(t.queue(), t.kind());
-            }
+            run.add(t.queue(), t.kind(), st);
             if (transitions.isInfoEnabled()) {
                 String detail = p.outcome instanceof Outcome.Failure f ? " error=" + f.error() : "";
                 transitions.info("task={} kind={} owner={} attempt={} lease_token={} -> {}{}", t.id(), t.kind(), owner,
                         t.attempt(), t.leaseToken(), st.sql(), detail);
             }
         }
+        run.flush();
         metrics.completionsRefused(refused);
         metrics.inFlight(leases.size());
+    }
+
+    /** Counts consecutive outcomes of one queue, kind and status with one counter increment. */
+    private final class Run {
+        private String queue;
+        private String kind;
+        private TaskStatus status;
+        private int n;
+
+        void add(String q, String k, TaskStatus st) {
+            if (n > 0 && (st != status || !k.equals(kind) || !q.equals(queue))) flush();
+            queue = q;
+            kind = k;
+            status = st;
+            n++;
+        }
+
+        void flush() {
+            if (n == 0) return;
+            switch (status) {
+                case SUCCEEDED -> metrics.succeeded(queue, kind, n);
+                case PENDING -> metrics.retried(queue, kind, n);
+                default -> metrics.failed(queue, kind, n);
+            }
+            n = 0;
+        }
     }
 
     /** Returns once every submitted outcome is written (or {@code timeoutMs} passed). */

@@ -34,7 +34,8 @@ final class HeldLeases {
         }
     }
 
-    private final Map<Long, Held> held = new ConcurrentHashMap<>();
+    // sized for a full claim-ahead buffer, so the hot path does not grow the table batch after batch
+    private final Map<Long, Held> held = new ConcurrentHashMap<>(1024);
 
     Held add(ClaimedTask task) {
         Held h = new Held(task);
