@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,8 +30,11 @@ import pgdispatch.store.TaskStore;
  * to the reaper as it does a running task.
  *
  * <p>Claims again at once while claims come back full; after a short claim nothing more was due, so
- * only a wake-up (LISTEN/NOTIFY) or the poll interval (backing off to twice that while idle) starts the
- * next one. After a claim whose outcome is unknown (the connection broke), it first takes back the rows
+ * only a wake-up (LISTEN/NOTIFY) or the poll interval starts the next one. While idle the poll backs off
+ * to twice the interval, and to four times while LISTEN is up (inserts wake the loop then; the poll only
+ * finds work that became due by time: scheduled runs, retries, requeues). Each idle poll costs two
+ * statements, since the pool validates a connection idle for more than half a second: at the default
+ * 1 s interval an idle node sends about 0.5 claim statements a second plus its maintenance. After a claim whose outcome is unknown (the connection broke), it first takes back the rows
  * that claim may have given this node (seed 000: renew them, never leave them to expire).
  */
 final class ClaimLoop {
@@ -53,6 +57,7 @@ final class ClaimLoop {
     private final Semaphore wakeups = new Semaphore(0);
     private final ExecutorService workers;
     private final Function<HeldLeases.Held, Runnable> execution;
+    private final BooleanSupplier listening;
     /** Moving averages (nanoseconds) that size the buffer; written racily, an estimate is all they are. */
     private volatile double handlerNanos = Double.NaN;
     private volatile double claimNanos = Double.NaN;
@@ -64,7 +69,7 @@ final class ClaimLoop {
 
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, int maxRequeue, Duration pollInterval,
               int concurrency, int claimBatch, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
-              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution) {
+              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
         this.leaseByKind = Map.copyOf(leaseByKind);
@@ -77,6 +82,7 @@ final class ClaimLoop {
         this.metrics = metrics;
         this.workers = workers;
         this.execution = execution;
+        this.listening = listening;
     }
 
     void start() {
@@ -145,7 +151,7 @@ final class ClaimLoop {
                 errorBackoffMs = 100;
                 if (want > 0 && got == want) continue; // more may be due: claim again at once when there is room
                 if (got > 0 || want == 0) idleWaitMs = pollInterval.toMillis();
-                else idleWaitMs = Math.min(idleWaitMs * 2, 2 * pollInterval.toMillis());
+                else idleWaitMs = Math.min(idleWaitMs * 2, (listening.getAsBoolean() ? 4 : 2) * pollInterval.toMillis());
                 if (wakeups.tryAcquire(idleWaitMs, TimeUnit.MILLISECONDS)) {
                     wakeups.drainPermits();
                 }

@@ -186,7 +186,8 @@ public final class Dispatcher implements AutoCloseable {
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
                 config.pollInterval(), config.concurrency(), claimBatch, store, leases, metrics, workers,
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), config.nodeId(), store, completer, timeouts,
-                        retryPolicy, metrics, stopped::get, () -> claimLoop.slotFreed()));
+                        retryPolicy, metrics, stopped::get, () -> claimLoop.slotFreed()),
+                () -> wakeups != null && wakeups.listening());
         wakeups = new Wakeups(config.databaseUrl(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
         claimLoop.start();
