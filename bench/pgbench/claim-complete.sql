@@ -1,6 +1,7 @@
--- One cycle of the runtime's hot path: claim :limit due noop tasks as ('pgbench-' || :client_id), then complete them.
+-- One cycle of the runtime's hot path: claim :limit due noop tasks as pgbench-<client id>, then complete them.
 -- The two statements are TaskStore's CLAIM and COMPLETE (src/main/java/pgdispatch/store/TaskStore.java),
--- copied with the node's arrays inlined (one queue, one kind) and the claimed ids carried by \gset.
+-- copied with the node's arrays inlined (one queue, one kind), :take_over false (as in all but one claim
+-- per poll interval) and the claimed ids carried by \gset.
 -- Run by scripts/pgbench-bound with -M prepared (server-side prepared statements, as pgJDBC after five
 -- executions) and plan_cache_mode=force_custom_plan (as the pool sets it).
 WITH lease AS (
@@ -8,7 +9,7 @@ WITH lease AS (
 ), expired AS (
     SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
       FROM tasks t
-     WHERE t.status = 'running' AND t.lease_expires_at < now()
+     WHERE false AND t.status = 'running' AND t.lease_expires_at < now()
        AND t.requeue_count < 3
        AND t.queue = ANY('{default}'::text[]) AND t.kind = ANY('{noop}'::text[])
      ORDER BY t.priority, t.run_at, t.id

@@ -11,7 +11,8 @@ import pgdispatch.store.Database;
 import pgdispatch.store.TaskStore;
 
 /**
- * {@code backlog}: the time of one claim ({@link TaskStore#claimDue}, C tasks) with 1,000 pending rows,
+ * {@code backlog}: the time of one claim ({@link TaskStore#claimDue}, C tasks, as the claim loop sends
+ * it between its once-per-poll looks for expired leases) with 1,000 pending rows,
  * with a large backlog (default 1,000,000), and with a tenth of that becoming due in the same second
  * (every row with the same {@code run_at}: the case where a lock-then-limit plan sorts or locks them
  * all). Each figure is the median of several claims; the plan of each case ({@code EXPLAIN ANALYZE},
@@ -46,7 +47,7 @@ final class BacklogScenario implements Scenario {
         int big = Math.max(o.backlog(), SMALL * 2);
         int burst = Math.max(big / 10, SMALL);
         ClaimRequest req = new ClaimRequest("bench-backlog", List.of("default"), Map.of("noop", Duration.ofMinutes(10)),
-                o.concurrency(), 3);
+                o.concurrency(), 3, false);
         Map<String, Object> f = new LinkedHashMap<>();
         List<String> notes = new ArrayList<>();
         f.put("claim_limit", o.concurrency());

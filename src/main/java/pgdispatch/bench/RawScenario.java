@@ -66,7 +66,7 @@ final class RawScenario implements Scenario {
     }
 
     private static long loop(TaskStore store, String owner, int batch) {
-        ClaimRequest req = new ClaimRequest(owner, List.of("default"), Map.of("noop", Duration.ofMinutes(10)), batch, 3);
+        ClaimRequest req = new ClaimRequest(owner, List.of("default"), Map.of("noop", Duration.ofMinutes(10)), batch, 3, false);
         long n = 0;
         while (true) {
             List<ClaimedTask> claimed = store.claimDue(req);

@@ -66,6 +66,7 @@ final class ClaimLoop {
     private volatile boolean stopped;
     private Thread thread;
     private boolean claimOutcomeUnknown;
+    private long lastTakeOverCheck = System.nanoTime() - Long.MAX_VALUE / 2;
 
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, int maxRequeue, Duration pollInterval,
               int concurrency, int claimBatch, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
@@ -177,7 +178,11 @@ final class ClaimLoop {
         long t0 = System.nanoTime();
         List<ClaimedTask> claimed;
         try {
-            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue));
+            // expired leases: looked for once per poll interval (a scan of the running rows), and by the reaper
+            long now = System.nanoTime();
+            boolean takeOver = now - lastTakeOverCheck >= pollInterval.toNanos();
+            if (takeOver) lastTakeOverCheck = now;
+            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver));
         } finally {
             metrics.claimDone(sample);
         }

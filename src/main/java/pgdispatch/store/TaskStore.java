@@ -103,7 +103,8 @@ public final class TaskStore {
 
     // ---------------------------------------------------------------- claim: pending | expired running -> running
 
-    // Why two candidate sets: one OR over (pending and due) | (running and expired) defeats the partial
+    // :take_over false (a custom plan sees the value) reduces the expired set to a one-time filter: no
+    // scan of the running rows. Why two candidate sets: one OR over (pending and due) | (running and expired) defeats the partial
     // claim index. The due set is read per queue through a LATERAL subquery so each queue walks
     // tasks_claim_idx in (priority, run_at, id) order and stops after :limit rows, whatever the backlog
     // (no sort of every due row: the lock-then-limit trap). Candidates locked here but not picked stay
@@ -114,7 +115,7 @@ public final class TaskStore {
             ), expired AS (
                 SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
                   FROM tasks t
-                 WHERE t.status = 'running' AND t.lease_expires_at < now()
+                 WHERE :take_over AND t.status = 'running' AND t.lease_expires_at < now()
                    AND t.requeue_count < :max_requeue
                    AND t.queue = ANY(:queues::text[]) AND t.kind = ANY(:kinds::text[])
                  ORDER BY t.priority, t.run_at, t.id
@@ -210,6 +211,7 @@ public final class TaskStore {
         v.put("queues", r.queues().toArray(String[]::new));
         v.put("limit", r.limit());
         v.put("owner", r.owner());
+        v.put("take_over", r.takeOverExpired());
         return v;
     }
 
