@@ -68,6 +68,8 @@ final class DrainScenario implements Scenario {
         f.put("statements_per_task", (double) after.statementsSince(before) / o.tasks());
         f.put("task_updates_per_task", (double) after.updates("tasks", before) / o.tasks());
         f.put("events_per_task", (double) after.inserts("task_events", before) / o.tasks());
+        // claim and completion change status (in every partial index's predicate): never HOT, by design
+        f.put("task_hot_pct", 100.0 * after.hotUpdates("tasks", before) / Math.max(1, after.updates("tasks", before)));
         // one transaction, one now(): the distinct event times are the claim and completion statements
         var b = db.rows("SELECT count(DISTINCT at) FILTER (WHERE event = 'claimed') AS claims,"
                 + " count(DISTINCT at) FILTER (WHERE event = 'succeeded') AS completions FROM task_events").get(0);

@@ -60,7 +60,7 @@ final class RenewScenario implements Scenario {
     public String summary(Map<String, Object> f) {
         StringBuilder sb = new StringBuilder();
         for (String k : f.keySet()) {
-            if (k.startsWith("tick_ms_") && !k.equals("tick_ms")) {
+            if (k.matches("tick_ms_\\d+")) {
                 if (!sb.isEmpty()) sb.append(", ");
                 sb.append(k.substring(8)).append(" leases in ").append(Bench.num(f.get(k))).append(" ms");
             }
