@@ -12,7 +12,8 @@ import pgdispatch.runtime.Dispatcher;
  * halted ({@link Dispatcher#halt()}: its threads stop and its pool closes, so its connections are cut
  * and it writes nothing more). Measured: seconds from the halt (database clock) until the last of the M
  * tasks started on B ({@code started_at}), with short timings. With the default timings the same path
- * takes {@code TASK_NODE_TIMEOUT_S} + one reaper interval ({@code TASK_RENEW_S}) + B's next claim poll;
+ * takes {@code TASK_NODE_TIMEOUT_S} + one reaper interval ({@code TASK_RENEW_S}) + B's next idle claim
+ * poll (4 x {@code TASK_POLL_MS});
  * that formula is printed beside the measurement.
  */
 final class RecoveryScenario implements Scenario {
@@ -60,10 +61,11 @@ final class RecoveryScenario implements Scenario {
         f.put("lease_s", shortCfg.lease().toSeconds());
         f.put("renew_s", shortCfg.renewInterval().toSeconds());
         f.put("node_timeout_s", shortCfg.nodeTimeout().toSeconds());
+        // node timeout + one reaper interval + the idle survivor's poll (backed off to 4x while LISTEN is up)
         f.put("expected_max_s", shortCfg.nodeTimeout().toSeconds() + shortCfg.renewInterval().toSeconds()
-                + 2 * shortCfg.pollInterval().toMillis() / 1000.0);
+                + 4 * shortCfg.pollInterval().toMillis() / 1000.0);
         f.put("default_formula_s", defaults.nodeTimeout().toSeconds() + defaults.renewInterval().toSeconds()
-                + 2 * defaults.pollInterval().toMillis() / 1000.0);
+                + 4 * defaults.pollInterval().toMillis() / 1000.0);
         return new Run(f, List.of());
     }
 
