@@ -41,6 +41,8 @@ final class ClaimLoop {
     private static final Logger log = LoggerFactory.getLogger(ClaimLoop.class);
     private static final Logger transitions = LoggerFactory.getLogger("pgdispatch.transitions");
     static final int DEFAULT_CLAIM_BATCH = 500;
+    /** Finished tasks whose outcome the completer has not written yet, beyond which the loop stops claiming. */
+    static final int MAX_UNWRITTEN = 2 * Completer.MAX_BATCH;
 
     private final String owner;
     private final List<String> queues;
@@ -106,6 +108,11 @@ final class ClaimLoop {
         if (more && want(out) > 0) signal();
     }
 
+    /** The completer wrote a batch: if that was holding claims back, claim again. */
+    void written() {
+        if (more && want(outstanding.get()) > 0) signal();
+    }
+
     /** Tasks claimed and not yet finished by a worker (running or buffered). */
     int outstanding() {
         return outstanding.get();
@@ -130,6 +137,9 @@ final class ClaimLoop {
         int prefetch = prefetch();
         int room = concurrency + prefetch - out;
         if (room <= 0) return 0;
+        // back-pressure: a completer that falls behind holds every finished task's lease until it writes
+        // it; claiming on would grow that set (and the renewal) without bound
+        if (leases.size() - out >= MAX_UNWRITTEN) return 0;
         if (out < concurrency || room >= Math.max(1, Math.min(claimBatch, prefetch / 2))) return Math.min(room, claimBatch);
         return 0;
     }

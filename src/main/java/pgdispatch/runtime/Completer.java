@@ -31,6 +31,7 @@ final class Completer {
     private final TaskStore store;
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
+    private final Runnable onWritten;
     private final BlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
     private final Object idle = new Object();
     private volatile boolean stopping;
@@ -38,11 +39,13 @@ final class Completer {
     private Thread thread;
     private int inBatch;
 
-    Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics) {
+    /** {@code onWritten}: after each batch is written (the claim loop may claim again). */
+    Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics, Runnable onWritten) {
         this.owner = owner;
         this.store = store;
         this.leases = leases;
         this.metrics = metrics;
+        this.onWritten = onWritten;
     }
 
     void start() {
@@ -101,13 +104,16 @@ final class Completer {
     private void write(List<Pending> batch) {
         List<Outcome> outcomes = new ArrayList<>(batch.size());
         for (Pending p : batch) outcomes.add(p.outcome);
-        Map<Long, TaskStatus> accepted = store.completeIfOwned(owner, outcomes);
+        Map<Long, TaskStatus> accepted;
+        synchronized (leases.writes) {
+            accepted = store.completeIfOwned(owner, outcomes);
+            for (Pending p : batch) leases.remove(p.held);
+        }
         int refused = 0;
         Run run = new Run();
         for (Pending p : batch) {
             var t = p.held.task;
             TaskStatus st = accepted.get(t.id());
-            leases.remove(p.held);
             if (st == null) {
                 refused++;
                 log.warn("task={} kind={} owner={} attempt={} lease_token={}: completion refused, the lease was lost",
@@ -124,6 +130,7 @@ final class Completer {
         run.flush();
         metrics.completionsRefused(refused);
         metrics.inFlight(leases.size());
+        onWritten.run();
     }
 
     /** Counts consecutive outcomes of one queue, kind and status with one counter increment. */

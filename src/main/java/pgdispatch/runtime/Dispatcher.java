@@ -9,6 +9,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -178,7 +179,10 @@ public final class Dispatcher implements AutoCloseable {
         workers = Executors.newFixedThreadPool(config.concurrency(), Thread.ofPlatform().daemon()
                 .name("pgdispatch-worker-", 1).factory());
         timeouts = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("pgdispatch-timeouts").factory());
-        completer = new Completer(config.nodeId(), store, leases, metrics);
+        completer = new Completer(config.nodeId(), store, leases, metrics, () -> {
+            ClaimLoop c = claimLoop;
+            if (c != null) c.written();
+        });
         completer.start();
         renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
                 metrics, this::onRegistrationLost);
@@ -296,7 +300,10 @@ public final class Dispatcher implements AutoCloseable {
         workers.shutdownNow();
         try {
             if (!left.isEmpty()) {
-                var released = store.releaseHeld(config.nodeId(), left, "node " + config.nodeId() + " shutting down");
+                Set<Long> released;
+                synchronized (leases.writes) { // not beside a renewal tick: see HeldLeases.writes
+                    released = store.releaseHeld(config.nodeId(), left, "node " + config.nodeId() + " shutting down");
+                }
                 log.info("dispatcher: node={} released {} unfinished tasks back to pending", config.nodeId(), released.size());
             }
         } catch (RuntimeException e) {

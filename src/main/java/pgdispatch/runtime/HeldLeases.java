@@ -35,6 +35,15 @@ final class HeldLeases {
     }
 
     // sized for a full claim-ahead buffer, so the hot path does not grow the table batch after batch
+    /**
+     * Held while a statement writes several of this node's held rows (renewal, completion batch, release
+     * at stop), so that one runs at a time: two such statements locking the same rows in different
+     * orders deadlock, and a renewal running beside a completion would find the just-completed rows no
+     * longer running and record them as lost leases. The completer removes what it wrote before letting
+     * go, and the renewer reads the leases to present after taking it.
+     */
+    final Object writes = new Object();
+
     private final Map<Long, Held> held = new ConcurrentHashMap<>(1024);
 
     Held add(ClaimedTask task) {

@@ -41,15 +41,18 @@ final class LeaseRenewer {
 
     /** One tick; returns what the database said. */
     synchronized RenewResult runOnce() {
-        List<HeldLease> held = leases.renewable();
+        List<HeldLease> held;
         RenewResult r;
-        try {
-            r = store.renewHeld(owner, incarnation, held);
-        } catch (StoreException e) {
-            failures++;
-            log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
-                    held.size(), failures, e.getMessage());
-            throw e;
+        synchronized (leases.writes) {
+            held = leases.renewable();
+            try {
+                r = store.renewHeld(owner, incarnation, held);
+            } catch (StoreException e) {
+                failures++;
+                log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
+                        held.size(), failures, e.getMessage());
+                throw e;
+            }
         }
         if (failures > 0) log.info("renewer: database reachable again after {} failed ticks; reconciled {} leases", failures, held.size());
         failures = 0;

@@ -66,6 +66,31 @@ class ClaimAheadTest {
     }
 
     @Test
+    void renewalsDuringADrainNeitherDeadlockWithCompletionsNorRecordSpuriousLostLeases() throws Exception {
+        db.exec("TRUNCATE tasks, task_events");
+        new TaskStore(db.database()).enqueueMany("default", "noop", Collections.nCopies(30_000, "{}"), 0, 5);
+        Map<String, String> env = new HashMap<>();
+        env.put("PGDISPATCH_HTTP_PORT", "off");
+        env.put("TASK_LEASE_S", "10");
+        env.put("TASK_RENEW_S", "1");
+        env.put("TASK_STALE_S", "20");
+        env.put("TASK_NODE_TIMEOUT_S", "3");
+        DispatcherConfig cfg = DispatcherConfig.fromEnv(env).withDatabaseUrl(db.url()).withNode("node-renew", List.of("default"), 4);
+        Dispatcher d = Dispatcher.builder(cfg).claimBatch(500).build().start();
+        try {
+            // renew ticks (every second) while completion batches are written
+            for (int i = 0; i < 5 && db.count("tasks WHERE status = 'succeeded'") < 30_000; i++) {
+                d.renewNow();
+            }
+            await().atMost(Duration.ofSeconds(120)).until(() -> db.count("tasks WHERE status = 'succeeded'") == 30_000);
+        } finally {
+            d.stop();
+        }
+        assertThat(db.rows("SELECT event, count(*) AS n FROM task_events GROUP BY event ORDER BY event"))
+                .containsExactly(Map.of("event", "claimed", "n", 30_000L), Map.of("event", "succeeded", "n", 30_000L));
+    }
+
+    @Test
     void stopReleasesBufferedTasksThatNeverStartedWithoutChargingAnAttempt() throws Exception {
         db.exec("TRUNCATE tasks, task_events");
         TaskStore store = new TaskStore(db.database());
