@@ -91,19 +91,36 @@ public final class DispatchMetrics {
     }
 
     public void claimed(String queue, String kind) {
-        claimedCounter(queue, kind).increment();
+        claimed(queue, kind, 1);
+    }
+
+    /** {@code n} tasks of one queue and kind at once: the hot path counts per batch, not per task. */
+    public void claimed(String queue, String kind, int n) {
+        claimedCounter(queue, kind).increment(n);
     }
 
     public void succeeded(String queue, String kind) {
-        succeededCounter(queue, kind).increment();
+        succeeded(queue, kind, 1);
+    }
+
+    public void succeeded(String queue, String kind, int n) {
+        succeededCounter(queue, kind).increment(n);
     }
 
     public void failed(String queue, String kind) {
-        failedCounter(queue, kind).increment();
+        failed(queue, kind, 1);
+    }
+
+    public void failed(String queue, String kind, int n) {
+        failedCounter(queue, kind).increment(n);
     }
 
     public void retried(String queue, String kind) {
-        retriedCounter(queue, kind).increment();
+        retried(queue, kind, 1);
+    }
+
+    public void retried(String queue, String kind, int n) {
+        retriedCounter(queue, kind).increment(n);
     }
 
     private Counter claimedCounter(String queue, String kind) {
@@ -170,7 +187,8 @@ public final class DispatchMetrics {
     }
 
     public void handlerDone(String kind, long nanos) {
-        handlerTimer(kind).record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
+        Timer t = handlerTimers.get(kind); // once per task: a plain read before the locking computeIfAbsent
+        (t != null ? t : handlerTimer(kind)).record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     private Timer handlerTimer(String kind) {

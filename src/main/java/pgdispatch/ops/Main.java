@@ -12,7 +12,7 @@ import pgdispatch.config.ConfigException;
 @Command(name = "pgdispatch", mixinStandardHelpOptions = true, version = "pgdispatch 0.1.0",
         description = "PostgreSQL-backed task dispatcher with leases, fencing and crash recovery.",
         subcommands = {MigrateCommand.class, RunCommand.class, EnqueueCommand.class, StatusCommand.class,
-                ReapCommand.class, TasksCommand.class, NodesCommand.class, DemoCommand.class,
+                ReapCommand.class, TasksCommand.class, NodesCommand.class, DemoCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int OK = 0;

@@ -6,6 +6,8 @@ import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -16,46 +18,74 @@ import pgdispatch.store.StoreException;
 import pgdispatch.store.TaskStore;
 
 /**
- * Claims as many due tasks as there are free worker slots, in one statement, and hands them to the
- * workers. Claims again at once while claims come back full; otherwise sleeps until a wake-up
- * (LISTEN/NOTIFY, a freed slot) or the poll interval, backing off to twice that while idle.
- * After a claim whose outcome is unknown (the connection broke), it first takes back the rows that claim
- * may have given this node (seed 000: renew them, never leave them to expire).
+ * Claims due tasks in one statement per batch and hands them to the workers. It claims when a worker is
+ * idle, or when a whole batch fits: besides the worker slots it keeps a local buffer of claimed tasks
+ * (as Graphile Worker's local queue does), sized from how long handlers take against how long a claim
+ * takes: {@code 2 x concurrency x claim time / handler time}, at most two batches of {@code claimBatch}.
+ * Short tasks (a no-op: microseconds against milliseconds) get a full buffer, so one claim feeds the
+ * workers for a whole batch instead of one statement per freed slot; tasks of a second or more get none,
+ * so no task waits behind a busy worker while another node is idle. A buffered task is claimed and held
+ * like a running one: its lease is renewed, a lost lease discards it before it starts, a graceful stop
+ * releases it without charging the attempt (TaskExecution checks {@code draining}), a crash leaves it
+ * to the reaper as it does a running task.
+ *
+ * <p>Claims again at once while claims come back full; after a short claim nothing more was due, so
+ * only a wake-up (LISTEN/NOTIFY) or the poll interval starts the next one. While idle the poll backs off
+ * to twice the interval, and to four times while LISTEN is up (inserts wake the loop then; the poll only
+ * finds work that became due by time: scheduled runs, retries, requeues). Each idle poll costs two
+ * statements, since the pool validates a connection idle for more than half a second: at the default
+ * 1 s interval an idle node sends about 0.5 claim statements a second plus its maintenance. After a claim whose outcome is unknown (the connection broke), it first takes back the rows
+ * that claim may have given this node (seed 000: renew them, never leave them to expire).
  */
 final class ClaimLoop {
     private static final Logger log = LoggerFactory.getLogger(ClaimLoop.class);
     private static final Logger transitions = LoggerFactory.getLogger("pgdispatch.transitions");
+    static final int DEFAULT_CLAIM_BATCH = 500;
+    /** Finished tasks whose outcome the completer has not written yet, beyond which the loop stops claiming. */
+    static final int MAX_UNWRITTEN = 2 * Completer.MAX_BATCH;
 
     private final String owner;
     private final List<String> queues;
     private final Map<String, Duration> leaseByKind;
     private final int maxRequeue;
     private final Duration pollInterval;
+    private final int concurrency;
+    private final int claimBatch;
     private final TaskStore store;
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
-    private final Semaphore slots;
+    /** Tasks handed to the workers and not yet finished by them: running plus buffered. */
+    private final AtomicInteger outstanding = new AtomicInteger();
     private final Semaphore wakeups = new Semaphore(0);
     private final ExecutorService workers;
     private final Function<HeldLeases.Held, Runnable> execution;
+    private final BooleanSupplier listening;
+    /** Moving averages (nanoseconds) that size the buffer; written racily, an estimate is all they are. */
+    private volatile double handlerNanos = Double.NaN;
+    private volatile double claimNanos = Double.NaN;
+    /** The last claim came back full: more is probably due, so a freed slot is worth a claim. */
+    private volatile boolean more = true;
     private volatile boolean stopped;
     private Thread thread;
     private boolean claimOutcomeUnknown;
+    private long lastTakeOverCheck = System.nanoTime() - Long.MAX_VALUE / 2;
 
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, int maxRequeue, Duration pollInterval,
-              int concurrency, TaskStore store, HeldLeases leases, DispatchMetrics metrics, ExecutorService workers,
-              Function<HeldLeases.Held, Runnable> execution) {
+              int concurrency, int claimBatch, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
+              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
         this.leaseByKind = Map.copyOf(leaseByKind);
         this.maxRequeue = maxRequeue;
         this.pollInterval = pollInterval;
+        this.concurrency = concurrency;
+        this.claimBatch = claimBatch;
         this.store = store;
         this.leases = leases;
         this.metrics = metrics;
-        this.slots = new Semaphore(concurrency);
         this.workers = workers;
         this.execution = execution;
+        this.listening = listening;
     }
 
     void start() {
@@ -64,17 +94,54 @@ final class ClaimLoop {
 
     /** Something may be due: claim now rather than at the next poll. */
     void wake() {
+        more = true;
+        signal();
+    }
+
+    private void signal() {
         if (wakeups.availablePermits() == 0) wakeups.release();
     }
 
-    /** A worker finished: its slot is free. */
+    /** A worker finished a task (or skipped it): wakes the claimer when that makes a claim worth it. */
     void slotFreed() {
-        slots.release();
-        wake();
+        int out = outstanding.decrementAndGet();
+        if (more && want(out) > 0) signal();
     }
 
-    int busySlots(int concurrency) {
-        return concurrency - slots.availablePermits();
+    /** The completer wrote a batch: if that was holding claims back, claim again. */
+    void written() {
+        if (more && want(outstanding.get()) > 0) signal();
+    }
+
+    /** Tasks claimed and not yet finished by a worker (running or buffered). */
+    int outstanding() {
+        return outstanding.get();
+    }
+
+    /**
+     * Tasks to buffer beyond the worker slots: what the workers finish during about two claims, at most
+     * two claim batches (one being worked off while the next claim runs).
+     */
+    int prefetch() {
+        double h = handlerNanos, c = claimNanos;
+        if (!(h > 0) || !(c > 0)) return 0; // nothing measured yet: no buffer
+        return (int) Math.min(2.0 * claimBatch, 2.0 * concurrency * c / h);
+    }
+
+    /**
+     * How many to claim with {@code out} outstanding: when a worker is idle, or when a whole batch (or
+     * half the buffer, if smaller) fits, so a full buffer is refilled by full-size claims while the
+     * workers still have a batch to work off.
+     */
+    int want(int out) {
+        int prefetch = prefetch();
+        int room = concurrency + prefetch - out;
+        if (room <= 0) return 0;
+        // back-pressure: a completer that falls behind holds every finished task's lease until it writes
+        // it; claiming on would grow that set (and the renewal) without bound
+        if (leases.size() - out >= MAX_UNWRITTEN) return 0;
+        if (out < concurrency || room >= Math.max(1, Math.min(claimBatch, prefetch / 2))) return Math.min(room, claimBatch);
+        return 0;
     }
 
     private void loop() {
@@ -86,16 +153,17 @@ final class ClaimLoop {
                     reclaim();
                     claimOutcomeUnknown = false;
                 }
-                int free = slots.availablePermits();
+                int want = want(outstanding.get());
                 int got = 0;
-                if (free > 0) {
-                    got = claim(free);
+                if (want > 0) {
+                    got = claim(want);
+                    more = got == want;
                 }
                 errorBackoffMs = 100;
-                if (free > 0 && got == free) continue; // more may be due: claim again at once
-                if (got > 0) idleWaitMs = pollInterval.toMillis();
-                else idleWaitMs = Math.min(idleWaitMs * 2, 2 * pollInterval.toMillis());
-                if (wakeups.tryAcquire(free == 0 ? Long.MAX_VALUE : idleWaitMs, TimeUnit.MILLISECONDS)) {
+                if (want > 0 && got == want) continue; // more may be due: claim again at once when there is room
+                if (got > 0 || want == 0) idleWaitMs = pollInterval.toMillis();
+                else idleWaitMs = Math.min(idleWaitMs * 2, (listening.getAsBoolean() ? 4 : 2) * pollInterval.toMillis());
+                if (wakeups.tryAcquire(idleWaitMs, TimeUnit.MILLISECONDS)) {
                     wakeups.drainPermits();
                 }
             } catch (InterruptedException e) {
@@ -115,49 +183,74 @@ final class ClaimLoop {
         }
     }
 
-    private int claim(int free) {
+    private int claim(int want) {
         var sample = metrics.startClaim();
+        long t0 = System.nanoTime();
         List<ClaimedTask> claimed;
         try {
-            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, free, maxRequeue));
+            // expired leases: looked for once per poll interval (a scan of the running rows), and by the reaper
+            long now = System.nanoTime();
+            boolean takeOver = now - lastTakeOverCheck >= pollInterval.toNanos();
+            if (takeOver) lastTakeOverCheck = now;
+            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver));
         } finally {
             metrics.claimDone(sample);
         }
+        long took = System.nanoTime() - t0;
+        double c = claimNanos;
+        claimNanos = Double.isNaN(c) ? took : c + 0.2 * (took - c);
         dispatch(claimed);
         return claimed.size();
     }
 
-    private void reclaim() throws InterruptedException {
+    private void reclaim() {
         List<ClaimedTask> mine = store.reclaimOwned(owner, leases.all().stream().map(h -> h.task.id())
                 .collect(java.util.stream.Collectors.toSet()), leaseByKind);
         if (mine.isEmpty()) return;
         log.info("claimer: took back {} tasks a claim gave this node before its connection broke", mine.size());
-        // held (and so renewed) at once; each runs as soon as a slot is free
-        List<HeldLeases.Held> held = mine.stream().map(this::hold).toList();
-        for (HeldLeases.Held h : held) {
-            slots.acquire();
-            workers.execute(execution.apply(h));
-        }
+        // held (and so renewed) at once; each runs as soon as a worker is free
+        dispatch(mine);
     }
 
     private void dispatch(List<ClaimedTask> claimed) {
+        countClaimed(claimed);
+        metrics.inFlight(leases.size() + claimed.size());
         for (ClaimedTask t : claimed) {
-            if (!slots.tryAcquire()) {
-                throw new IllegalStateException("claimed more tasks than free slots");
-            }
-            workers.execute(execution.apply(hold(t)));
+            Runnable r = execution.apply(hold(t));
+            outstanding.incrementAndGet();
+            workers.execute(() -> {
+                long t0 = System.nanoTime();
+                try {
+                    r.run();
+                } finally {
+                    double h = handlerNanos;
+                    long took = System.nanoTime() - t0;
+                    handlerNanos = Double.isNaN(h) ? took : h + 0.05 * (took - h);
+                }
+            });
         }
     }
 
     private HeldLeases.Held hold(ClaimedTask t) {
         HeldLeases.Held h = leases.add(t);
-        metrics.claimed(t.queue(), t.kind());
-        metrics.inFlight(leases.size());
         if (transitions.isInfoEnabled()) {
             transitions.info("task={} kind={} owner={} attempt={} lease_token={} -> running{}", t.id(), t.kind(), owner,
                     t.attempt(), t.leaseToken(), t.tookOver() ? " (took over expired lease of " + t.previousOwner() + ")" : "");
         }
         return h;
+    }
+
+    /** One counter increment per run of tasks with the same queue and kind (a batch is mostly one run). */
+    private void countClaimed(List<ClaimedTask> claimed) {
+        int i = 0;
+        while (i < claimed.size()) {
+            ClaimedTask first = claimed.get(i);
+            int j = i + 1;
+            while (j < claimed.size() && claimed.get(j).kind().equals(first.kind())
+                    && claimed.get(j).queue().equals(first.queue())) j++;
+            metrics.claimed(first.queue(), first.kind(), j - i);
+            i = j;
+        }
     }
 
     /** Stops claiming; returns once the loop has exited. */

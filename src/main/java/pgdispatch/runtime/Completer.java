@@ -31,6 +31,7 @@ final class Completer {
     private final TaskStore store;
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
+    private final Runnable onWritten;
     private final BlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
     private final Object idle = new Object();
     private volatile boolean stopping;
@@ -38,11 +39,13 @@ final class Completer {
     private Thread thread;
     private int inBatch;
 
-    Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics) {
+    /** {@code onWritten}: after each batch is written (the claim loop may claim again). */
+    Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics, Runnable onWritten) {
         this.owner = owner;
         this.store = store;
         this.leases = leases;
         this.metrics = metrics;
+        this.onWritten = onWritten;
     }
 
     void start() {
@@ -102,14 +105,12 @@ final class Completer {
         List<Outcome> outcomes = new ArrayList<>(batch.size());
         for (Pending p : batch) outcomes.add(p.outcome);
         Map<Long, TaskStatus> accepted;
-        leases.completionLock().lock();
-        try {
+        synchronized (leases.writes) {
             accepted = store.completeIfOwned(owner, outcomes);
             for (Pending p : batch) leases.remove(p.held);
-        } finally {
-            leases.completionLock().unlock();
         }
         int refused = 0;
+        Run run = new Run();
         for (Pending p : batch) {
             var t = p.held.task;
             TaskStatus st = accepted.get(t.id());
@@ -119,19 +120,43 @@ final class Completer {
                         t.id(), t.kind(), owner, t.attempt(), t.leaseToken());
                 continue;
             }
-            switch (st) {
-                case SUCCEEDED -> metrics.succeeded(t.queue(), t.kind());
-                case PENDING -> metrics.retried(t.queue(), t.kind());
-                default -> metrics.failed(t.queue(), t.kind());
-            }
+            run.add(t.queue(), t.kind(), st);
             if (transitions.isInfoEnabled()) {
                 String detail = p.outcome instanceof Outcome.Failure f ? " error=" + f.error() : "";
                 transitions.info("task={} kind={} owner={} attempt={} lease_token={} -> {}{}", t.id(), t.kind(), owner,
                         t.attempt(), t.leaseToken(), st.sql(), detail);
             }
         }
+        run.flush();
         metrics.completionsRefused(refused);
         metrics.inFlight(leases.size());
+        onWritten.run();
+    }
+
+    /** Counts consecutive outcomes of one queue, kind and status with one counter increment. */
+    private final class Run {
+        private String queue;
+        private String kind;
+        private TaskStatus status;
+        private int n;
+
+        void add(String q, String k, TaskStatus st) {
+            if (n > 0 && (st != status || !k.equals(kind) || !q.equals(queue))) flush();
+            queue = q;
+            kind = k;
+            status = st;
+            n++;
+        }
+
+        void flush() {
+            if (n == 0) return;
+            switch (status) {
+                case SUCCEEDED -> metrics.succeeded(queue, kind, n);
+                case PENDING -> metrics.retried(queue, kind, n);
+                default -> metrics.failed(queue, kind, n);
+            }
+            n = 0;
+        }
     }
 
     /** Returns once every submitted outcome is written (or {@code timeoutMs} passed). */

@@ -9,6 +9,7 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -47,6 +48,7 @@ public final class Dispatcher implements AutoCloseable {
     private final DispatchMetrics metrics;
     private final RetryPolicy retryPolicy;
     private final boolean force;
+    private final int claimBatch;
     private final TaskStore store;
     private final NodeStore nodes;
     private final HeldLeases leases = new HeldLeases();
@@ -74,6 +76,7 @@ public final class Dispatcher implements AutoCloseable {
         this.metrics = new DispatchMetrics(b.registry);
         this.retryPolicy = b.retryPolicy;
         this.force = b.force;
+        this.claimBatch = b.claimBatch;
         this.store = new TaskStore(db);
         this.nodes = new NodeStore(db.dataSource());
     }
@@ -91,6 +94,7 @@ public final class Dispatcher implements AutoCloseable {
         private RetryPolicy retryPolicy = RetryPolicy.DEFAULT;
         private boolean force;
         private boolean builtins = true;
+        private int claimBatch = ClaimLoop.DEFAULT_CLAIM_BATCH;
 
         private Builder(DispatcherConfig config) {
             this.config = config;
@@ -126,6 +130,16 @@ public final class Dispatcher implements AutoCloseable {
 
         public Builder retryPolicy(RetryPolicy p) {
             this.retryPolicy = p;
+            return this;
+        }
+
+        /**
+         * The most tasks one claim statement takes: free worker slots plus tasks claimed ahead into the
+         * local buffer while handlers are short (benchmarks vary it).
+         */
+        public Builder claimBatch(int max) {
+            if (max < 1) throw new IllegalArgumentException("claimBatch must be > 0, got " + max);
+            this.claimBatch = max;
             return this;
         }
 
@@ -176,15 +190,19 @@ public final class Dispatcher implements AutoCloseable {
         workers = Executors.newFixedThreadPool(config.concurrency(), Thread.ofPlatform().daemon()
                 .name("pgdispatch-worker-", 1).factory());
         timeouts = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("pgdispatch-timeouts").factory());
-        completer = new Completer(config.nodeId(), store, leases, metrics);
+        completer = new Completer(config.nodeId(), store, leases, metrics, () -> {
+            ClaimLoop c = claimLoop;
+            if (c != null) c.written();
+        });
         completer.start();
         renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
                 metrics, this::onRegistrationLost);
         renewer.start();
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
-                config.pollInterval(), config.concurrency(), store, leases, metrics, workers,
+                config.pollInterval(), config.concurrency(), claimBatch, store, leases, metrics, workers,
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), config.nodeId(), store, completer, timeouts,
-                        retryPolicy, metrics, () -> claimLoop.slotFreed()));
+                        retryPolicy, metrics, stopped::get, () -> claimLoop.slotFreed()),
+                () -> wakeups != null && wakeups.listening());
         wakeups = new Wakeups(config.databaseUrl(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
         claimLoop.start();
@@ -297,7 +315,10 @@ public final class Dispatcher implements AutoCloseable {
         workers.shutdownNow();
         try {
             if (!left.isEmpty()) {
-                var released = store.releaseHeld(config.nodeId(), left, "node " + config.nodeId() + " shutting down");
+                Set<Long> released;
+                synchronized (leases.writes) { // not beside a renewal tick: see HeldLeases.writes
+                    released = store.releaseHeld(config.nodeId(), left, "node " + config.nodeId() + " shutting down");
+                }
                 log.info("dispatcher: node={} released {} unfinished tasks back to pending", config.nodeId(), released.size());
             }
         } catch (RuntimeException e) {

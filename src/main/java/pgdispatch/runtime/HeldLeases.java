@@ -5,9 +5,6 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.Lock;
-import java.util.concurrent.locks.ReadWriteLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import pgdispatch.store.ClaimedTask;
 import pgdispatch.store.HeldLease;
 
@@ -38,21 +35,17 @@ final class HeldLeases {
         }
     }
 
-    private final Map<Long, Held> held = new ConcurrentHashMap<>();
-
     /**
-     * Completion writes share it, a renewal tick takes it alone: otherwise a tick could present a lease
-     * whose outcome commits just before the renewal statement runs, and record a false lease_lost.
+     * Held while a statement writes several of this node's held rows (renewal, completion batch, release
+     * at stop), so that one runs at a time: two such statements locking the same rows in different
+     * orders deadlock, and a renewal running beside a completion would find the just-completed rows no
+     * longer running and record them as lost leases. The completer removes what it wrote before letting
+     * go, and the renewer reads the leases to present after taking it.
      */
-    private final ReadWriteLock writes = new ReentrantReadWriteLock();
+    final Object writes = new Object();
 
-    Lock completionLock() {
-        return writes.readLock();
-    }
-
-    Lock renewalLock() {
-        return writes.writeLock();
-    }
+    // sized for a full claim-ahead buffer, so the hot path does not grow the table batch after batch
+    private final Map<Long, Held> held = new ConcurrentHashMap<>(1024);
 
     Held add(ClaimedTask task) {
         Held h = new Held(task);

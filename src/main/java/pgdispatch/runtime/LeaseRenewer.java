@@ -43,28 +43,25 @@ final class LeaseRenewer {
     synchronized RenewResult runOnce() {
         List<HeldLease> held;
         RenewResult r;
-        leases.renewalLock().lock();
-        try {
+        synchronized (leases.writes) {
             held = leases.renewable();
-            r = store.renewHeld(owner, incarnation, held);
-            for (Map.Entry<Long, String> lost : r.lost().entrySet()) {
-                leases.markLost(lost.getKey(), "lease lost: task is now " + lost.getValue());
+            try {
+                r = store.renewHeld(owner, incarnation, held);
+            } catch (StoreException e) {
+                failures++;
+                log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
+                        held.size(), failures, e.getMessage());
+                throw e;
             }
-        } catch (StoreException e) {
-            failures++;
-            log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
-                    leases.size(), failures, e.getMessage());
-            throw e;
-        } finally {
-            leases.renewalLock().unlock();
         }
         if (failures > 0) log.info("renewer: database reachable again after {} failed ticks; reconciled {} leases", failures, held.size());
         failures = 0;
         metrics.leasesRenewed(r.renewed().size());
         metrics.leasesLost(r.lost().size());
         for (Map.Entry<Long, String> lost : r.lost().entrySet()) {
-            log.warn("renewer: task={} owner={}: lease lost (task is now {}); its handler was interrupted",
+            log.warn("renewer: task={} owner={}: lease lost (task is now {}); interrupting its handler",
                     lost.getKey(), owner, lost.getValue());
+            leases.markLost(lost.getKey(), "lease lost: task is now " + lost.getValue());
         }
         if (!r.nodeRegistered()) {
             log.error("renewer: node {} incarnation {} is no longer registered (another process took this node id); "

@@ -8,6 +8,7 @@ import java.util.Optional;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.api.PermanentFailure;
@@ -35,12 +36,14 @@ final class TaskExecution implements Runnable, TaskContext {
     private final ScheduledExecutorService timeouts;
     private final RetryPolicy retry;
     private final DispatchMetrics metrics;
+    private final BooleanSupplier draining;
     private final Runnable onDone;
     private volatile boolean timedOut;
     private JsonNode payload;
 
     TaskExecution(HeldLeases.Held held, TaskHandler handler, String owner, TaskStore store, Completer completer,
-                  ScheduledExecutorService timeouts, RetryPolicy retry, DispatchMetrics metrics, Runnable onDone) {
+                  ScheduledExecutorService timeouts, RetryPolicy retry, DispatchMetrics metrics, BooleanSupplier draining,
+                  Runnable onDone) {
         this.held = held;
         this.handler = handler;
         this.owner = owner;
@@ -49,11 +52,18 @@ final class TaskExecution implements Runnable, TaskContext {
         this.timeouts = timeouts;
         this.retry = retry;
         this.metrics = metrics;
+        this.draining = draining;
         this.onDone = onDone;
     }
 
     @Override
     public void run() {
+        if (draining.getAsBoolean()) {
+            // claimed ahead into the local buffer and not started before the node began stopping: it stays
+            // held, unfinished, and the stop releases it without charging the attempt
+            onDone.run();
+            return;
+        }
         held.worker = Thread.currentThread();
         ScheduledFuture<?> timer = null;
         long start = System.nanoTime();

@@ -73,6 +73,11 @@ final class Wakeups {
         }
     }
 
+    /** True while the LISTEN connection is up: every insert of due work then wakes the claim loop. */
+    boolean listening() {
+        return connection != null;
+    }
+
     void stop() {
         stopped = true;
         Connection c = connection;

@@ -7,13 +7,21 @@ import java.util.Map;
 /**
  * What one claim asks for: up to {@code limit} due tasks of {@code queues} whose kind is a key of
  * {@code leaseByKind} (the node's handlers, each with its lease), for {@code owner}; expired leases are
- * taken over only while the task's requeue count is below {@code maxRequeue}.
+ * taken over only when {@code takeOverExpired} and while the task's requeue count is below
+ * {@code maxRequeue}. Looking for expired leases reads every running row (their expiry is deliberately
+ * not indexed, so renewals stay HOT updates): the claim loop asks for it about once per poll interval,
+ * not in every claim.
  */
 public record ClaimRequest(String owner, List<String> queues, Map<String, Duration> leaseByKind, int limit,
-                           int maxRequeue) {
+                           int maxRequeue, boolean takeOverExpired) {
     public ClaimRequest {
         queues = List.copyOf(queues);
         leaseByKind = Map.copyOf(leaseByKind);
         if (limit < 1) throw new IllegalArgumentException("ClaimRequest.limit must be > 0, got " + limit);
+    }
+
+    /** A claim that also takes over expired leases. */
+    public ClaimRequest(String owner, List<String> queues, Map<String, Duration> leaseByKind, int limit, int maxRequeue) {
+        this(owner, queues, leaseByKind, limit, maxRequeue, true);
     }
 }

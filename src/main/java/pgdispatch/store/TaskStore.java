@@ -103,18 +103,19 @@ public final class TaskStore {
 
     // ---------------------------------------------------------------- claim: pending | expired running -> running
 
-    // Why two candidate sets: one OR over (pending and due) | (running and expired) defeats the partial
+    // :take_over false (a custom plan sees the value) reduces the expired set to a one-time filter: no
+    // scan of the running rows. Why two candidate sets: one OR over (pending and due) | (running and expired) defeats the partial
     // claim index. The due set is read per queue through a LATERAL subquery so each queue walks
     // tasks_claim_idx in (priority, run_at, id) order and stops after :limit rows, whatever the backlog
     // (no sort of every due row: the lock-then-limit trap). Candidates locked here but not picked stay
     // locked only until this statement's transaction commits.
-    private static final NamedSql CLAIM = NamedSql.of("""
+    private static final String CLAIM_TEXT = """
             WITH lease AS (
                 SELECT * FROM unnest(:kinds::text[], :lease_ms::bigint[]) AS l(kind, lease_ms)
             ), expired AS (
                 SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
                   FROM tasks t
-                 WHERE t.status = 'running' AND t.lease_expires_at < now()
+                 WHERE :take_over AND t.status = 'running' AND t.lease_expires_at < now()
                    AND t.requeue_count < :max_requeue
                    AND t.queue = ANY(:queues::text[]) AND t.kind = ANY(:kinds::text[])
                  ORDER BY t.priority, t.run_at, t.id
@@ -166,7 +167,9 @@ public final class TaskStore {
                   FROM claimed c
             )
             SELECT * FROM claimed
-            """);
+            """;
+    private static final NamedSql CLAIM = NamedSql.of(CLAIM_TEXT);
+    private static final NamedSql EXPLAIN_CLAIM = NamedSql.of("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CLAIM_TEXT);
 
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
@@ -174,6 +177,34 @@ public final class TaskStore {
      * LOCKED). Empty list: nothing due for these queues and kinds.
      */
     public List<ClaimedTask> claimDue(ClaimRequest r) {
+        return query(CLAIM, claimParams(r), rs -> {
+            List<ClaimedTask> out = new ArrayList<>();
+            while (rs.next()) out.add(claimedTask(rs));
+            return out;
+        });
+    }
+
+    /**
+     * The plan of {@link #claimDue} for {@code r} as PostgreSQL runs it ({@code EXPLAIN ANALYZE}), in a
+     * transaction that is rolled back: nothing is claimed (the benchmark and docs/PERFORMANCE.md).
+     */
+    public List<String> explainClaim(ClaimRequest r) {
+        try (Connection c = ds.getConnection()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = EXPLAIN_CLAIM.prepare(c, claimParams(r)); ResultSet rs = ps.executeQuery()) {
+                List<String> plan = new ArrayList<>();
+                while (rs.next()) plan.add(rs.getString(1));
+                return plan;
+            } finally {
+                c.rollback();
+                c.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+    }
+
+    private static Map<String, Object> claimParams(ClaimRequest r) {
         String[] kinds = r.leaseByKind().keySet().toArray(String[]::new);
         Long[] leaseMs = new Long[kinds.length];
         for (int i = 0; i < kinds.length; i++) leaseMs[i] = r.leaseByKind().get(kinds[i]).toMillis();
@@ -184,11 +215,8 @@ public final class TaskStore {
         v.put("queues", r.queues().toArray(String[]::new));
         v.put("limit", r.limit());
         v.put("owner", r.owner());
-        return query(CLAIM, v, rs -> {
-            List<ClaimedTask> out = new ArrayList<>();
-            while (rs.next()) out.add(claimedTask(rs));
-            return out;
-        });
+        v.put("take_over", r.takeOverExpired());
+        return v;
     }
 
     private static ClaimedTask claimedTask(ResultSet rs) throws SQLException {
@@ -323,6 +351,13 @@ public final class TaskStore {
 
     // ---------------------------------------------------------------- heartbeat: running (mine) -> running, progress saved
 
+    // Statements that touch some of a node's running rows (heartbeat, complete, fail, release) compare
+    // status through `status || ''`: that cannot use tasks_running_owner_idx (its predicate is
+    // status = 'running'), so the rows are reached by primary key. With statistics taken while little was
+    // running the planner preferred that index, i.e. every running row of the node for each call: 12.4 ms
+    // instead of 0.6 ms to complete 5 rows among 10,000 running. The renewal, which presents all of
+    // them, keeps the plain comparison. Same fencing: status is NOT NULL.
+
     private static final NamedSql HEARTBEAT = NamedSql.of("""
             UPDATE tasks
                SET lease_expires_at = now() + :lease_ms * interval '1 millisecond',
@@ -332,7 +367,7 @@ public final class TaskStore {
                                   'checkpoint', coalesce(:progress::jsonb, progress->'checkpoint'),
                                   'message', :message::text, 'at', now())
                               ELSE progress END
-             WHERE id = :id AND owner_id = :owner AND lease_token = :token AND status = 'running'
+             WHERE id = :id AND owner_id = :owner AND lease_token = :token AND status || '' = 'running'
             """);
 
     /**
@@ -361,7 +396,7 @@ public final class TaskStore {
                    SET status = 'succeeded', result = d.result::jsonb, finished_at = now(), updated_at = now(),
                        lease_expires_at = NULL
                   FROM done d
-                 WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = :owner AND t.status = 'running'
+                 WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = :owner AND t.status || '' = 'running'
                 RETURNING t.id, t.lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token)
@@ -394,7 +429,7 @@ public final class TaskStore {
                        finished_at = CASE WHEN NOT f.permanent AND t.attempts < t.max_attempts THEN NULL ELSE now() END,
                        last_error = f.error, lease_expires_at = NULL, updated_at = now()
                   FROM f
-                 WHERE t.id = f.id AND t.lease_token = f.token AND t.owner_id = :owner AND t.status = 'running'
+                 WHERE t.id = f.id AND t.lease_token = f.token AND t.owner_id = :owner AND t.status || '' = 'running'
                 RETURNING t.id, t.lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
@@ -478,7 +513,7 @@ public final class TaskStore {
                    SET status = 'pending', owner_id = NULL, lease_expires_at = NULL, run_at = now(),
                        attempts = greatest(t.attempts - 1, 0), updated_at = now()
                   FROM r
-                 WHERE t.id = r.id AND t.lease_token = r.token AND t.owner_id = :owner AND t.status = 'running'
+                 WHERE t.id = r.id AND t.lease_token = r.token AND t.owner_id = :owner AND t.status || '' = 'running'
                 RETURNING t.id, t.lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)

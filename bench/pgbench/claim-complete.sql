@@ -1,0 +1,81 @@
+-- One cycle of the runtime's hot path: claim :limit due noop tasks as pgbench-<client id>, then complete them.
+-- The two statements are TaskStore's CLAIM and COMPLETE (src/main/java/pgdispatch/store/TaskStore.java),
+-- copied with the node's arrays inlined (one queue, one kind), :take_over false (as in all but one claim
+-- per poll interval) and the claimed ids carried by \gset.
+-- Run by scripts/pgbench-bound with -M prepared (server-side prepared statements, as pgJDBC after five
+-- executions) and plan_cache_mode=force_custom_plan (as the pool sets it).
+WITH lease AS (
+    SELECT * FROM unnest('{noop}'::text[], '{600000}'::bigint[]) AS l(kind, lease_ms)
+), expired AS (
+    SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
+      FROM tasks t
+     WHERE false AND t.status = 'running' AND t.lease_expires_at < now()
+       AND t.requeue_count < 3
+       AND t.queue = ANY('{default}'::text[]) AND t.kind = ANY('{noop}'::text[])
+     ORDER BY t.priority, t.run_at, t.id
+     LIMIT :limit
+       FOR UPDATE OF t SKIP LOCKED
+), due AS (
+    SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner
+      FROM unnest('{default}'::text[]) AS q(name)
+     CROSS JOIN LATERAL (
+        SELECT t.id, t.priority, t.run_at
+          FROM tasks t
+         WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
+           AND t.kind = ANY('{noop}'::text[])
+         ORDER BY t.priority, t.run_at, t.id
+         LIMIT :limit
+           FOR UPDATE OF t SKIP LOCKED) d
+), picked AS (
+    SELECT c.id, c.prev_owner
+      FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c
+     ORDER BY c.priority, c.run_at, c.id
+     LIMIT :limit
+), claimed AS (
+    UPDATE tasks t
+       SET status            = 'running',
+           owner_id          = ('pgbench-' || :client_id),
+           lease_token       = t.lease_token + 1,
+           lease_expires_at  = now() + l.lease_ms * interval '1 millisecond',
+           last_heartbeat_at = now(),
+           attempts          = t.attempts + 1,
+           requeue_count     = t.requeue_count + CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END,
+           started_at        = now(),
+           finished_at       = NULL,
+           updated_at        = now()
+      FROM picked p, lease l
+     WHERE t.id = p.id AND l.kind = t.kind
+    RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
+              t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
+              t.created_at, t.run_at, p.prev_owner
+), ev AS (
+    INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+    SELECT c.id, 'claimed', ('pgbench-' || :client_id), c.lease_token,
+           CASE WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
+                ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
+                                        'reason', 'lease expired', 'requeue_count', c.requeue_count) END
+      FROM claimed c
+)
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM claimed \gset
+
+WITH done AS (
+    SELECT * FROM unnest((:ids)::bigint[], (:tokens)::bigint[], array_fill(NULL::text, ARRAY[cardinality((:ids)::bigint[])])) AS d(id, token, result)
+), upd AS (
+    UPDATE tasks t
+       SET status = 'succeeded', result = d.result::jsonb, finished_at = now(), updated_at = now(),
+           lease_expires_at = NULL
+      FROM done d
+     WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status || '' = 'running'
+    RETURNING t.id, t.lease_token
+), ev AS (
+    INSERT INTO task_events (task_id, event, owner_id, lease_token)
+    SELECT u.id, 'succeeded', ('pgbench-' || :client_id), u.lease_token FROM upd u
+), refused AS (
+    INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+    SELECT d.id, 'completion_refused', ('pgbench-' || :client_id), d.token,
+           jsonb_build_object('outcome', 'succeeded', 'status', t.status,
+                              'current_owner', t.owner_id, 'current_token', t.lease_token)
+      FROM done d LEFT JOIN tasks t ON t.id = d.id
+     WHERE d.id NOT IN (SELECT id FROM upd)
+)
+SELECT count(*) FROM upd;

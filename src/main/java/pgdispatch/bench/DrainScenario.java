@@ -1,0 +1,102 @@
+package pgdispatch.bench;
+
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * {@code drain}: N {@code noop} tasks preloaded, K nodes of C workers started, tasks per second from the
+ * first claim to the last completion (the rows' {@code started_at} and {@code finished_at}, the
+ * database's clock), and what it cost the database per task. The first run in a JVM is preceded by an
+ * unmeasured warm-up drain (a fifth of N, at most 20,000), so the JIT compiler's work is not measured.
+ */
+final class DrainScenario implements Scenario {
+    @Override
+    public String name() {
+        return "drain";
+    }
+
+    @Override
+    public String headline() {
+        return "tasks_per_s";
+    }
+
+    @Override
+    public String summary(Map<String, Object> f) {
+        return Bench.num(f.get("tasks_per_s")) + " tasks/s with " + f.get("nodes") + " node(s) x " + f.get("concurrency")
+                + " workers, " + Bench.num(f.get("statements_per_task")) + " statements and "
+                + Bench.num(f.get("task_updates_per_task")) + " row updates per task";
+    }
+
+    /** Set once this JVM has drained a warm-up batch: the JIT compiles the hot path before it is measured. */
+    private static final AtomicBoolean warm = new AtomicBoolean();
+
+    @Override
+    public Run run(ScratchDatabase db, BenchOptions o, Map<String, String> env) throws Exception {
+        if (warm.compareAndSet(false, true)) {
+            int w = warmUpTasks(o);
+            db.preload(w, "noop", o.payload());
+            try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench-warmup", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
+                nodes.awaitFinished(w, Duration.ofSeconds(60 + w / 1000));
+            }
+            db.reset();
+        }
+        db.preload(o.tasks(), "noop", o.payload());
+        var before = db.counters();
+        long cpu = ClientCpu.nanos();
+        double claimSeconds = 0;
+        try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
+            nodes.awaitFinished(o.tasks(), Duration.ofSeconds(60 + o.tasks() / 1000));
+            for (var d : nodes.nodes()) {
+                var t = d.metrics().registry().find("pgdispatch.claim").timer();
+                if (t != null) claimSeconds += t.totalTime(java.util.concurrent.TimeUnit.NANOSECONDS) / 1e9;
+            }
+        }
+        cpu = ClientCpu.nanos() - cpu;
+        var after = db.counters();
+        var f = figures(db, o, before, after, o.nodes());
+        // how much of the drain each node's claimer spent waiting for claim statements
+        f.put("claimer_busy_pct", 100 * claimSeconds / o.nodes() / (double) f.get("seconds"));
+        f.put("client_cpu_us_per_task", cpu / 1000.0 / o.tasks());
+        return new Run(f, List.of());
+    }
+
+    /** Tasks drained unmeasured before the first measured run of a JVM: a fifth of the run, at most 20,000. */
+    static int warmUpTasks(BenchOptions o) {
+        return Math.max(1, Math.min(20_000, o.tasks() / 5));
+    }
+
+    /** The figures drain and raw share: throughput from the rows, costs from the server's counters. */
+    static Map<String, Object> figures(ScratchDatabase db, BenchOptions o, ScratchDatabase.Counters before,
+                                       ScratchDatabase.Counters after, int nodes) {
+        var r = db.rows("SELECT count(*) FILTER (WHERE status = 'succeeded') AS ok,"
+                + " extract(epoch FROM max(finished_at) - min(started_at))::float8 AS s FROM tasks").get(0);
+        long ok = ((Number) r.get("ok")).longValue();
+        if (ok != o.tasks()) throw new IllegalStateException(ok + " of " + o.tasks() + " tasks succeeded");
+        double seconds = ((Number) r.get("s")).doubleValue();
+        Map<String, Object> f = new LinkedHashMap<>();
+        f.put("tasks", o.tasks());
+        f.put("nodes", nodes);
+        f.put("concurrency", o.concurrency());
+        f.put("batch", o.batch());
+        f.put("tasks_per_s", o.tasks() / seconds);
+        f.put("seconds", seconds);
+        f.put("statements_per_task", (double) after.statementsSince(before) / o.tasks());
+        f.put("task_updates_per_task", (double) after.updates("tasks", before) / o.tasks());
+        f.put("events_per_task", (double) after.inserts("task_events", before) / o.tasks());
+        // claim and completion change status (in every partial index's predicate): never HOT, by design
+        f.put("task_hot_pct", 100.0 * after.hotUpdates("tasks", before) / Math.max(1, after.updates("tasks", before)));
+        // one transaction, one now(): the distinct event times are the claim and completion statements
+        var b = db.rows("SELECT count(DISTINCT at) FILTER (WHERE event = 'claimed') AS claims,"
+                + " count(DISTINCT at) FILTER (WHERE event = 'succeeded') AS completions FROM task_events").get(0);
+        var other = db.rows("SELECT event || ':' || count(*) AS e FROM task_events"
+                + " WHERE event NOT IN ('claimed', 'succeeded') GROUP BY event ORDER BY event");
+        f.put("other_events", other.isEmpty() ? "none" : String.join(",", other.stream().map(row -> (String) row.get("e")).toList()));
+        f.put("claim_batch_avg", (double) o.tasks() / ((Number) b.get("claims")).longValue());
+        f.put("complete_batch_avg", (double) o.tasks() / ((Number) b.get("completions")).longValue());
+        f.put("statements_from", db.countSource());
+        return f;
+    }
+}
