@@ -105,9 +105,12 @@ final class Completer {
         List<Outcome> outcomes = new ArrayList<>(batch.size());
         for (Pending p : batch) outcomes.add(p.outcome);
         Map<Long, TaskStatus> accepted;
-        synchronized (leases.writes) {
+        leases.writes.lock();
+        try {
             accepted = store.completeIfOwned(owner, outcomes);
             for (Pending p : batch) leases.remove(p.held);
+        } finally {
+            leases.writes.unlock();
         }
         int refused = 0;
         Run run = new Run();

@@ -316,8 +316,11 @@ public final class Dispatcher implements AutoCloseable {
         try {
             if (!left.isEmpty()) {
                 Set<Long> released;
-                synchronized (leases.writes) { // not beside a renewal tick: see HeldLeases.writes
+                leases.writes.lock(); // not beside a renewal tick: see HeldLeases.writes
+                try {
                     released = store.releaseHeld(config.nodeId(), left, "node " + config.nodeId() + " shutting down");
+                } finally {
+                    leases.writes.unlock();
                 }
                 log.info("dispatcher: node={} released {} unfinished tasks back to pending", config.nodeId(), released.size());
             }

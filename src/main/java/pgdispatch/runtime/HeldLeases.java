@@ -5,6 +5,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
 import pgdispatch.store.ClaimedTask;
 import pgdispatch.store.HeldLease;
 
@@ -40,9 +41,10 @@ final class HeldLeases {
      * at stop), so that one runs at a time: two such statements locking the same rows in different
      * orders deadlock, and a renewal running beside a completion would find the just-completed rows no
      * longer running and record them as lost leases. The completer removes what it wrote before letting
-     * go, and the renewer reads the leases to present after taking it.
+     * go, and the renewer reads the leases to present after taking it. Fair: a completer writing batch
+     * after batch at full load must not starve the renewal tick (its node heartbeat rides on it).
      */
-    final Object writes = new Object();
+    final ReentrantLock writes = new ReentrantLock(true);
 
     // sized for a full claim-ahead buffer, so the hot path does not grow the table batch after batch
     private final Map<Long, Held> held = new ConcurrentHashMap<>(1024);

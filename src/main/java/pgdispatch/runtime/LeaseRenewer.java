@@ -43,16 +43,17 @@ final class LeaseRenewer {
     synchronized RenewResult runOnce() {
         List<HeldLease> held;
         RenewResult r;
-        synchronized (leases.writes) {
+        leases.writes.lock();
+        try {
             held = leases.renewable();
-            try {
-                r = store.renewHeld(owner, incarnation, held);
-            } catch (StoreException e) {
-                failures++;
-                log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
-                        held.size(), failures, e.getMessage());
-                throw e;
-            }
+            r = store.renewHeld(owner, incarnation, held);
+        } catch (StoreException e) {
+            failures++;
+            log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
+                    leases.size(), failures, e.getMessage());
+            throw e;
+        } finally {
+            leases.writes.unlock();
         }
         if (failures > 0) log.info("renewer: database reachable again after {} failed ticks; reconciled {} leases", failures, held.size());
         failures = 0;

@@ -71,10 +71,12 @@ class ClaimAheadTest {
         new TaskStore(db.database()).enqueueMany("default", "noop", Collections.nCopies(30_000, "{}"), 0, 5);
         Map<String, String> env = new HashMap<>();
         env.put("PGDISPATCH_HTTP_PORT", "off");
-        env.put("TASK_LEASE_S", "10");
+        // ticks every second, but timeouts long enough that a loaded machine's slow tick cannot make the
+        // node look dead: this test is about deadlocks and false lease_lost events, not about timing
+        env.put("TASK_LEASE_S", "120");
         env.put("TASK_RENEW_S", "1");
-        env.put("TASK_STALE_S", "20");
-        env.put("TASK_NODE_TIMEOUT_S", "3");
+        env.put("TASK_STALE_S", "240");
+        env.put("TASK_NODE_TIMEOUT_S", "120");
         DispatcherConfig cfg = DispatcherConfig.fromEnv(env).withDatabaseUrl(db.url()).withNode("node-renew", List.of("default"), 4);
         Dispatcher d = Dispatcher.builder(cfg).claimBatch(500).build().start();
         try {
