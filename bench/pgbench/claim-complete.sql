@@ -65,7 +65,7 @@ WITH done AS (
        SET status = 'succeeded', result = d.result::jsonb, finished_at = now(), updated_at = now(),
            lease_expires_at = NULL
       FROM done d
-     WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status || '' = 'running'
+     WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status = 'running'
     RETURNING t.id, t.lease_token
 ), ev AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token)

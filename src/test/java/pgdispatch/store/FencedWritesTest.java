@@ -10,10 +10,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import pgdispatch.testing.TestDatabase;
 
-/**
- * Heartbeat, completion, failure and release stay fenced by (owner, lease token, status running) now that
- * they compare status through an expression that reaches rows by primary key.
- */
+/** Heartbeat, completion, failure and release are fenced by (owner, lease token, status running). */
 class FencedWritesTest {
     @RegisterExtension
     static final TestDatabase db = new TestDatabase();
