@@ -2,7 +2,6 @@ package pgdispatch.runtime;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import java.net.InetAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -220,45 +219,9 @@ public final class Dispatcher implements AutoCloseable {
     }
 
     private void register() throws InterruptedException {
-        String host = hostName();
-        long pid = ProcessHandle.current().pid();
-        List<String> kinds = new ArrayList<>(handlers.keySet());
-        java.time.OffsetDateTime firstSeen = null;
-        long waitUntil = 0;
-        while (true) {
-            boolean previousDead = nodes.find(config.nodeId(), config.nodeTimeout())
-                    .map(n -> n.host().equals(host) && n.pid() != pid && ProcessHandle.of(n.pid()).isEmpty())
-                    .orElse(false);
-            var r = nodes.register(config.nodeId(), host, pid, VERSION, config.queues(), kinds, config.nodeTimeout(),
-                    previousDead, force);
-            if (r instanceof NodeStore.Registration.Registered ok) {
-                incarnation = ok.incarnation();
-                registered = true;
-                ok.previous().ifPresent(p -> log.info("dispatcher: node={} took over from incarnation {} (host {} pid {}, {})",
-                        config.nodeId(), p.incarnation(), p.host(), p.pid(),
-                        p.stoppedAt() != null ? "stopped" : p.alive() ? "forced or its process is gone" : "heartbeat timed out"));
-                return;
-            }
-            var holder = ((NodeStore.Registration.HeldByLive) r).holder();
-            if (holder.host().equals(host) && ProcessHandle.of(holder.pid()).isPresent() && holder.pid() != pid) {
-                throw new NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "it is alive on this host");
-            }
-            if (firstSeen == null) {
-                firstSeen = holder.lastSeenAt();
-                long leftMs = Math.max(0, config.nodeTimeout().toMillis() - (long) (holder.secondsSinceSeen() * 1000));
-                waitUntil = System.currentTimeMillis() + leftMs + config.renewInterval().toMillis();
-                log.warn("dispatcher: node id {} is held by incarnation {} on host {} (pid {}), last seen {}s ago; cannot tell "
-                        + "whether it is alive from here, waiting up to {}s for its heartbeat to time out (or use --force)",
-                        config.nodeId(), holder.incarnation(), holder.host(), holder.pid(),
-                        Math.round(holder.secondsSinceSeen()), (leftMs + config.renewInterval().toMillis()) / 1000);
-            } else if (holder.lastSeenAt().isAfter(firstSeen)) {
-                throw new NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "it is still heartbeating");
-            }
-            if (System.currentTimeMillis() > waitUntil) {
-                throw new NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "its heartbeat did not time out");
-            }
-            Thread.sleep(Math.min(1000, config.renewInterval().toMillis())); // waiting for the old incarnation's heartbeat to age
-        }
+        var ok = NodeRegistration.register(nodes, config, new ArrayList<>(handlers.keySet()), VERSION, force);
+        incarnation = ok.incarnation();
+        registered = true;
     }
 
     /** Another live process holds the node id. */
@@ -266,14 +229,6 @@ public final class Dispatcher implements AutoCloseable {
         public NodeIdInUseException(String nodeId, String host, long pid, String why) {
             super("DISPATCHER_NODE_ID=" + nodeId + " is in use by pid " + pid + " on host " + host + " (" + why
                     + "); start this node with another DISPATCHER_NODE_ID, or with --force if that process is gone");
-        }
-    }
-
-    private static String hostName() {
-        try {
-            return InetAddress.getLocalHost().getHostName();
-        } catch (Exception e) {
-            return "unknown";
         }
     }
 
