@@ -4,12 +4,13 @@ import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import pgdispatch.config.ConfigException;
+import pgdispatch.runtime.Dispatcher;
 
 /**
  * {@code pgdispatch <command>}: the command line. Exit codes: 0 ok, 1 failure, 2 usage error (bad
  * arguments or configuration); errors are one line naming the problem.
  */
-@Command(name = "pgdispatch", mixinStandardHelpOptions = true, version = "pgdispatch 0.1.0",
+@Command(name = "pgdispatch", mixinStandardHelpOptions = true, version = "pgdispatch " + Dispatcher.VERSION,
         description = "PostgreSQL-backed task dispatcher with leases, fencing and crash recovery.",
         subcommands = {MigrateCommand.class, RunCommand.class, EnqueueCommand.class, StatusCommand.class,
                 ReapCommand.class, TasksCommand.class, NodesCommand.class, DemoCommand.class, BenchCommand.class,

@@ -205,12 +205,7 @@ public final class TaskStore {
     }
 
     private static Map<String, Object> claimParams(ClaimRequest r) {
-        String[] kinds = r.leaseByKind().keySet().toArray(String[]::new);
-        Long[] leaseMs = new Long[kinds.length];
-        for (int i = 0; i < kinds.length; i++) leaseMs[i] = r.leaseByKind().get(kinds[i]).toMillis();
-        Map<String, Object> v = new HashMap<>();
-        v.put("kinds", kinds);
-        v.put("lease_ms", leaseMs);
+        Map<String, Object> v = leaseParams(r.leaseByKind());
         v.put("max_requeue", r.maxRequeue());
         v.put("queues", r.queues().toArray(String[]::new));
         v.put("limit", r.limit());
@@ -225,6 +220,17 @@ public final class TaskStore {
                 rs.getString("progress"), rs.getInt("requeue_count"), Duration.ofMillis(rs.getLong("lease_ms")),
                 rs.getObject("created_at", OffsetDateTime.class), rs.getObject("run_at", OffsetDateTime.class),
                 rs.getString("prev_owner"));
+    }
+
+    /** {@code :kinds} and {@code :lease_ms}, the parallel arrays the claim statements unnest into (kind, lease). */
+    private static Map<String, Object> leaseParams(Map<String, Duration> leaseByKind) {
+        String[] kinds = leaseByKind.keySet().toArray(String[]::new);
+        Long[] leaseMs = new Long[kinds.length];
+        for (int i = 0; i < kinds.length; i++) leaseMs[i] = leaseByKind.get(kinds[i]).toMillis();
+        Map<String, Object> v = new HashMap<>();
+        v.put("kinds", kinds);
+        v.put("lease_ms", leaseMs);
+        return v;
     }
 
     // ---------------------------------------------------------------- reclaim: running (mine, unknown) -> running (mine)
@@ -263,11 +269,10 @@ public final class TaskStore {
      * leaving them to expire and be stolen (seed 000). Kinds without a handler here are left alone.
      */
     public List<ClaimedTask> reclaimOwned(String owner, Set<Long> heldIds, Map<String, Duration> leaseByKind) {
-        String[] kinds = leaseByKind.keySet().toArray(String[]::new);
-        Long[] leaseMs = new Long[kinds.length];
-        for (int i = 0; i < kinds.length; i++) leaseMs[i] = leaseByKind.get(kinds[i]).toMillis();
-        return query(RECLAIM, Map.of("kinds", kinds, "lease_ms", leaseMs, "owner", owner,
-                "held", heldIds.toArray(Long[]::new)), rs -> {
+        Map<String, Object> v = leaseParams(leaseByKind);
+        v.put("owner", owner);
+        v.put("held", heldIds.toArray(Long[]::new));
+        return query(RECLAIM, v, rs -> {
             List<ClaimedTask> out = new ArrayList<>();
             while (rs.next()) out.add(claimedTask(rs));
             return out;
