@@ -12,6 +12,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
 import pgdispatch.testing.TestDatabase;
@@ -71,6 +72,35 @@ class SqlInsertGuardTest {
                 .hasMessageContaining("violates check constraint \"" + constraint + "\"")
                 .satisfies(e -> assertThat(((SQLException) e).getSQLState()).isEqualTo("23514"));
         assertThat(db.rows("SELECT * FROM tasks ORDER BY id").toString()).isEqualTo(before);
+    }
+
+    /** V7 rewrote the name checks (regex for the characters, char_length for the limit): same set as V3's. */
+    @ParameterizedTest(name = "{0} of {1} characters: accepted={2}")
+    @CsvSource(delimiter = '|', textBlock = """
+            queue | 100 | true
+            queue | 101 | false
+            kind  | 200 | true
+            kind  | 201 | false
+            """)
+    void nameChecksAcceptNamesUpToTheirLimitAndNotOneCharacterMore(String column, int length, boolean accepted) {
+        String name = "a" + "b.-:_9".repeat(40).substring(0, length - 1);
+        String other = column.equals("queue") ? "kind" : "queue";
+        String sql = "INSERT INTO tasks (" + column + ", " + other + ") VALUES ('" + name + "', 'x')";
+        if (accepted) {
+            db.exec(sql);
+            assertThat(db.rows("SELECT " + column + " AS v FROM tasks WHERE " + column + " = '" + name + "'")).hasSize(1);
+        } else {
+            assertThatThrownBy(() -> db.exec(sql)).hasMessageContaining("tasks_" + column + "_name_check");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"'ok-name' || chr(10)", "chr(10) || 'ok-name'", "'ok' || chr(233)", "'ok' || chr(12288)"})
+    void nameChecksRefuseANewlineOrANonAsciiCharacterAtEitherEnd(String expression) {
+        assertThatThrownBy(() -> db.exec("INSERT INTO tasks (queue, kind) VALUES (" + expression + ", 'x')"))
+                .hasMessageContaining("tasks_queue_name_check");
+        assertThatThrownBy(() -> db.exec("INSERT INTO tasks (queue, kind) VALUES ('q', " + expression + ")"))
+                .hasMessageContaining("tasks_kind_name_check");
     }
 
     @Test

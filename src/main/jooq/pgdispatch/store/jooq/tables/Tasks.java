@@ -221,11 +221,11 @@ public class Tasks extends TableImpl<TasksRecord> {
     public List<Check<TasksRecord>> getChecks() {
         return Arrays.asList(
             Internal.createCheck(this, DSL.name("tasks_counts_check"), "(((attempts >= 0) AND (requeue_count >= 0))) NOT VALID", true),
-            Internal.createCheck(this, DSL.name("tasks_kind_name_check"), "((kind ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$'::text)) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_kind_name_check"), "(((kind ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(kind) <= 200))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_max_attempts_check"), "(((max_attempts >= 1) AND (max_attempts <= 1000))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_payload_object_check"), "((jsonb_typeof(payload) = 'object'::text)) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_priority_range_check"), "(((priority >= '-1000'::integer) AND (priority <= 1000))) NOT VALID", true),
-            Internal.createCheck(this, DSL.name("tasks_queue_name_check"), "((queue ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$'::text)) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_queue_name_check"), "(((queue ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(queue) <= 100))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text])))", true)
         );
     }
