@@ -42,6 +42,11 @@ final class NamedSql {
         return jdbcSql;
     }
 
+    /** The same statement behind {@code prefix} (an EXPLAIN), with the same parameters. */
+    NamedSql prefixed(String prefix) {
+        return new NamedSql(prefix + jdbcSql, order);
+    }
+
     /** Prepares the statement on {@code c} and binds {@code values} by name; every name must be given. */
     PreparedStatement prepare(Connection c, Map<String, ?> values) throws SQLException {
         PreparedStatement ps = c.prepareStatement(jdbcSql);

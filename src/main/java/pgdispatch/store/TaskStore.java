@@ -386,7 +386,7 @@ public final class TaskStore {
 
     // ---------------------------------------------------------------- complete: running (mine) -> succeeded
 
-    private static final NamedSql COMPLETE = NamedSql.of("""
+    static final NamedSql COMPLETE = NamedSql.of("""
             WITH done AS (
                 SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :results::text[]) AS d(id, token, result)
             ), upd AS (
@@ -399,19 +399,26 @@ public final class TaskStore {
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token)
                 SELECT u.id, 'succeeded', :owner, u.lease_token FROM upd u
-            ), already AS (
-                -- a retry of a write whose commit we did not hear about (the connection broke): it is ours
-                SELECT d.id FROM done d JOIN tasks t ON t.id = d.id
-                 WHERE t.status = 'succeeded' AND t.owner_id = :owner AND t.lease_token = d.token
+            ), missed AS (
+                -- outcomes the update did not take (normally none), with the row as it is; only these are
+                -- looked up again, by primary key: a join of every outcome with the finished rows would
+                -- scan them all on the statistics of a fresh backlog
+                SELECT d.id, d.token, t.status, t.owner_id, t.lease_token
+                  FROM done d LEFT JOIN tasks t ON t.id = d.id
+                 WHERE d.id NOT IN (SELECT id FROM upd)
             ), refused AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT d.id, 'completion_refused', :owner, d.token,
-                       jsonb_build_object('outcome', 'succeeded', 'status', t.status,
-                                          'current_owner', t.owner_id, 'current_token', t.lease_token)
-                  FROM done d LEFT JOIN tasks t ON t.id = d.id
-                 WHERE d.id NOT IN (SELECT id FROM upd) AND d.id NOT IN (SELECT id FROM already)
+                SELECT m.id, 'completion_refused', :owner, m.token,
+                       jsonb_build_object('outcome', 'succeeded', 'status', m.status,
+                                          'current_owner', m.owner_id, 'current_token', m.lease_token)
+                  FROM missed m
+                 WHERE (m.status = 'succeeded' AND m.owner_id = :owner AND m.lease_token = m.token) IS NOT TRUE
             )
-            SELECT id FROM upd UNION ALL SELECT id FROM already
+            -- the missed ones already succeeded under this lease: a retry of a write whose commit we did
+            -- not hear about (the connection broke): it is ours
+            SELECT id FROM upd
+            UNION ALL
+            SELECT id FROM missed WHERE status = 'succeeded' AND owner_id = :owner AND lease_token = token
             """);
 
     private static final NamedSql FAIL = NamedSql.of("""
