@@ -54,8 +54,7 @@ WITH lease AS (
       FROM picked p, lease l
      WHERE t.id = p.id AND l.kind = t.kind
     RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
-              t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
-              t.created_at, t.run_at, p.prev_owner
+              t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms, p.prev_owner
 ), ev AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
     SELECT c.id, 'claimed', ('pgbench-' || :client_id), c.lease_token,

@@ -1,7 +1,6 @@
 package pgdispatch.store;
 
 import java.time.Duration;
-import java.time.OffsetDateTime;
 
 /**
  * A task this node now holds: its identity, input and the fencing {@code leaseToken} every later write
@@ -9,7 +8,7 @@ import java.time.OffsetDateTime;
  */
 public record ClaimedTask(long id, String queue, String kind, String payloadJson, int attempt, int maxAttempts,
                           long leaseToken, String progressJson, int requeueCount, Duration lease,
-                          OffsetDateTime createdAt, OffsetDateTime runAt, String previousOwner) {
+                          String previousOwner) {
     public boolean tookOver() {
         return previousOwner != null;
     }

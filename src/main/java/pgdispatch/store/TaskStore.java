@@ -160,8 +160,7 @@ public final class TaskStore {
                   FROM picked p, lease l
                  WHERE t.id = p.id AND l.kind = t.kind
                 RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
-                          t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
-                          t.created_at, t.run_at, p.prev_owner
+                          t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms, p.prev_owner
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT c.id, 'claimed', :owner, c.lease_token,
@@ -222,7 +221,6 @@ public final class TaskStore {
         return new ClaimedTask(rs.getLong("id"), rs.getString("queue"), rs.getString("kind"),
                 rs.getString("payload"), rs.getInt("attempts"), rs.getInt("max_attempts"), rs.getLong("lease_token"),
                 rs.getString("progress"), rs.getInt("requeue_count"), Duration.ofMillis(rs.getLong("lease_ms")),
-                rs.getObject("created_at", OffsetDateTime.class), rs.getObject("run_at", OffsetDateTime.class),
                 rs.getString("prev_owner"));
     }
 
@@ -256,7 +254,7 @@ public final class TaskStore {
                  WHERE t.id = m.id AND l.kind = t.kind
                 RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
                           t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
-                          t.created_at, t.run_at, NULL::text AS prev_owner
+                          NULL::text AS prev_owner
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT c.id, 'claimed', :owner, c.lease_token,
