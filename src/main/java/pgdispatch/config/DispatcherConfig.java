@@ -103,39 +103,91 @@ public record DispatcherConfig(
     }
 
     public DispatcherConfig withDatabaseUrl(DatabaseUrl url) {
-        return new DispatcherConfig(url, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
-                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+        return copy(b -> b.databaseUrl = url);
     }
 
     public DispatcherConfig withNode(String id, List<String> qs, int conc) {
-        return new DispatcherConfig(databaseUrl, id, qs, conc, lease, stale, maxRequeue, reapBatch, renewInterval,
-                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+        return copy(b -> {
+            b.nodeId = id;
+            b.queues = qs;
+            b.concurrency = conc;
+        });
     }
 
     /** Short timings for tests and demos: every relation between them stays valid. */
     public DispatcherConfig withTimings(Duration leaseD, Duration renewD, Duration staleD, Duration nodeTimeoutD) {
-        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, leaseD, staleD, maxRequeue, reapBatch, renewD,
-                nodeTimeoutD, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+        return copy(b -> {
+            b.lease = leaseD;
+            b.renewInterval = renewD;
+            b.stale = staleD;
+            b.nodeTimeout = nodeTimeoutD;
+        });
     }
 
     public DispatcherConfig withHttpPort(int port) {
-        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
-                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, port);
+        return copy(b -> b.httpPort = port);
     }
 
     public DispatcherConfig withPollInterval(Duration poll) {
-        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
-                nodeTimeout, poll, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+        return copy(b -> b.pollInterval = poll);
     }
 
     public DispatcherConfig withDrainTimeout(Duration drain) {
-        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renewInterval,
-                nodeTimeout, pollInterval, drain, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+        return copy(b -> b.drainTimeout = drain);
     }
 
     public DispatcherConfig withMaxRequeue(int max) {
-        return new DispatcherConfig(databaseUrl, nodeId, queues, concurrency, lease, stale, max, reapBatch, renewInterval,
-                nodeTimeout, pollInterval, drainTimeout, retention, maxPayloadBytes, poolSize, httpHost, httpPort);
+        return copy(b -> b.maxRequeue = max);
+    }
+
+    /** This configuration with the fields {@code change} sets: one place that lists the components. */
+    private DispatcherConfig copy(java.util.function.Consumer<Copy> change) {
+        Copy b = new Copy(this);
+        change.accept(b);
+        return new DispatcherConfig(b.databaseUrl, b.nodeId, b.queues, b.concurrency, b.lease, b.stale, b.maxRequeue,
+                b.reapBatch, b.renewInterval, b.nodeTimeout, b.pollInterval, b.drainTimeout, b.retention,
+                b.maxPayloadBytes, b.poolSize, b.httpHost, b.httpPort);
+    }
+
+    /** The components as mutable fields, for {@link #copy}. */
+    private static final class Copy {
+        DatabaseUrl databaseUrl;
+        String nodeId;
+        List<String> queues;
+        int concurrency;
+        Duration lease;
+        Duration stale;
+        int maxRequeue;
+        int reapBatch;
+        Duration renewInterval;
+        Duration nodeTimeout;
+        Duration pollInterval;
+        Duration drainTimeout;
+        Duration retention;
+        int maxPayloadBytes;
+        int poolSize;
+        String httpHost;
+        int httpPort;
+
+        Copy(DispatcherConfig c) {
+            databaseUrl = c.databaseUrl;
+            nodeId = c.nodeId;
+            queues = c.queues;
+            concurrency = c.concurrency;
+            lease = c.lease;
+            stale = c.stale;
+            maxRequeue = c.maxRequeue;
+            reapBatch = c.reapBatch;
+            renewInterval = c.renewInterval;
+            nodeTimeout = c.nodeTimeout;
+            pollInterval = c.pollInterval;
+            drainTimeout = c.drainTimeout;
+            retention = c.retention;
+            maxPayloadBytes = c.maxPayloadBytes;
+            poolSize = c.poolSize;
+            httpHost = c.httpHost;
+            httpPort = c.httpPort;
+        }
     }
 
     /** The effective configuration, keys sorted, secrets masked: logged once at start. */
