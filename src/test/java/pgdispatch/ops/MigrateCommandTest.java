@@ -14,6 +14,7 @@ import pgdispatch.store.Database;
 import pgdispatch.testing.PgServer;
 
 class MigrateCommandTest {
+    private static final int LATEST = pgdispatch.testing.TestDatabase.latestMigration();
     private final String name = "pgd_ops_migrate_" + UUID.randomUUID().toString().substring(0, 8);
 
     @AfterEach
@@ -41,18 +42,18 @@ class MigrateCommandTest {
         Cli.Run r = Cli.run(url, "migrate");
 
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.out()).isEqualTo("database " + name + ": applied 6 migration(s); schema version 6\n");
-        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(6);
+        assertThat(r.out()).isEqualTo("database " + name + ": applied " + LATEST + " migration(s); schema version " + LATEST + "\n");
+        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(LATEST);
         assertThat(count(url, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('tasks', 'task_events', 'dispatcher_nodes')"))
                 .isEqualTo(3);
 
         Cli.Run again = Cli.run(url, "migrate");
-        assertThat(again.out()).isEqualTo("database " + name + ": applied 0 migration(s); schema version 6\n");
+        assertThat(again.out()).isEqualTo("database " + name + ": applied 0 migration(s); schema version " + LATEST + "\n");
         Cli.Run valid = Cli.run(url, "migrate", "validate");
         assertThat(valid.code()).isZero();
-        assertThat(valid.out()).isEqualTo("database " + name + ": schema version 6, valid\n");
+        assertThat(valid.out()).isEqualTo("database " + name + ": schema version " + LATEST + ", valid\n");
         Cli.Run info = Cli.run(url, "migrate", "info");
-        assertThat(info.out().lines().filter(l -> l.contains("Success")).count()).isEqualTo(6);
+        assertThat(info.out().lines().filter(l -> l.contains("Success")).count()).isEqualTo(LATEST);
     }
 
     @Test
@@ -68,7 +69,7 @@ class MigrateCommandTest {
 
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).startsWith("created database " + name + "\n");
-        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(6);
+        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(LATEST);
     }
 
     @Test
@@ -78,7 +79,7 @@ class MigrateCommandTest {
         Cli.Run r = Cli.run(url, "migrate", "--dry-run");
 
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.out()).startsWith("database " + name + ": 6 pending migration(s)\n  V1 tasks\n  V2 add task lease columns\n");
+        assertThat(r.out()).startsWith("database " + name + ": " + LATEST + " pending migration(s)\n  V1 tasks\n  V2 add task lease columns\n");
         assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).isZero();
     }
 
@@ -97,7 +98,7 @@ class MigrateCommandTest {
         Cli.Run r = Cli.run(url, "migrate", "--baseline-version", "1");
 
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.out()).isEqualTo("database " + name + ": applied 5 migration(s); schema version 6\n");
+        assertThat(r.out()).isEqualTo("database " + name + ": applied " + (LATEST - 1) + " migration(s); schema version " + LATEST + "\n");
         assertThat(count(url, "SELECT count(*) FROM tasks")).isEqualTo(3);
         assertThat(count(url, "SELECT count(*) FROM tasks WHERE kind = 'legacy.mail' AND payload->>'to' = 'a@b'")).isEqualTo(1);
         assertThat(count(url, "SELECT count(*) FROM tasks WHERE lease_token = 0 AND requeue_count = 0")).isEqualTo(3);
@@ -117,6 +118,6 @@ class MigrateCommandTest {
         Cli.Run r = Cli.run(url, "status");
         assertThat(r.code()).isEqualTo(Main.FAILURE);
         assertThat(r.errLines()).containsExactly("pgdispatch: database " + name
-                + " is at schema version none but this pgdispatch needs 6: run `pgdispatch migrate` first");
+                + " is at schema version none but this pgdispatch needs " + LATEST + ": run `pgdispatch migrate` first");
     }
 }

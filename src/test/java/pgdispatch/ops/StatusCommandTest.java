@@ -46,7 +46,7 @@ class StatusCommandTest {
 
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode j = new ObjectMapper().readTree(r.out());
-        assertThat(j.get("schema_version").asText()).isEqualTo("6");
+        assertThat(j.get("schema_version").asText()).isEqualTo(String.valueOf(pgdispatch.testing.TestDatabase.latestMigration()));
         JsonNode def = j.get("queues").get(0);
         assertThat(def.get("queue").asText()).isEqualTo("default");
         assertThat(def.get("counts").get("pending").asInt()).isEqualTo(2);

@@ -22,6 +22,8 @@ import pgdispatch.testing.TestDatabase;
  * touches nothing: no node registered, no task changed, no migration applied.
  */
 class SchemaVersionRefusalTest {
+    private static final int LATEST = TestDatabase.latestMigration();
+
     @RegisterExtension
     static final TestDatabase older = TestDatabase.empty();
 
@@ -39,8 +41,8 @@ class SchemaVersionRefusalTest {
         newer.exec("""
                 INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum,
                                                    installed_by, execution_time, success)
-                SELECT max(installed_rank) + 1, '7', 'from a newer pgdispatch', 'SQL', 'V7__from_a_newer_pgdispatch.sql', 0,
-                       current_user, 1, true FROM flyway_schema_history""");
+                SELECT max(installed_rank) + 1, '%1$d', 'from a newer pgdispatch', 'SQL', 'V%1$d__from_a_newer_pgdispatch.sql', 0,
+                       current_user, 1, true FROM flyway_schema_history""".formatted(LATEST + 1));
     }
 
     @AfterEach
@@ -59,7 +61,7 @@ class SchemaVersionRefusalTest {
         Dispatcher d = Dispatcher.builder(older.config()).build();
 
         assertThatThrownBy(d::start).isInstanceOf(Database.SchemaMismatchException.class)
-                .hasMessage("database " + older.url().database() + " is at schema version 4 but this pgdispatch needs 6: "
+                .hasMessage("database " + older.url().database() + " is at schema version 4 but this pgdispatch needs " + LATEST + ": "
                         + "run `pgdispatch migrate` first");
 
         assertThat(state(older)).isEqualTo(before);
@@ -72,7 +74,8 @@ class SchemaVersionRefusalTest {
         Dispatcher d = Dispatcher.builder(newer.config()).build();
 
         assertThatThrownBy(d::start).isInstanceOf(Database.SchemaMismatchException.class)
-                .hasMessage("database " + newer.url().database() + " is at schema version 7, newer than this pgdispatch knows (6): "
+                .hasMessage("database " + newer.url().database() + " is at schema version " + (LATEST + 1)
+                        + ", newer than this pgdispatch knows (" + LATEST + "): "
                         + "upgrade pgdispatch");
 
         assertThat(state(newer)).isEqualTo(before);
@@ -87,6 +90,7 @@ class SchemaVersionRefusalTest {
         StringWriter err = new StringWriter();
         assertThat(Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), "run")).isEqualTo(Main.FAILURE);
         assertThat(err.toString()).isEqualTo("pgdispatch: database " + u.database()
-                + " is at schema version 7, newer than this pgdispatch knows (6): upgrade pgdispatch" + System.lineSeparator());
+                + " is at schema version " + (LATEST + 1) + ", newer than this pgdispatch knows (" + LATEST + "): upgrade pgdispatch"
+                + System.lineSeparator());
     }
 }

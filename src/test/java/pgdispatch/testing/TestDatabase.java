@@ -110,4 +110,15 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
         Object v = rows("SELECT count(*) AS n FROM " + sqlWhere).get(0).get("n");
         return ((Number) v).longValue();
     }
+
+    /** The newest migration version among the files in db/migrations (tests run in the project directory). */
+    public static int latestMigration() {
+        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V(\\d+)__.*\\.sql");
+        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
+            return files.map(f -> v.matcher(f.getFileName().toString())).filter(java.util.regex.Matcher::matches)
+                    .mapToInt(m -> Integer.parseInt(m.group(1))).max().orElseThrow();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
 }
