@@ -6,7 +6,8 @@
 #   --dry-run   runs `pgdispatch migrate --baseline-version 1 --dry-run`: reports, changes nothing.
 # V2 and later are safe on a live table: V2/V3 add nullable or constant-default columns (catalog-only,
 # no table rewrite) and CHECK constraints NOT VALID (no scan of existing rows); V4 builds indexes
-# CONCURRENTLY (writers are not blocked); V5 adds new tables; V6 adds a function and a trigger. Each
+# CONCURRENTLY (writers are not blocked); V5 adds new tables; V6 adds a function and a trigger; V7
+# re-states two CHECK constraints (NOT VALID again). Each
 # takes its table lock for milliseconds, but waits for long-running transactions on `tasks` first.
 # Before running it, read docs/OPERATIONS.md "Adopt an existing database": legacy rows that break the
 # new CHECK constraints must be fixed first, or every later UPDATE of them (a claim) fails.
