@@ -28,6 +28,7 @@ public record DispatcherConfig(
         Duration retention,
         int maxPayloadBytes,
         int poolSize,
+        Duration socketTimeout,
         String httpHost,
         int httpPort) {
 
@@ -70,6 +71,10 @@ public record DispatcherConfig(
         Duration retention = r.seconds("TASK_RETENTION_S", 7 * 24 * 3600);
         int maxPayload = r.intIn("TASK_MAX_PAYLOAD_BYTES", 1 << 20, 2, 256 << 20);
         int pool = r.intIn("PGDISPATCH_POOL_SIZE", 8, 3, 1000);
+        // a node's reads give up after this (0 = never): a connection the network silently dropped
+        // (no FIN, no RST: a server host gone, a NAT entry expired) would otherwise block its thread
+        // until the kernel gives up, hours with default keepalive settings
+        Duration socketTimeout = r.seconds("PGDISPATCH_SOCKET_TIMEOUT_S", 60, true);
         String httpHost = env.getOrDefault("PGDISPATCH_HTTP_HOST", "127.0.0.1");
         int httpPort;
         String rawPort = env.get("PGDISPATCH_HTTP_PORT");
@@ -90,11 +95,15 @@ public record DispatcherConfig(
             r.problems.add("TASK_NODE_TIMEOUT_S=" + nodeTimeout.toSeconds() + " must be longer than TASK_RENEW_S="
                     + renew.toSeconds() + " (a node heartbeats once per renewal; 3x is the default)");
         }
+        if (socketTimeout != null && !socketTimeout.isZero() && socketTimeout.toSeconds() < 5) {
+            r.problems.add("PGDISPATCH_SOCKET_TIMEOUT_S=" + socketTimeout.toSeconds() + " must be 0 (off) or at least 5"
+                    + " (every statement of a node must fit in it, a renewal of 10,000 leases included)");
+        }
         if (!r.problems.isEmpty()) {
             throw new ConfigException(r.problems);
         }
         return new DispatcherConfig(url, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renew,
-                nodeTimeout, poll, drain, retention, maxPayload, pool, httpHost, httpPort);
+                nodeTimeout, poll, drain, retention, maxPayload, pool, socketTimeout, httpHost, httpPort);
     }
 
     /** Defaults for tests and embedding: the default environment over {@code url}. */
@@ -140,13 +149,17 @@ public record DispatcherConfig(
         return copy(b -> b.maxRequeue = max);
     }
 
+    public DispatcherConfig withSocketTimeout(Duration timeout) {
+        return copy(b -> b.socketTimeout = timeout);
+    }
+
     /** This configuration with the fields {@code change} sets: one place that lists the components. */
     private DispatcherConfig copy(java.util.function.Consumer<Copy> change) {
         Copy b = new Copy(this);
         change.accept(b);
         return new DispatcherConfig(b.databaseUrl, b.nodeId, b.queues, b.concurrency, b.lease, b.stale, b.maxRequeue,
                 b.reapBatch, b.renewInterval, b.nodeTimeout, b.pollInterval, b.drainTimeout, b.retention,
-                b.maxPayloadBytes, b.poolSize, b.httpHost, b.httpPort);
+                b.maxPayloadBytes, b.poolSize, b.socketTimeout, b.httpHost, b.httpPort);
     }
 
     /** The components as mutable fields, for {@link #copy}. */
@@ -166,6 +179,7 @@ public record DispatcherConfig(
         Duration retention;
         int maxPayloadBytes;
         int poolSize;
+        Duration socketTimeout;
         String httpHost;
         int httpPort;
 
@@ -185,6 +199,7 @@ public record DispatcherConfig(
             retention = c.retention;
             maxPayloadBytes = c.maxPayloadBytes;
             poolSize = c.poolSize;
+            socketTimeout = c.socketTimeout;
             httpHost = c.httpHost;
             httpPort = c.httpPort;
         }
@@ -208,6 +223,7 @@ public record DispatcherConfig(
         m.put("TASK_RETENTION_S", Long.toString(retention.toSeconds()));
         m.put("TASK_MAX_PAYLOAD_BYTES", Integer.toString(maxPayloadBytes));
         m.put("PGDISPATCH_POOL_SIZE", Integer.toString(poolSize));
+        m.put("PGDISPATCH_SOCKET_TIMEOUT_S", Long.toString(socketTimeout.toSeconds()));
         m.put("PGDISPATCH_HTTP_HOST", httpHost);
         m.put("PGDISPATCH_HTTP_PORT", httpPort == HTTP_OFF ? "off" : Integer.toString(httpPort));
         return m;

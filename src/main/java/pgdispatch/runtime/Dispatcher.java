@@ -70,7 +70,8 @@ public final class Dispatcher implements AutoCloseable {
         this.config = b.config;
         this.ownsDatabase = b.database == null;
         this.db = b.database != null ? b.database
-                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId(), b.registry);
+                : Database.open(config.databaseUrl(), config.poolSize(), "pgdispatch-" + config.nodeId(), b.registry,
+                        config.socketTimeout());
         this.handlers = Map.copyOf(b.handlers);
         this.metrics = new DispatchMetrics(b.registry);
         this.retryPolicy = b.retryPolicy;
@@ -202,7 +203,7 @@ public final class Dispatcher implements AutoCloseable {
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), config.nodeId(), store, completer, timeouts,
                         retryPolicy, metrics, stopped::get, () -> claimLoop.slotFreed()),
                 () -> wakeups != null && wakeups.listening());
-        wakeups = new Wakeups(config.databaseUrl(), new HashSet<>(config.queues()), q -> claimLoop.wake());
+        wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
         claimLoop.start();
         reaper = new Reaper(new Reaper.Config(config.renewInterval(), config.stale(), config.nodeTimeout(),
@@ -334,6 +335,12 @@ public final class Dispatcher implements AutoCloseable {
 
     public boolean registered() {
         return registered;
+    }
+
+    /** Whether the LISTEN connection is up: inserts wake this node at once (else it polls). */
+    public boolean listening() {
+        Wakeups w = wakeups;
+        return w != null && w.listening();
     }
 
     /** Tasks whose lease this node holds now (running, or finished and not yet written). */

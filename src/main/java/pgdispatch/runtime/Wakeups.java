@@ -1,6 +1,7 @@
 package pgdispatch.runtime;
 
 import java.sql.Connection;
+import java.time.Duration;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Set;
@@ -28,9 +29,18 @@ final class Wakeups {
     private volatile boolean stopped;
     private volatile Connection connection;
     private Thread thread;
+    /** The longest a dead LISTEN connection goes unnoticed, besides the socket timeout itself. */
+    static final Duration PROBE_MAX = Duration.ofSeconds(30);
+    private final Duration socketTimeout;
+    private final long probeEveryNanos;
 
-    Wakeups(DatabaseUrl url, Set<String> queues, Consumer<String> onWake) {
+    Wakeups(DatabaseUrl url, Duration socketTimeout, Set<String> queues, Consumer<String> onWake) {
         this.url = url;
+        this.socketTimeout = socketTimeout;
+        // a LISTEN connection only reads: one the network dropped silently would look idle forever, and
+        // wake-ups would stop while listening() says true; a probe query every so often meets the
+        // socket timeout instead (0 = no probe, no timeout)
+        this.probeEveryNanos = socketTimeout.isZero() ? Long.MAX_VALUE : Math.min(PROBE_MAX.toNanos(), socketTimeout.toNanos());
         this.queues = Set.copyOf(queues);
         this.onWake = onWake;
     }
@@ -42,13 +52,18 @@ final class Wakeups {
     private void loop() {
         long backoff = 200;
         while (!stopped) {
-            try (Connection c = Database.connect(url); Statement st = c.createStatement()) {
+            try (Connection c = Database.connect(url, socketTimeout); Statement st = c.createStatement()) {
                 connection = c;
                 st.execute("LISTEN " + CHANNEL);
                 backoff = 200;
                 onWake.accept(null); // anything inserted while we were not listening
                 PGConnection pg = c.unwrap(PGConnection.class);
+                long lastProbe = System.nanoTime();
                 while (!stopped) {
+                    if (System.nanoTime() - lastProbe >= probeEveryNanos) {
+                        st.execute("SELECT 1");
+                        lastProbe = System.nanoTime();
+                    }
                     PGNotification[] ns = pg.getNotifications(1000);
                     if (ns == null) continue;
                     for (PGNotification n : ns) {

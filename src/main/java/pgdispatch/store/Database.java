@@ -51,9 +51,21 @@ public final class Database implements AutoCloseable {
      * {@code registry} when it is not null.
      */
     public static Database open(DatabaseUrl url, int poolSize, String poolName, MeterRegistry registry) {
+        return open(url, poolSize, poolName, registry, java.time.Duration.ZERO);
+    }
+
+    /**
+     * The same, where every read of a connection gives up after {@code socketTimeout} (zero: never):
+     * the statement fails with a connection error (SQLState 08006) and the pool replaces the
+     * connection. For a node's pool: its statements take milliseconds, and a connection the network
+     * dropped silently would otherwise block a claimer, completer or renewer for hours. Not for
+     * migrations (CREATE INDEX CONCURRENTLY on a big table runs for minutes) or operators' reports.
+     */
+    public static Database open(DatabaseUrl url, int poolSize, String poolName, MeterRegistry registry,
+                                java.time.Duration socketTimeout) {
         HikariConfig hc = new HikariConfig();
         hc.setJdbcUrl(url.jdbcUrl());
-        hc.setDataSourceProperties(driverProperties(url));
+        hc.setDataSourceProperties(driverProperties(url, socketTimeout));
         hc.setPoolName(poolName);
         hc.setMaximumPoolSize(poolSize);
         hc.setMinimumIdle(Math.min(2, poolSize));
@@ -93,7 +105,12 @@ public final class Database implements AutoCloseable {
     }
 
     static Properties driverProperties(DatabaseUrl url) {
+        return driverProperties(url, java.time.Duration.ZERO);
+    }
+
+    static Properties driverProperties(DatabaseUrl url, java.time.Duration socketTimeout) {
         Properties p = new Properties();
+        if (!socketTimeout.isZero()) p.setProperty("socketTimeout", Long.toString(Math.max(1, socketTimeout.toSeconds())));
         if (url.user() != null) p.setProperty("user", url.user());
         if (url.password() != null) p.setProperty("password", url.password());
         p.setProperty("ApplicationName", "pgdispatch");
@@ -104,6 +121,11 @@ public final class Database implements AutoCloseable {
     /** A plain connection outside the pool (LISTEN, admin work); the caller closes it. */
     public static Connection connect(DatabaseUrl url) throws SQLException {
         return DriverManager.getConnection(url.jdbcUrl(), driverProperties(url));
+    }
+
+    /** The same, with reads giving up after {@code socketTimeout} (zero: never). */
+    public static Connection connect(DatabaseUrl url, java.time.Duration socketTimeout) throws SQLException {
+        return DriverManager.getConnection(url.jdbcUrl(), driverProperties(url, socketTimeout));
     }
 
     /** Whether the database of {@code url} exists (connecting to it; other connection errors are thrown). */

@@ -35,6 +35,20 @@ class DispatcherConfigTest {
         assertThat(c.describe()).containsEntry("TASK_LEASE_S", "600").containsEntry("TASK_STALE_S", "900")
                 .containsEntry("TASK_MAX_REQUEUE", "3").containsEntry("TASK_REAP_BATCH", "200")
                 .containsEntry("TASK_RENEW_S", "30").containsEntry("TASK_NODE_TIMEOUT_S", "90");
+        assertThat(c.socketTimeout()).isEqualTo(Duration.ofSeconds(60));
+        assertThat(c.describe()).containsEntry("PGDISPATCH_SOCKET_TIMEOUT_S", "60");
+    }
+
+    @Test
+    void socketTimeoutIsOffAtZeroAndOtherwiseAtLeastFiveSeconds() {
+        assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "0")).socketTimeout()).isZero();
+        assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "300")).socketTimeout()).hasSeconds(300);
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "2")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=2 must be 0 (off) or at least 5 (every statement of a node must fit"
+                        + " in it, a renewal of 10,000 leases included)");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "1m")))
+                .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=1m must be a non-negative whole number of seconds (at most 31536000)");
     }
 
     @Test
