@@ -90,33 +90,17 @@ public final class DispatchMetrics {
         return registry;
     }
 
-    public void claimed(String queue, String kind) {
-        claimed(queue, kind, 1);
-    }
-
     /** {@code n} tasks of one queue and kind at once: the hot path counts per batch, not per task. */
     public void claimed(String queue, String kind, int n) {
         claimedCounter(queue, kind).increment(n);
-    }
-
-    public void succeeded(String queue, String kind) {
-        succeeded(queue, kind, 1);
     }
 
     public void succeeded(String queue, String kind, int n) {
         succeededCounter(queue, kind).increment(n);
     }
 
-    public void failed(String queue, String kind) {
-        failed(queue, kind, 1);
-    }
-
     public void failed(String queue, String kind, int n) {
         failedCounter(queue, kind).increment(n);
-    }
-
-    public void retried(String queue, String kind) {
-        retried(queue, kind, 1);
     }
 
     public void retried(String queue, String kind, int n) {

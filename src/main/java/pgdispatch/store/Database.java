@@ -104,10 +104,6 @@ public final class Database implements AutoCloseable {
         }
     }
 
-    static Properties driverProperties(DatabaseUrl url) {
-        return driverProperties(url, java.time.Duration.ZERO);
-    }
-
     static Properties driverProperties(DatabaseUrl url, java.time.Duration socketTimeout) {
         Properties p = new Properties();
         if (!socketTimeout.isZero()) p.setProperty("socketTimeout", Long.toString(Math.max(1, socketTimeout.toSeconds())));
@@ -120,7 +116,7 @@ public final class Database implements AutoCloseable {
 
     /** A plain connection outside the pool (LISTEN, admin work); the caller closes it. */
     public static Connection connect(DatabaseUrl url) throws SQLException {
-        return DriverManager.getConnection(url.jdbcUrl(), driverProperties(url));
+        return connect(url, java.time.Duration.ZERO);
     }
 
     /** The same, with reads giving up after {@code socketTimeout} (zero: never). */

@@ -172,7 +172,6 @@ public final class TaskStore {
             SELECT * FROM claimed
             """;
     private static final NamedSql CLAIM = NamedSql.of(CLAIM_TEXT);
-    private static final NamedSql EXPLAIN_CLAIM = NamedSql.of("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CLAIM_TEXT);
 
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
@@ -192,9 +191,15 @@ public final class TaskStore {
      * transaction that is rolled back: nothing is claimed (the benchmark and docs/PERFORMANCE.md).
      */
     public List<String> explainClaim(ClaimRequest r) {
+        return explain(CLAIM, claimParams(r));
+    }
+
+    /** {@code EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)} of {@code sql}, run in a transaction that is rolled back. */
+    List<String> explain(NamedSql sql, Map<String, ?> values) {
         try (Connection c = ds.getConnection()) {
             c.setAutoCommit(false);
-            try (PreparedStatement ps = EXPLAIN_CLAIM.prepare(c, claimParams(r)); ResultSet rs = ps.executeQuery()) {
+            try (PreparedStatement ps = sql.prefixed("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ").prepare(c, values);
+                 ResultSet rs = ps.executeQuery()) {
                 List<String> plan = new ArrayList<>();
                 while (rs.next()) plan.add(rs.getString(1));
                 return plan;

@@ -2,12 +2,7 @@ package pgdispatch.store;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.ResultSet;
-import java.sql.SQLException;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -29,7 +24,7 @@ class CompletionPlanTest {
     private static final Pattern REMOVED = Pattern.compile("Rows Removed by (?:Filter|Join Filter|Index Recheck): (\\d+)");
 
     @Test
-    void completingABatchAfterThousandsOfCompletionsTouchesOnlyTheBatchOnStaleStatistics() throws SQLException {
+    void completingABatchAfterThousandsOfCompletionsTouchesOnlyTheBatchOnStaleStatistics() {
         TaskStore store = new TaskStore(db.database());
         db.exec("INSERT INTO tasks (kind) SELECT 'noop' FROM generate_series(1, 3000)");
         db.exec("ANALYZE tasks");
@@ -54,21 +49,10 @@ class CompletionPlanTest {
         assertThat(db.count("tasks WHERE status = 'running'")).as("the EXPLAIN ANALYZE was rolled back").isEqualTo(20);
     }
 
-    private static String explainComplete(String owner, List<ClaimedTask> tasks) throws SQLException {
+    private static String explainComplete(String owner, List<ClaimedTask> tasks) {
         Long[] ids = tasks.stream().map(ClaimedTask::id).toArray(Long[]::new);
         Long[] tokens = tasks.stream().map(ClaimedTask::leaseToken).toArray(Long[]::new);
-        NamedSql explain = TaskStore.COMPLETE.prefixed("EXPLAIN (ANALYZE, COSTS OFF) ");
-        try (Connection c = db.database().dataSource().getConnection()) {
-            c.setAutoCommit(false);
-            try (PreparedStatement ps = explain.prepare(c, Map.of("ids", ids, "tokens", tokens,
-                    "results", new String[ids.length], "owner", owner)); ResultSet rs = ps.executeQuery()) {
-                List<String> lines = new ArrayList<>();
-                while (rs.next()) lines.add(rs.getString(1));
-                return String.join("\n", lines);
-            } finally {
-                c.rollback();
-                c.setAutoCommit(true);
-            }
-        }
+        return String.join("\n", new TaskStore(db.database()).explain(TaskStore.COMPLETE,
+                Map.of("ids", ids, "tokens", tokens, "results", new String[ids.length], "owner", owner)));
     }
 }
