@@ -9,13 +9,15 @@
 FROM maven:3.9-eclipse-temurin-21 AS build
 WORKDIR /src
 COPY pom.xml ./
-COPY src ./src
+COPY pgdispatch-core ./pgdispatch-core
+COPY pgdispatch-cli ./pgdispatch-cli
+COPY pgdispatch-chaos ./pgdispatch-chaos
 # the migrations are packaged into the jar (pom.xml copies db/migrations to db/migration)
 COPY db ./db
 # The cache mount keeps ~/.m2 between builds, so a rebuild does not download every dependency
 # again; it is not part of any image layer.
-RUN --mount=type=cache,target=/root/.m2 mvn -B -DskipTests -DskipITs package \
- && cp target/pgdispatch.jar /pgdispatch.jar
+RUN --mount=type=cache,target=/root/.m2 mvn -B -DskipTests -DskipITs -pl pgdispatch-cli -am package \
+ && cp pgdispatch-cli/target/pgdispatch.jar /pgdispatch.jar
 
 FROM eclipse-temurin:21-jre
 # The Ubuntu-based temurin image already has wget and curl: the compose healthcheck uses wget.

@@ -34,13 +34,18 @@ pgd_find_jdk() {
   return 1
 }
 
-pgd_jar="$PGD_ROOT/target/pgdispatch.jar"
+pgd_jar="$PGD_ROOT/pgdispatch-cli/target/pgdispatch.jar"
+pgd_chaos_jar="$PGD_ROOT/pgdispatch-chaos/target/pgdispatch-chaos.jar"
 
-# Builds target/pgdispatch.jar when it is missing or older than the sources.
+# Builds the runnable jars (pgdispatch-cli/target/pgdispatch.jar, and the chaos jar beside it) when one is
+# missing or older than the sources of any module.
 pgd_ensure_jar() {
-  if [ -f "$pgd_jar" ] && [ -z "$(find "$PGD_ROOT/src/main" "$PGD_ROOT/db/migrations" "$PGD_ROOT/pom.xml" -newer "$pgd_jar" -type f 2>/dev/null | head -n1)" ]; then
-    return 0
-  fi
-  echo "pgdispatch: building $pgd_jar ..." >&2
-  (cd "$PGD_ROOT" && mvn -B -q -DskipTests package) >&2 || { echo "pgdispatch: build failed" >&2; return 1; }
+  local jar
+  for jar in "$pgd_jar" "$pgd_chaos_jar"; do
+    if [ ! -f "$jar" ] || [ -n "$(find "$PGD_ROOT"/pgdispatch-*/src/main "$PGD_ROOT"/pgdispatch-*/pom.xml "$PGD_ROOT/db/migrations" "$PGD_ROOT/pom.xml" -newer "$jar" -type f 2>/dev/null | head -n1)" ]; then
+      echo "pgdispatch: building $pgd_jar ..." >&2
+      (cd "$PGD_ROOT" && mvn -B -q -DskipTests package) >&2 || { echo "pgdispatch: build failed" >&2; return 1; }
+      return 0
+    fi
+  done
 }
