@@ -1,37 +1,60 @@
 package pgdispatch.http;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
-import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import java.io.IOException;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
-import java.sql.Connection;
-import java.util.concurrent.Executors;
-import java.util.function.Supplier;
+import io.javalin.Javalin;
+import io.javalin.config.JavalinConfig;
+import io.javalin.http.Context;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.net.BindException;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.sql.Connection;
+import java.time.Duration;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import pgdispatch.config.ConfigException;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.runtime.Dispatcher;
 
 /**
  * {@code /metrics} (Prometheus text), {@code /health/live} (the process answers) and
  * {@code /health/ready} (database reachable, schema at this build's version, node registered), bound to
- * {@code PGDISPATCH_HTTP_HOST} (loopback by default).
+ * {@code PGDISPATCH_HTTP_HOST} (loopback by default), plus whatever else the node serves on the same port
+ * (the dashboard).
+ *
+ * <p>Served by Jetty (through Javalin): connections are multiplexed over a small selector, so a client
+ * that sends half a request and goes silent holds a socket, not a thread, and is closed after
+ * {@link #IDLE_TIMEOUT}; requests run on a bounded pool of {@link #MAX_THREADS} threads (its queue is
+ * Jetty's default: Jetty queues its own selector jobs there and warns against bounding it). Routes are exact: any other path answers 404, another method on a known path 405.
  */
 public final class HttpEndpoint {
     private static final Logger log = LoggerFactory.getLogger(HttpEndpoint.class);
 
-    private final HttpServer server;
+    /** A connection that sends nothing for this long (mid-request or between requests) is closed. */
+    public static final Duration IDLE_TIMEOUT = Duration.ofSeconds(30);
+    /**
+     * Worker threads: probes and scrapes are short; the dashboard's pages are a few queries each. Jetty
+     * takes one for the acceptor and one per selector out of these.
+     */
+    static final int MAX_THREADS = 16;
+    static final int MIN_THREADS = 2;
 
-    private HttpEndpoint(HttpServer server) {
+    private final Javalin server;
+    private final String host;
+
+    private HttpEndpoint(Javalin server, String host) {
         this.server = server;
+        this.host = host;
     }
 
     /** Starts the endpoint for a running node unless {@code PGDISPATCH_HTTP_PORT=off}; port 0 picks a free one. */
-    public static HttpEndpoint startIfEnabled(DispatcherConfig cfg, Dispatcher d) throws IOException {
+    public static HttpEndpoint startIfEnabled(DispatcherConfig cfg, Dispatcher d) {
         return startIfEnabled(cfg, d.metrics().registry(), () -> d, () -> "node not started");
     }
 
@@ -40,30 +63,91 @@ public final class HttpEndpoint {
      * {@code node} supplies one, {@code /health/ready} answers 503 with {@code startupProblem}.
      */
     public static HttpEndpoint startIfEnabled(DispatcherConfig cfg, MeterRegistry registry, Supplier<Dispatcher> node,
-                                              Supplier<String> startupProblem) throws IOException {
+                                              Supplier<String> startupProblem) {
+        return startIfEnabled(cfg, registry, node, startupProblem, List.of());
+    }
+
+    /** As above, also serving {@code more} (each adds its routes to the server's configuration). */
+    public static HttpEndpoint startIfEnabled(DispatcherConfig cfg, MeterRegistry registry, Supplier<Dispatcher> node,
+                                              Supplier<String> startupProblem, List<Consumer<JavalinConfig>> more) {
         if (cfg.httpPort() == DispatcherConfig.HTTP_OFF) return null;
-        HttpServer s = HttpServer.create(new InetSocketAddress(cfg.httpHost(), cfg.httpPort()), 16);
-        s.setExecutor(Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("pgdispatch-http").factory()));
-        s.createContext("/metrics", ex -> {
-            if (registry instanceof PrometheusMeterRegistry p) {
-                send(ex, 200, "text/plain; version=0.0.4; charset=utf-8", p.scrape());
-            } else {
-                send(ex, 503, "text/plain", "metrics registry is not Prometheus\n");
-            }
+        return start(cfg.httpHost(), cfg.httpPort(), IDLE_TIMEOUT, c -> {
+            c.routes.get("/metrics", ctx -> metrics(ctx, registry));
+            c.routes.get("/health/live", HttpEndpoint::live);
+            c.routes.get("/health/ready", ctx -> ready(ctx, node.get(), startupProblem));
+            more.forEach(m -> m.accept(c));
         });
-        s.createContext("/health/live", ex -> send(ex, 200, "application/json", "{\"status\":\"up\"}\n"));
-        s.createContext("/health/ready", ex -> {
-            Dispatcher d = node.get();
-            String problem = d == null ? startupProblem.get() : readiness(d);
-            if (problem == null) {
-                send(ex, 200, "application/json", "{\"status\":\"ready\",\"node\":\"" + d.nodeId() + "\"}\n");
-            } else {
-                send(ex, 503, "application/json", "{\"status\":\"not_ready\",\"reason\":\"" + problem.replace("\"", "'") + "\"}\n");
-            }
+    }
+
+    /**
+     * A server on {@code host:port} with {@code routes}; a host that does not resolve or an address
+     * in use is a {@link ConfigException} naming {@code PGDISPATCH_HTTP_HOST} / {@code PGDISPATCH_HTTP_PORT}.
+     */
+    public static HttpEndpoint start(String host, int port, Duration idleTimeout, Consumer<JavalinConfig> routes) {
+        try {
+            InetAddress.getByName(host);
+        } catch (UnknownHostException e) {
+            throw new ConfigException("PGDISPATCH_HTTP_HOST=" + host + " does not resolve to an address of this machine"
+                    + " (" + e.getMessage() + "); use an IP address such as 127.0.0.1 or 0.0.0.0, or a resolvable host name");
+        }
+        QueuedThreadPool pool = new QueuedThreadPool(MAX_THREADS, MIN_THREADS);
+        pool.setName("pgdispatch-http");
+        pool.setDaemon(true);
+        Javalin app = Javalin.create(c -> {
+            c.startup.showJavalinBanner = false;
+            c.startup.showOldJavalinVersionWarning = false;
+            c.jetty.threadPool = pool;
+            c.http.prefer405over404 = true;
+            c.router.ignoreTrailingSlashes = false;
+            c.jetty.addConnector((server, httpConfig) -> {
+                httpConfig.setSendServerVersion(false);
+                ServerConnector sc = new ServerConnector(server, 1, 1, new HttpConnectionFactory(httpConfig));
+                sc.setHost(host);
+                sc.setPort(port);
+                sc.setIdleTimeout(idleTimeout.toMillis());
+                return sc;
+            });
+            c.routes.error(404, ctx -> ctx.contentType("text/plain; charset=utf-8")
+                    .result("not found: " + ctx.method() + " " + ctx.path() + "\n"));
+            c.routes.error(405, ctx -> ctx.contentType("text/plain; charset=utf-8")
+                    .result("method not allowed: " + ctx.method() + " " + ctx.path() + "\n"));
+            routes.accept(c);
         });
-        s.start();
-        log.info("http: serving /metrics /health/live /health/ready on {}:{}", cfg.httpHost(), s.getAddress().getPort());
-        return new HttpEndpoint(s);
+        try {
+            app.start();
+        } catch (RuntimeException e) {
+            stopQuietly(app);
+            if (causedBy(e, BindException.class)) {
+                throw new ConfigException("PGDISPATCH_HTTP_PORT=" + port + ": address " + host + ":" + port
+                        + " is already in use (PGDISPATCH_HTTP_HOST=" + host + "); stop what holds it, choose another port,"
+                        + " or PGDISPATCH_HTTP_PORT=off");
+            }
+            throw e;
+        }
+        log.info("http: serving on {}:{}", host, app.port());
+        return new HttpEndpoint(app, host);
+    }
+
+    private static void metrics(Context ctx, MeterRegistry registry) {
+        if (registry instanceof PrometheusMeterRegistry p) {
+            ctx.contentType("text/plain; version=0.0.4; charset=utf-8").result(p.scrape());
+        } else {
+            ctx.status(503).contentType("text/plain").result("metrics registry is not Prometheus\n");
+        }
+    }
+
+    private static void live(Context ctx) {
+        ctx.contentType("application/json").result("{\"status\":\"up\"}\n");
+    }
+
+    private static void ready(Context ctx, Dispatcher d, Supplier<String> startupProblem) {
+        String problem = d == null ? startupProblem.get() : readiness(d);
+        if (problem == null) {
+            ctx.contentType("application/json").result("{\"status\":\"ready\",\"node\":\"" + d.nodeId() + "\"}\n");
+        } else {
+            ctx.status(503).contentType("application/json")
+                    .result("{\"status\":\"not_ready\",\"reason\":\"" + problem.replace("\\", "\\\\").replace("\"", "'") + "\"}\n");
+        }
     }
 
     /** Null when ready, else why not. */
@@ -83,20 +167,32 @@ public final class HttpEndpoint {
     }
 
     public int port() {
-        return server.getAddress().getPort();
+        return server.port();
     }
 
+    /** The address the server listens on, as a base URL ({@code http://127.0.0.1:9464}). */
+    public String baseUrl() {
+        String h = host.contains(":") ? "[" + host + "]" : host;
+        return "http://" + (host.equals("0.0.0.0") ? "127.0.0.1" : h) + ":" + port();
+    }
+
+    /** Stops accepting, closes connections and ends the worker threads; idempotent. */
     public void stop() {
-        server.stop(0);
-        ((java.util.concurrent.ExecutorService) server.getExecutor()).shutdownNow();
+        stopQuietly(server);
     }
 
-    private static void send(HttpExchange ex, int code, String type, String body) throws IOException {
-        byte[] b = body.getBytes(StandardCharsets.UTF_8);
-        ex.getResponseHeaders().set("Content-Type", type);
-        ex.sendResponseHeaders(code, b.length);
-        try (OutputStream o = ex.getResponseBody()) {
-            o.write(b);
+    private static void stopQuietly(Javalin app) {
+        try {
+            app.stop();
+        } catch (RuntimeException e) {
+            log.warn("http: stop failed: {}", e.toString());
         }
+    }
+
+    private static boolean causedBy(Throwable e, Class<? extends Throwable> type) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (type.isInstance(t)) return true;
+        }
+        return false;
     }
 }

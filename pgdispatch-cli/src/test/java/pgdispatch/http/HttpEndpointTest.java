@@ -6,10 +6,12 @@ import static org.awaitility.Awaitility.await;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -98,6 +100,77 @@ class HttpEndpointTest {
         assertThat(notReady.statusCode()).isEqualTo(503);
         assertThat(notReady.body()).isEqualTo("{\"status\":\"not_ready\",\"reason\":\"node not registered\"}\n");
         assertThat(get("/health/live").statusCode()).isEqualTo(200);
+    }
+
+    /**
+     * Issue 13: one client that sends half a request and goes silent held the old server's only thread,
+     * so every probe timed out while the socket stayed open. Here more silent clients than the server has
+     * threads are connected while the probes are asked.
+     */
+    @Test
+    void silentHalfSentRequestsDoNotBlockProbes() throws Exception {
+        List<Socket> silent = new ArrayList<>();
+        try {
+            for (int i = 0; i < 40; i++) {
+                Socket s = new Socket("127.0.0.1", http.port());
+                s.getOutputStream().write("GET /health/live HTTP/1.1\r\n".getBytes(StandardCharsets.US_ASCII));
+                s.getOutputStream().flush();
+                silent.add(s);
+            }
+            HttpClient probe = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+            for (String path : List.of("/health/live", "/health/ready", "/metrics")) {
+                HttpResponse<String> r = probe.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http.port() + path))
+                        .timeout(Duration.ofSeconds(3)).build(), HttpResponse.BodyHandlers.ofString());
+                assertThat(r.statusCode()).as(path).isEqualTo(200);
+            }
+        } finally {
+            for (Socket s : silent) s.close();
+        }
+    }
+
+    /** The silent client itself is cut off once it has been idle for the connection timeout. */
+    @Test
+    void aSilentClientIsDisconnectedAfterTheIdleTimeout() throws Exception {
+        HttpEndpoint quick = HttpEndpoint.start("127.0.0.1", 0, Duration.ofMillis(500), c -> c.routes.get("/x", ctx -> ctx.result("x")));
+        try (Socket s = new Socket("127.0.0.1", quick.port())) {
+            s.getOutputStream().write("GET /x HTTP/1.1\r\n".getBytes(StandardCharsets.US_ASCII));
+            s.setSoTimeout(10_000);
+            // the server answers 408 or nothing, then closes: read() reaches -1 (or the socket is reset);
+            // if the server kept the socket open, read() would throw SocketTimeoutException after 10 s
+            String answer;
+            try {
+                answer = new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+            } catch (java.net.SocketTimeoutException stillOpen) {
+                throw new AssertionError("the server kept a silent half-sent request open for 10 s", stillOpen);
+            } catch (java.net.SocketException reset) {
+                answer = "";
+            }
+            assertThat(answer).satisfiesAnyOf(a -> assertThat(a).isEmpty(), a -> assertThat(a).startsWith("HTTP/1.1 408"));
+        } finally {
+            quick.stop();
+        }
+    }
+
+    @Test
+    void onlyTheExactPathsAnswerOtherPathsGet404() throws Exception {
+        for (String path : List.of("/health/livex", "/health/live/", "/health/live/x", "/metricsfoo", "/metrics/x",
+                "/health", "/", "/health/ready.json")) {
+            HttpResponse<String> r = get(path);
+            assertThat(r.statusCode()).as(path).isEqualTo(404);
+            assertThat(r.body()).as(path).isEqualTo("not found: GET " + path + "\n");
+        }
+    }
+
+    @Test
+    void anotherMethodOnAKnownPathGets405() throws Exception {
+        for (String method : List.of("POST", "PUT", "DELETE", "PATCH")) {
+            for (String path : List.of("/health/live", "/health/ready", "/metrics")) {
+                HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + http.port() + path))
+                        .method(method, HttpRequest.BodyPublishers.noBody()).timeout(Duration.ofSeconds(10)).build(),
+                        HttpResponse.BodyHandlers.ofString());
+                assertThat(r.statusCode()).as(method + " " + path).isEqualTo(405);
+            }
+        }
     }
 
     @Test

@@ -3,6 +3,8 @@ package pgdispatch.ops;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.net.ConnectException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -45,5 +47,31 @@ class RunCommandTest {
         } finally {
             http.stop();
         }
+    }
+
+    /** Issue 13: the JDK server said only "Unresolved address" and exit 1. */
+    @Test
+    void anUnresolvableHttpHostExits2NamingTheVariable() {
+        Cli.Run r = Cli.run(Map.of("PGDISPATCH_HTTP_HOST", "no-such-host.invalid", "PGDISPATCH_HTTP_PORT", "0"),
+                DispatcherConfig.fromEnv(Map.of()).databaseUrl(), "run");
+        assertThat(r.code()).isEqualTo(Main.USAGE);
+        assertThat(r.errLines()).hasSize(1);
+        assertThat(r.errLines()[0]).startsWith("pgdispatch: PGDISPATCH_HTTP_HOST=no-such-host.invalid does not resolve to an address")
+                .endsWith("use an IP address such as 127.0.0.1 or 0.0.0.0, or a resolvable host name");
+    }
+
+    /** Issue 13: the JDK server said only "Address already in use" and exit 1. */
+    @Test
+    void anHttpPortInUseExits2NamingTheAddressAndTheVariable() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+            int port = taken.getLocalPort();
+            Cli.Run r = Cli.run(Map.of("PGDISPATCH_HTTP_HOST", "127.0.0.1", "PGDISPATCH_HTTP_PORT", Integer.toString(port)),
+                    DispatcherConfig.fromEnv(Map.of()).databaseUrl(), "run");
+            assertThat(r.code()).isEqualTo(Main.USAGE);
+            assertThat(r.errLines()).containsExactly("pgdispatch: PGDISPATCH_HTTP_PORT=" + port + ": address 127.0.0.1:" + port
+                    + " is already in use (PGDISPATCH_HTTP_HOST=127.0.0.1); stop what holds it, choose another port,"
+                    + " or PGDISPATCH_HTTP_PORT=off");
+        }
+        assertThat(Thread.getAllStackTraces().keySet()).filteredOn(t -> t.isAlive() && t.getName().startsWith("pgdispatch-http")).isEmpty();
     }
 }
