@@ -12,7 +12,7 @@ COPY pom.xml ./
 COPY pgdispatch-core ./pgdispatch-core
 COPY pgdispatch-cli ./pgdispatch-cli
 COPY pgdispatch-chaos ./pgdispatch-chaos
-# the migrations are packaged into the jar (pom.xml copies db/migrations to db/migration)
+# the migrations are packaged into the jar (pgdispatch-core copies db/migrations to pgdispatch/db/migration)
 COPY db ./db
 # The cache mount keeps ~/.m2 between builds, so a rebuild does not download every dependency
 # again; it is not part of any image layer.

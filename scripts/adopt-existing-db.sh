@@ -11,8 +11,9 @@
 # takes its table lock for milliseconds, but waits for long-running transactions on `tasks` first.
 # Before running it, read docs/OPERATIONS.md "Adopt an existing database": legacy rows that break the
 # new CHECK constraints must be fixed first, or every later UPDATE of them (a claim) fails.
-# DATABASE_URL must use a role that owns the `tasks` table. The baseline applies only when the database
-# has no flyway_schema_history table yet; with one, this is a plain `pgdispatch migrate`.
+# DATABASE_URL must use a role that owns the `tasks` table. The baseline applies only when the schema
+# has no pgdispatch history yet; with one, this is a plain `pgdispatch migrate`. Without a `tasks` table
+# of V1's shape it refuses and changes nothing.
 # Exit codes: 0 done, 1 a step failed, 2 usage error.
 set -euo pipefail
 usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }

@@ -2,7 +2,7 @@
 --   pgdispatch_owner  migration role: owns the tables, sequences and functions that db/migrations create.
 --                     Use it for `pgdispatch migrate` (scripts/migrate.sh, scripts/adopt-existing-db.sh).
 --   pgdispatch_app    runtime role: `pgdispatch run` and the other commands. It reads and writes rows of
---                     tasks, dispatcher_nodes and task_events, reads flyway_schema_history (a node
+--                     tasks, dispatcher_nodes and task_events, reads pgdispatch_schema_history (a node
 --                     refuses to start on a schema version it does not know), and runs
 --                     pgdispatch_reap_stale. It cannot create, alter or drop anything.
 --
@@ -21,7 +21,7 @@
 -- `\password pgdispatch_app`, which sends only a hash.
 --
 -- Tables that later migrations create get the runtime grants automatically (ALTER DEFAULT PRIVILEGES
--- below), provided pgdispatch_owner creates them. The first migrate creates flyway_schema_history
+-- below), provided pgdispatch_owner creates them. The first migrate creates pgdispatch_schema_history
 -- the same way, so it too starts with the runtime role's write grants: running this script after
 -- that migrate takes them back (SELECT only).
 -- The database itself must exist (pgdispatch_owner may not create databases): CREATE DATABASE first.
@@ -98,10 +98,10 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    IF to_regclass('public.flyway_schema_history') IS NOT NULL THEN
+    IF to_regclass('public.pgdispatch_schema_history') IS NOT NULL THEN
         -- read-only: the runtime checks the schema version; only migrations write the history
-        REVOKE ALL ON TABLE public.flyway_schema_history FROM pgdispatch_app;
-        GRANT SELECT ON TABLE public.flyway_schema_history TO pgdispatch_app;
+        REVOKE ALL ON TABLE public.pgdispatch_schema_history FROM pgdispatch_app;
+        GRANT SELECT ON TABLE public.pgdispatch_schema_history TO pgdispatch_app;
     END IF;
 
     IF to_regprocedure('public.pgdispatch_reap_stale(interval, integer, integer, boolean)') IS NOT NULL THEN
@@ -115,7 +115,7 @@ BEGIN
         SELECT c.relname || ' (owner ' || pg_get_userbyid(c.relowner) || ')'
           FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace
-           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'flyway_schema_history')
+           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'pgdispatch_schema_history')
            AND pg_get_userbyid(c.relowner) <> 'pgdispatch_owner'
     LOOP
         RAISE WARNING 'create-roles: table % is not owned by pgdispatch_owner; migrations run as pgdispatch_owner will fail on it. When nothing else depends on the current owner: ALTER TABLE ... OWNER TO pgdispatch_owner', t;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/migrate.sh [--dry-run]   — brings a new, empty database to the current schema.
-# Runs `pgdispatch migrate` (db/migrations V1, V2, ... in order, each recorded in flyway_schema_history),
+# Runs `pgdispatch migrate` (db/migrations V1, V2, ... in order, each recorded in pgdispatch_schema_history),
 # then `pgdispatch migrate info` to show every version and its state. The database is DATABASE_URL
 # (default jdbc:postgresql://localhost:5432/pgdispatch?user=postgres); use the migration role's
 # credentials (pgdispatch_owner, see scripts/create-roles.sql), not the runtime role's.

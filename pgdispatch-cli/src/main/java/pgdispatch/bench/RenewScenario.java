@@ -113,7 +113,7 @@ final class RenewScenario implements Scenario {
             String incarnation;
             List<HeldLease> held = new ArrayList<>();
             try (Database pool = Database.open(db.url(), 1, "pgdispatch-bench-renew")) {
-                var reg = new NodeStore(pool.dataSource()).register(OWNER, InetAddress.getLocalHost().getHostName(),
+                var reg = new NodeStore(pool).register(OWNER, InetAddress.getLocalHost().getHostName(),
                         ProcessHandle.current().pid(), Dispatcher.VERSION, List.of("default"), List.of("sleep"),
                         Duration.ofSeconds(90), false, true);
                 incarnation = ((NodeStore.Registration.Registered) reg).incarnation().toString();

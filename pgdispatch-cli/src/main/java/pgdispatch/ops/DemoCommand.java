@@ -100,7 +100,7 @@ final class DemoCommand implements Callable<Integer> {
         try (Database db = Database.open(url, 3, "pgdispatch-demo")) {
             db.migrate();
             say("database " + url.database() + " created and migrated to schema version " + db.requireCurrentSchema());
-            queries = new TaskQueries(db.dataSource());
+            queries = new TaskQueries(db);
             enqueue(new TaskClient(new TaskStore(db), base.maxPayloadBytes()));
 
             // A short fixed backoff so the retry happens within the demo (the default starts at 1 s and doubles).
@@ -125,7 +125,7 @@ final class DemoCommand implements Callable<Integer> {
                 }
                 say("node-a CRASHES (halt: its threads stop, nothing more is written, its rows stay RUNNING). It held:" + s);
 
-                NodeStore nodes = new NodeStore(db.dataSource());
+                NodeStore nodes = new NodeStore(db);
                 await("node-a to be seen dead", () -> nodes.find("node-a", NODE_TIMEOUT).map(n -> !n.alive()).orElse(true));
                 say(String.format("node-a has not heartbeated for %.3fs (> TASK_NODE_TIMEOUT_S=%d): it counts as dead now,"
                                 + " before its leases run out; the next reaper sweep takes its tasks back",

@@ -1,15 +1,14 @@
 package pgdispatch.ops;
 
 import java.util.concurrent.Callable;
-import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.MigrationInfo;
-import org.flywaydb.core.api.output.MigrateResult;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
+import pgdispatch.store.Migrations;
 
 /** {@code migrate}: brings the database schema up to date (creating the database when missing). */
 @Command(name = "migrate", mixinStandardHelpOptions = true,
@@ -41,25 +40,30 @@ final class MigrateCommand implements Callable<Integer> {
         if (!dryRun && Database.createIfMissing(cfg.databaseUrl())) {
             out.println("created database " + cfg.databaseUrl().database());
         }
+        String where = where(cfg);
         try (Database db = Database.open(cfg.databaseUrl(), 3, "pgdispatch-migrate")) {
-            Flyway flyway = Database.flyway(db.dataSource(), baselineVersion);
+            Migrations migrations = db.migrations();
             if (dryRun) {
-                MigrationInfo[] pending = flyway.info().pending();
-                out.println("database " + cfg.databaseUrl().database() + ": " + pending.length + " pending migration(s)"
+                Migrations.Preview p = migrations.preview(baselineVersion);
+                out.println(where + ": " + p.pending().size() + " pending migration(s)"
                         + (baselineVersion != null ? " after baselining at version " + baselineVersion : ""));
-                for (MigrationInfo m : pending) {
-                    if (baselineVersion != null && m.getVersion().getVersion().compareTo(baselineVersion) <= 0
-                            && Integer.parseInt(m.getVersion().getVersion()) <= Integer.parseInt(baselineVersion)) continue;
-                    out.println("  V" + m.getVersion() + " " + m.getDescription());
-                }
+                for (String note : p.notes()) out.println("  (would have " + note + ")");
+                for (MigrationInfo m : p.pending()) out.println("  V" + m.getVersion() + " " + m.getDescription());
                 return Main.OK;
             }
-            MigrateResult r = flyway.migrate();
-            out.println("database " + cfg.databaseUrl().database() + ": applied " + r.migrationsExecuted
-                    + " migration(s); schema version " + (r.targetSchemaVersion != null ? r.targetSchemaVersion
-                    : flyway.info().current().getVersion().getVersion()));
+            Migrations.Result r = migrations.migrate(baselineVersion);
+            for (String note : r.notes()) out.println(where + ": " + note);
+            out.println(where + ": applied " + r.flyway().migrationsExecuted
+                    + " migration(s); schema version " + (r.flyway().targetSchemaVersion != null ? r.flyway().targetSchemaVersion
+                    : migrations.flyway().info().current().getVersion().getVersion()));
             return Main.OK;
         }
+    }
+
+    /** "database jobs", or "database app schema jobs" outside the default schema. */
+    static String where(DispatcherConfig cfg) {
+        return "database " + cfg.databaseUrl().database()
+                + (cfg.databaseUrl().schema().equals("public") ? "" : " schema " + cfg.databaseUrl().schema());
     }
 
     /** {@code migrate info}: every migration with its state. */
@@ -100,7 +104,7 @@ final class MigrateCommand implements Callable<Integer> {
                     return Main.FAILURE;
                 }
                 String v = db.requireCurrentSchema();
-                spec.commandLine().getOut().println("database " + cfg.databaseUrl().database() + ": schema version " + v + ", valid");
+                spec.commandLine().getOut().println(where(cfg) + ": schema version " + v + ", valid");
                 return Main.OK;
             }
         }

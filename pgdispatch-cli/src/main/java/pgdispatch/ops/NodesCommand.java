@@ -47,8 +47,8 @@ final class NodesCommand implements Runnable {
         public Integer call() {
             DispatcherConfig cfg = Env.config();
             try (Database db = TasksCommand.open("nodes")) {
-                List<NodeStore.Node> nodes = new NodeStore(db.dataSource()).list(cfg.nodeTimeout());
-                Map<String, Long> running = new TaskQueries(db.dataSource()).runningByOwner();
+                List<NodeStore.Node> nodes = new NodeStore(db).list(cfg.nodeTimeout());
+                Map<String, Long> running = new TaskQueries(db).runningByOwner();
                 PrintWriter out = spec.commandLine().getOut();
                 if (json) {
                     out.println(Json.write(nodes.stream().map(n -> {
@@ -100,7 +100,7 @@ final class NodesCommand implements Runnable {
         public Integer call() {
             DispatcherConfig cfg = Env.config();
             try (Database db = TasksCommand.open("nodes")) {
-                NodeStore nodes = new NodeStore(db.dataSource());
+                NodeStore nodes = new NodeStore(db);
                 Optional<NodeStore.Node> found = nodes.find(nodeId, cfg.nodeTimeout());
                 if (found.isEmpty()) {
                     spec.commandLine().getErr().printf("pgdispatch: node %s not found%n", nodeId);
@@ -114,7 +114,7 @@ final class NodesCommand implements Runnable {
                             cfg.nodeTimeout().toSeconds(), n.host(), n.pid());
                     return Main.FAILURE;
                 }
-                long running = new TaskQueries(db.dataSource()).runningByOwner().getOrDefault(nodeId, 0L);
+                long running = new TaskQueries(db).runningByOwner().getOrDefault(nodeId, 0L);
                 PrintWriter out = spec.commandLine().getOut();
                 out.printf("node %s forgotten (was %s)%n", nodeId, state(found.get()));
                 if (running > 0) {

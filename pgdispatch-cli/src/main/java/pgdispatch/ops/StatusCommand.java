@@ -49,10 +49,10 @@ final class StatusCommand implements Callable<Integer> {
     /** The report on {@code db} (the demo ends with it too); {@code cfg} gives the stale and node timeouts. */
     static void print(PrintWriter out, DispatcherConfig cfg, Database db, boolean json, int runningLimit) throws Exception {
         String schema = db.requireCurrentSchema();
-        TaskQueries q = new TaskQueries(db.dataSource());
+        TaskQueries q = new TaskQueries(db);
         List<TaskQueries.QueueStats> queues = q.queueStats(cfg.stale(), cfg.nodeTimeout());
         List<TaskQueries.RunningTask> running = q.running(runningLimit);
-        List<NodeStore.Node> nodes = new NodeStore(db.dataSource()).list(cfg.nodeTimeout());
+        List<NodeStore.Node> nodes = new NodeStore(db).list(cfg.nodeTimeout());
         Map<String, Long> events = q.eventCounts(Duration.ofHours(1));
         Map<String, Long> orphanKinds = q.pendingWithoutHandler(cfg.nodeTimeout());
         if (json) {

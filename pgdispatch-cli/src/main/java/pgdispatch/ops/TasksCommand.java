@@ -75,7 +75,7 @@ final class TasksCommand implements Runnable {
             }
             int n = Flags.intIn("--limit", limit, 1, 10_000);
             try (Database db = open("tasks")) {
-                List<TaskView> tasks = new TaskQueries(db.dataSource()).tasks(status, queue, n);
+                List<TaskView> tasks = new TaskQueries(db).tasks(status, queue, n);
                 PrintWriter out = spec.commandLine().getOut();
                 if (json) {
                     out.println(Json.write(tasks.stream().map(TasksCommand::taskJson).toList()));
@@ -114,7 +114,7 @@ final class TasksCommand implements Runnable {
         public Integer call() {
             long taskId = Flags.taskId(id);
             try (Database db = open("tasks")) {
-                TaskQueries q = new TaskQueries(db.dataSource());
+                TaskQueries q = new TaskQueries(db);
                 Optional<TaskView> found = q.task(taskId);
                 if (found.isEmpty()) return notFound(spec, taskId);
                 TaskView t = found.get();
@@ -207,7 +207,7 @@ final class TasksCommand implements Runnable {
     private static int act(CommandSpec spec, long id, String action, String allowedFor,
                            java.util.function.Predicate<TaskStore> transition, String result) {
         try (Database db = open("tasks")) {
-            TaskQueries q = new TaskQueries(db.dataSource());
+            TaskQueries q = new TaskQueries(db);
             String before = q.task(id).map(TaskView::status).orElse(null);
             if (transition.test(new TaskStore(db))) {
                 spec.commandLine().getOut().printf("task %d: %s -> %s%n", id, before == null ? "?" : before, result);

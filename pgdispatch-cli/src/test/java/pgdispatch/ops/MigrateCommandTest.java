@@ -43,7 +43,7 @@ class MigrateCommandTest {
 
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo("database " + name + ": applied " + LATEST + " migration(s); schema version " + LATEST + "\n");
-        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(LATEST);
+        assertThat(count(url, "SELECT count(*) FROM pgdispatch_schema_history WHERE success")).isEqualTo(LATEST);
         assertThat(count(url, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('tasks', 'task_events', 'dispatcher_nodes')"))
                 .isEqualTo(3);
 
@@ -69,7 +69,7 @@ class MigrateCommandTest {
 
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).startsWith("created database " + name + "\n");
-        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE success")).isEqualTo(LATEST);
+        assertThat(count(url, "SELECT count(*) FROM pgdispatch_schema_history WHERE success")).isEqualTo(LATEST);
     }
 
     @Test
@@ -93,16 +93,50 @@ class MigrateCommandTest {
         Cli.Run dry = Cli.run(url, "migrate", "--baseline-version", "1", "--dry-run");
         assertThat(dry.out()).startsWith("database " + name + ": ").contains("after baselining at version 1").doesNotContain("  V1 ")
                 .contains("  V2 add task lease columns");
-        assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'flyway_schema_history'")).isZero();
+        assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'pgdispatch_schema_history'")).isZero();
 
         Cli.Run r = Cli.run(url, "migrate", "--baseline-version", "1");
 
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.out()).isEqualTo("database " + name + ": applied " + (LATEST - 1) + " migration(s); schema version " + LATEST + "\n");
+        assertThat(r.out()).isEqualTo("database " + name + ": adopted the existing tasks table as migration 1\n"
+                + "database " + name + ": applied " + (LATEST - 1) + " migration(s); schema version " + LATEST + "\n");
         assertThat(count(url, "SELECT count(*) FROM tasks")).isEqualTo(3);
         assertThat(count(url, "SELECT count(*) FROM tasks WHERE kind = 'legacy.mail' AND payload->>'to' = 'a@b'")).isEqualTo(1);
         assertThat(count(url, "SELECT count(*) FROM tasks WHERE lease_token = 0 AND requeue_count = 0")).isEqualTo(3);
-        assertThat(count(url, "SELECT count(*) FROM flyway_schema_history WHERE version = '1' AND type = 'BASELINE'")).isEqualTo(1);
+        assertThat(count(url, "SELECT count(*) FROM pgdispatch_schema_history WHERE version = '1' AND type = 'BASELINE'")).isEqualTo(1);
+    }
+
+    @Test
+    void migrateIntoItsOwnSchemaThenEveryCommandWorksThere() throws Exception {
+        DatabaseUrl url = PgServer.get().createEmpty(name);
+        exec(url, "CREATE TABLE public.invoices (id int PRIMARY KEY)");
+        var env = java.util.Map.of("PGDISPATCH_SCHEMA", "jobs");
+
+        Cli.Run r = Cli.run(env, url, "migrate");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo("database " + name + " schema jobs: applied " + LATEST + " migration(s); schema version "
+                + LATEST + "\n");
+        Cli.Run enq = Cli.run(env, url, "enqueue", "--kind", "noop");
+        assertThat(enq.code()).as(enq.err()).isZero();
+
+        assertThat(count(url, "SELECT count(*) FROM jobs.tasks")).isOne();
+        assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).isOne();
+        assertThat(Cli.run(env, url, "migrate", "validate").out()).isEqualTo("database " + name + " schema jobs: schema version "
+                + LATEST + ", valid\n");
+    }
+
+    @Test
+    void migrateRefusesALegacyTasksTableWithoutHistoryNamingTheAdoption() throws Exception {
+        DatabaseUrl url = PgServer.get().createEmpty(name);
+        exec(url, Files.readString(Path.of("db/migrations/V1__tasks.sql")));
+
+        Cli.Run r = Cli.run(url, "migrate");
+
+        assertThat(r.code()).isEqualTo(Main.FAILURE);
+        assertThat(r.err()).contains("schema public already has a tasks table but no pgdispatch migration history; nothing was"
+                + " changed. If it is a pgdispatch installation from before leases, adopt it with"
+                + " `pgdispatch migrate --baseline-version 1`");
+        assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'pgdispatch_schema_history'")).isZero();
     }
 
     @Test

@@ -39,10 +39,10 @@ class SchemaVersionRefusalTest {
 
         newer.exec("INSERT INTO tasks (queue, kind, payload) VALUES ('default', 'noop', '{\"new\":true}')");
         newer.exec("""
-                INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum,
+                INSERT INTO pgdispatch_schema_history (installed_rank, version, description, type, script, checksum,
                                                    installed_by, execution_time, success)
                 SELECT max(installed_rank) + 1, '%1$d', 'from a newer pgdispatch', 'SQL', 'V%1$d__from_a_newer_pgdispatch.sql', 0,
-                       current_user, 1, true FROM flyway_schema_history""".formatted(LATEST + 1));
+                       current_user, 1, true FROM pgdispatch_schema_history""".formatted(LATEST + 1));
     }
 
     @AfterEach
@@ -52,7 +52,7 @@ class SchemaVersionRefusalTest {
 
     private static String state(TestDatabase db) {
         return db.rows("SELECT * FROM tasks ORDER BY id").toString()
-                + db.rows("SELECT version, success FROM flyway_schema_history ORDER BY installed_rank");
+                + db.rows("SELECT version, success FROM pgdispatch_schema_history ORDER BY installed_rank");
     }
 
     @Test

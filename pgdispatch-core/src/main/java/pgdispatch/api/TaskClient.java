@@ -73,7 +73,7 @@ public final class TaskClient {
 
     /** The same inside the caller's transaction: the task exists only if that transaction commits. */
     public long enqueue(Connection connection, Enqueue e) {
-        return TaskStore.enqueue(connection, validate(e));
+        return store.enqueue(connection, validate(e));
     }
 
     /** Checks every field; the returned task is what will be stored (payload normalised). */

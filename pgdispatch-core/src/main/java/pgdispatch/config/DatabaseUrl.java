@@ -16,6 +16,14 @@ public record DatabaseUrl(String host, int port, String database, String user, S
 
     public static final String DEFAULT = "jdbc:postgresql://localhost:5432/pgdispatch?user=postgres";
     private static final Pattern DB_NAME = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}");
+    /** pgJDBC's parameter that sets {@code search_path} on every connection: where pgdispatch's objects live. */
+    public static final String SCHEMA_PARAM = "currentSchema";
+    public static final String DEFAULT_SCHEMA = "public";
+    /**
+     * A schema name as PostgreSQL folds an unquoted identifier: lower case, so it is the same name in
+     * SQL, in {@code search_path} and in psql without quoting.
+     */
+    public static final Pattern SCHEMA_NAME = Pattern.compile("[a-z_][a-z0-9_]{0,62}");
 
     public DatabaseUrl {
         params = Map.copyOf(params);
@@ -72,6 +80,11 @@ public record DatabaseUrl(String host, int port, String database, String user, S
                 user = decode(colon < 0 ? ui : ui.substring(0, colon));
                 if (colon >= 0) password = decode(ui.substring(colon + 1));
             }
+            String schema = params.get(SCHEMA_PARAM);
+            if (schema != null && !SCHEMA_NAME.matcher(schema).matches()) {
+                throw new ConfigException(variable + "=" + maskRaw(s) + " " + SCHEMA_PARAM + "='" + schema
+                        + "' must be one schema name: 1-63 of lower-case letters, digits, _ (not starting with a digit)");
+            }
             return new DatabaseUrl(host, port, db, user, password, params);
         } catch (java.net.URISyntaxException | IllegalArgumentException e) {
             throw new ConfigException(variable + "=" + maskRaw(s) + " is not a valid URL: "
@@ -112,6 +125,25 @@ public record DatabaseUrl(String host, int port, String database, String user, S
     /** The same server, another database (e.g. {@code postgres} to create this one). */
     public DatabaseUrl withDatabase(String otherDatabase) {
         return new DatabaseUrl(host, port, otherDatabase, user, password, params);
+    }
+
+    /** The schema that holds pgdispatch's tables and functions ({@code public} unless configured). */
+    public String schema() {
+        return params.getOrDefault(SCHEMA_PARAM, DEFAULT_SCHEMA);
+    }
+
+    /**
+     * The same location with pgdispatch's objects in {@code schema} (checked against {@link #SCHEMA_NAME}
+     * by the caller): every connection opened from it has {@code search_path = schema}.
+     */
+    public DatabaseUrl withSchema(String schema) {
+        Map<String, String> p = new LinkedHashMap<>(params);
+        if (DEFAULT_SCHEMA.equals(schema)) {
+            p.remove(SCHEMA_PARAM);
+        } else {
+            p.put(SCHEMA_PARAM, schema);
+        }
+        return new DatabaseUrl(host, port, database, user, password, p);
     }
 
     // pgJDBC parameters such as sslpassword carry secrets too

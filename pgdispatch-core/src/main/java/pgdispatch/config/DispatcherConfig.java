@@ -9,7 +9,9 @@ import java.util.TreeMap;
 import java.util.regex.Pattern;
 
 /**
- * Every setting of a node, read once from the environment and validated before anything starts.
+ * Every setting of a node, read once from an environment map and validated before anything starts (the
+ * library reads no environment variable itself: the CLI passes the process environment, the Spring Boot
+ * starter its {@code pgdispatch.*} properties).
  * Durations inside; seconds (or milliseconds) only at the boundary, in the variable names.
  */
 public record DispatcherConfig(
@@ -40,11 +42,6 @@ public record DispatcherConfig(
         queues = List.copyOf(queues);
     }
 
-    /** Reads the real process environment. */
-    public static DispatcherConfig fromEnv() {
-        return fromEnv(System.getenv());
-    }
-
     /** Reads {@code env}; every problem found is reported together in one {@link ConfigException}. */
     public static DispatcherConfig fromEnv(Map<String, String> env) {
         Reader r = new Reader(env);
@@ -53,6 +50,19 @@ public record DispatcherConfig(
             url = DatabaseUrl.parse("DATABASE_URL", env.getOrDefault("DATABASE_URL", DatabaseUrl.DEFAULT));
         } catch (ConfigException e) {
             r.problems.addAll(e.problems());
+        }
+        String schema = env.get("PGDISPATCH_SCHEMA");
+        if (schema != null) {
+            schema = schema.strip();
+            if (!DatabaseUrl.SCHEMA_NAME.matcher(schema).matches()) {
+                r.problems.add("PGDISPATCH_SCHEMA=" + schema + " must be one schema name: 1-63 of lower-case letters,"
+                        + " digits, _ (not starting with a digit)");
+            } else if (url != null && url.params().containsKey(DatabaseUrl.SCHEMA_PARAM) && !url.schema().equals(schema)) {
+                r.problems.add("PGDISPATCH_SCHEMA=" + schema + " contradicts DATABASE_URL's " + DatabaseUrl.SCHEMA_PARAM
+                        + "=" + url.schema() + ": set one of them");
+            } else if (url != null) {
+                url = url.withSchema(schema);
+            }
         }
         String nodeId = env.getOrDefault("DISPATCHER_NODE_ID", defaultNodeId());
         if (!NAME.matcher(nodeId).matches()) {
@@ -209,6 +219,7 @@ public record DispatcherConfig(
     public Map<String, String> describe() {
         Map<String, String> m = new TreeMap<>();
         m.put("DATABASE_URL", String.valueOf(databaseUrl));
+        m.put("PGDISPATCH_SCHEMA", databaseUrl.schema());
         m.put("DISPATCHER_NODE_ID", nodeId);
         m.put("TASK_QUEUES", String.join(",", queues));
         m.put("TASK_CONCURRENCY", Integer.toString(concurrency));

@@ -211,7 +211,7 @@ public final class Dispatcher implements AutoCloseable {
         reaper.start();
         pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
         pruner.start();
-        TaskQueries queries = new TaskQueries(db.dataSource());
+        TaskQueries queries = new TaskQueries(db);
         gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> metrics.queues(queries.depthAndLag()));
         gauges.start();
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",

@@ -14,11 +14,12 @@ import javax.sql.DataSource;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.MigrationInfo;
 import org.flywaydb.core.api.MigrationState;
-import org.flywaydb.core.api.configuration.FluentConfiguration;
 import org.flywaydb.core.api.output.MigrateResult;
-import org.flywaydb.database.postgresql.PostgreSQLConfigurationExtension;
 import org.jooq.DSLContext;
 import org.jooq.SQLDialect;
+import org.jooq.conf.MappedSchema;
+import org.jooq.conf.RenderMapping;
+import org.jooq.conf.Settings;
 import org.jooq.impl.DSL;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -28,9 +29,6 @@ import pgdispatch.config.DatabaseUrl;
 public final class Database implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Database.class);
 
-    /** Where the migrations live inside the jar (copied there from db/migrations by the build). */
-    public static final String MIGRATIONS = "classpath:db/migration";
-
     private final DatabaseUrl url;
     private final HikariDataSource pool;
     private final DSLContext dsl;
@@ -38,7 +36,28 @@ public final class Database implements AutoCloseable {
     private Database(DatabaseUrl url, HikariDataSource pool) {
         this.url = url;
         this.pool = pool;
-        this.dsl = DSL.using(pool, SQLDialect.POSTGRES);
+        this.dsl = dsl(pool, url.schema());
+    }
+
+    /**
+     * jOOQ over {@code dataSource} with the generated classes' schema ({@code public}) rendered as
+     * {@code schema}: every statement names its tables schema-qualified, whatever the connection's
+     * {@code search_path} (an application's own connection in {@code TaskClient.enqueue(Connection, ..)}).
+     */
+    public static DSLContext dsl(DataSource dataSource, String schema) {
+        return DSL.using(dataSource, SQLDialect.POSTGRES, settings(schema));
+    }
+
+    /** The same over one connection (the caller's transaction). */
+    public static DSLContext dsl(Connection connection, String schema) {
+        return DSL.using(connection, SQLDialect.POSTGRES, settings(schema));
+    }
+
+    // null: names unqualified, resolved by the connection's search_path like the store's SQL text
+    private static Settings settings(String schema) {
+        if (schema == null) return new Settings().withRenderSchema(false);
+        return new Settings().withRenderMapping(new RenderMapping().withSchemata(
+                new MappedSchema().withInput(DatabaseUrl.DEFAULT_SCHEMA).withOutput(schema)));
     }
 
     /** Opens a pool of {@code poolSize} connections; fails fast when the server is unreachable. */
@@ -110,6 +129,9 @@ public final class Database implements AutoCloseable {
         if (url.user() != null) p.setProperty("user", url.user());
         if (url.password() != null) p.setProperty("password", url.password());
         p.setProperty("ApplicationName", "pgdispatch");
+        // search_path = pgdispatch's schema on every connection, so the store's SQL text (unqualified
+        // names) and the migrations find their tables whatever the role's default search_path
+        p.setProperty(DatabaseUrl.SCHEMA_PARAM, url.schema());
         p.setProperty("tcpKeepAlive", "true");
         return p;
     }
@@ -168,28 +190,22 @@ public final class Database implements AutoCloseable {
         }
     }
 
-    /** Flyway over {@code dataSource} with our settings; {@code baselineVersion} adopts an existing table. */
+    /** Flyway over {@code dataSource} in the default schema; {@code baselineVersion} adopts an existing table. */
     public static Flyway flyway(DataSource dataSource, String baselineVersion) {
-        FluentConfiguration cfg = Flyway.configure()
-                .dataSource(dataSource)
-                .locations(MIGRATIONS)
-                .cleanDisabled(true);
-        if (baselineVersion != null) {
-            cfg.baselineOnMigrate(true).baselineVersion(baselineVersion)
-                    .baselineDescription("adopted existing installation");
-        }
-        // CREATE INDEX CONCURRENTLY waits for every other transaction, including the idle one that holds
-        // Flyway's transactional advisory lock: use the session-level lock instead, or migrate hangs.
-        cfg.getConfigurationExtension(PostgreSQLConfigurationExtension.class).setTransactionalLock(false);
-        return cfg.load();
+        return Migrations.flyway(dataSource, DatabaseUrl.DEFAULT_SCHEMA, baselineVersion);
+    }
+
+    /** The migrations of this database's schema. */
+    public Migrations migrations() {
+        return new Migrations(pool, url.schema());
     }
 
     public Flyway flyway() {
-        return flyway(pool, null);
+        return migrations().flyway();
     }
 
     public MigrateResult migrate() {
-        return flyway().migrate();
+        return migrations().migrate(null).flyway();
     }
 
     /**
@@ -197,18 +213,21 @@ public final class Database implements AutoCloseable {
      * (migrations applied that this build does not know). Returns the current version.
      */
     public String requireCurrentSchema() {
+        migrations().requireCarriedOver(url.database());
         var info = flyway().info();
         MigrationInfo current = info.current();
         String have = current == null ? "none" : current.getVersion().getVersion();
         MigrationInfo[] all = info.all();
         String latestKnown = latestKnown(all);
+        String where = "database " + url.database() + (url.schema().equals(DatabaseUrl.DEFAULT_SCHEMA) ? ""
+                : " (schema " + url.schema() + ")");
         if (info.pending().length > 0) {
-            throw new SchemaMismatchException("database " + url.database() + " is at schema version " + have
+            throw new SchemaMismatchException(where + " is at schema version " + have
                     + " but this pgdispatch needs " + latestKnown + ": run `pgdispatch migrate` first");
         }
         for (MigrationInfo m : all) {
             if (isFuture(m)) {
-                throw new SchemaMismatchException("database " + url.database() + " is at schema version " + have
+                throw new SchemaMismatchException(where + " is at schema version " + have
                         + ", newer than this pgdispatch knows (" + latestKnown + "): upgrade pgdispatch");
             }
         }
@@ -217,7 +236,12 @@ public final class Database implements AutoCloseable {
 
     /** The newest migration version in this build. */
     public static String expectedSchemaVersion(DataSource ds) {
-        return latestKnown(flyway(ds, null).info().all());
+        return expectedSchemaVersion(ds, DatabaseUrl.DEFAULT_SCHEMA);
+    }
+
+    /** The newest migration version in this build. */
+    public static String expectedSchemaVersion(DataSource ds, String schema) {
+        return latestKnown(Migrations.flyway(ds, schema, null).info().all());
     }
 
     // info().all() also lists history rows of migrations this build lacks (FUTURE_*): they are not ours

@@ -9,7 +9,6 @@ import java.util.Optional;
 import java.util.UUID;
 import javax.sql.DataSource;
 import org.jooq.DSLContext;
-import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 
 /**
@@ -19,8 +18,19 @@ import org.jooq.impl.DSL;
 public final class NodeStore {
     private final DSLContext dsl;
 
+    /** Over {@code db}'s pool, in its schema. */
+    public NodeStore(Database db) {
+        this(db.dataSource(), db.url().schema());
+    }
+
+    /** Over {@code ds}, naming tables in {@code schema} (null: unqualified, resolved by the connections' search_path). */
+    public NodeStore(DataSource ds, String schema) {
+        this.dsl = Database.dsl(ds, schema);
+    }
+
+    /** Over {@code ds} whose connections' search_path leads to pgdispatch's tables (as {@link Database#open} sets it). */
     public NodeStore(DataSource ds) {
-        this.dsl = DSL.using(ds, SQLDialect.POSTGRES);
+        this(ds, null);
     }
 
     /** A node row as stored, with {@code alive} computed by the database clock. */

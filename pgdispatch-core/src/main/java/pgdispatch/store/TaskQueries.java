@@ -11,7 +11,6 @@ import java.util.Optional;
 import javax.sql.DataSource;
 import org.jooq.Condition;
 import org.jooq.DSLContext;
-import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 import pgdispatch.store.jooq.tables.records.TasksRecord;
 
@@ -19,8 +18,19 @@ import pgdispatch.store.jooq.tables.records.TasksRecord;
 public final class TaskQueries {
     private final DSLContext dsl;
 
+    /** Over {@code db}'s pool, in its schema. */
+    public TaskQueries(Database db) {
+        this(db.dataSource(), db.url().schema());
+    }
+
+    /** Over {@code ds}, naming tables in {@code schema} (null: unqualified, resolved by the connections' search_path). */
+    public TaskQueries(DataSource ds, String schema) {
+        this.dsl = Database.dsl(ds, schema);
+    }
+
+    /** Over {@code ds} whose connections' search_path leads to pgdispatch's tables (as {@link Database#open} sets it). */
     public TaskQueries(DataSource ds) {
-        this.dsl = DSL.using(ds, SQLDialect.POSTGRES);
+        this(ds, null);
     }
 
     /** One queue's figures: counts by status, age of its oldest due pending task (lag), stale running. */

@@ -17,9 +17,9 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import javax.sql.DataSource;
+import pgdispatch.config.DatabaseUrl;
 import org.jooq.DSLContext;
 import org.jooq.JSONB;
-import org.jooq.SQLDialect;
 import org.jooq.impl.DSL;
 
 /**
@@ -45,15 +45,33 @@ public final class TaskStore {
     public static final int MAX_ERROR_CHARS = 4000;
 
     private final DataSource ds;
+    private final String schema;
     private final DSLContext dsl;
 
+    /** Over {@code db}'s pool, in its schema. */
     public TaskStore(Database db) {
-        this(db.dataSource());
+        this(db.dataSource(), db.url().schema());
     }
 
-    public TaskStore(DataSource ds) {
+    /**
+     * Over {@code ds}, naming tables in {@code schema} where jOOQ builds the statement (enqueue, operator
+     * actions); null leaves them unqualified. The batched statements are SQL text with unqualified
+     * names: they need connections whose search_path leads to pgdispatch's schema (a node's own pool).
+     */
+    public TaskStore(DataSource ds, String schema) {
         this.ds = ds;
-        this.dsl = DSL.using(ds, SQLDialect.POSTGRES);
+        this.schema = schema;
+        this.dsl = Database.dsl(ds, schema);
+    }
+
+    /** Over {@code ds} whose connections' search_path leads to pgdispatch's tables (as {@link Database#open} sets it). */
+    public TaskStore(DataSource ds) {
+        this(ds, null);
+    }
+
+    /** The schema this store names its tables in (null: the connections' search_path decides). */
+    public String schema() {
+        return schema;
     }
 
     // ---------------------------------------------------------------- enqueue: (none) -> pending
@@ -66,9 +84,12 @@ public final class TaskStore {
         return enqueue(dsl, task);
     }
 
-    /** The same, inside the caller's transaction on {@code connection}. */
-    public static long enqueue(Connection connection, NewTask task) {
-        return enqueue(DSL.using(connection, SQLDialect.POSTGRES), task);
+    /**
+     * The same, inside the caller's transaction on {@code connection}, naming the table in this store's
+     * schema ({@code public} when it has none): the caller's search_path does not matter.
+     */
+    public long enqueue(Connection connection, NewTask task) {
+        return enqueue(Database.dsl(connection, schema == null ? DatabaseUrl.DEFAULT_SCHEMA : schema), task);
     }
 
     private static long enqueue(DSLContext ctx, NewTask t) {

@@ -52,6 +52,26 @@ class DispatcherConfigTest {
     }
 
     @Test
+    void schemaIsPublicByDefaultAndSetByPgdispatchSchemaOrTheUrl() {
+        assertThat(DispatcherConfig.fromEnv(env()).databaseUrl().schema()).isEqualTo("public");
+        DispatcherConfig c = DispatcherConfig.fromEnv(env("PGDISPATCH_SCHEMA", "jobs"));
+        assertThat(c.databaseUrl().schema()).isEqualTo("jobs");
+        assertThat(c.databaseUrl().jdbcUrl()).endsWith("currentSchema=jobs");
+        assertThat(c.describe()).containsEntry("PGDISPATCH_SCHEMA", "jobs");
+        assertThat(DispatcherConfig.fromEnv(env("DATABASE_URL", "postgres://h/db?currentSchema=jobs")).databaseUrl().schema())
+                .isEqualTo("jobs");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("PGDISPATCH_SCHEMA", "Jobs; drop")))
+                .hasMessage("PGDISPATCH_SCHEMA=Jobs; drop must be one schema name: 1-63 of lower-case letters, digits, _"
+                        + " (not starting with a digit)");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("PGDISPATCH_SCHEMA", "jobs",
+                "DATABASE_URL", "postgres://h/db?currentSchema=other")))
+                .hasMessage("PGDISPATCH_SCHEMA=jobs contradicts DATABASE_URL's currentSchema=other: set one of them");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("DATABASE_URL", "postgres://h/db?currentSchema=a,b")))
+                .hasMessage("DATABASE_URL=postgres://h/db?currentSchema=a,b currentSchema='a,b' must be one schema name:"
+                        + " 1-63 of lower-case letters, digits, _ (not starting with a digit)");
+    }
+
+    @Test
     void nodeTimeoutDefaultsToThreeRenewals() {
         assertThat(DispatcherConfig.fromEnv(env("TASK_RENEW_S", "20")).nodeTimeout()).isEqualTo(Duration.ofSeconds(60));
     }

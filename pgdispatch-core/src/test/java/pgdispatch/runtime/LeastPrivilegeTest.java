@@ -39,7 +39,7 @@ class LeastPrivilegeTest {
         db.exec("GRANT CONNECT ON DATABASE " + db.url().database() + " TO " + ROLE);
         db.exec("GRANT USAGE ON SCHEMA public TO " + ROLE);
         db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, task_events, dispatcher_nodes TO " + ROLE);
-        db.exec("GRANT SELECT ON flyway_schema_history TO " + ROLE);
+        db.exec("GRANT SELECT ON pgdispatch_schema_history TO " + ROLE);
         db.exec("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + ROLE);
         DatabaseUrl u = db.url();
         asApp = new DatabaseUrl(u.host(), u.port(), u.database(), ROLE, PASSWORD, u.params());

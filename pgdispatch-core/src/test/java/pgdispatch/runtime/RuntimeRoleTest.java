@@ -88,7 +88,7 @@ class RuntimeRoleTest {
                     .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
             assertThatThrownBy(() -> st.execute("ALTER TABLE tasks ADD COLUMN intruder int")).isInstanceOf(SQLException.class)
                     .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
-            assertThatThrownBy(() -> st.execute("DELETE FROM flyway_schema_history")).isInstanceOf(SQLException.class)
+            assertThatThrownBy(() -> st.execute("DELETE FROM pgdispatch_schema_history")).isInstanceOf(SQLException.class)
                     .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
         }
     }

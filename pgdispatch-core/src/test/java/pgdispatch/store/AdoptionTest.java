@@ -100,7 +100,7 @@ class AdoptionTest {
         assertThat(flyway.info().current().getVersion().getVersion()).isEqualTo(latest);
         assertThat(flyway.info().pending()).isEmpty();
         assertThat(db.database().requireCurrentSchema()).isEqualTo(latest);
-        assertThat(db.rows("SELECT version, type, description FROM flyway_schema_history ORDER BY installed_rank"))
+        assertThat(db.rows("SELECT version, type, description FROM pgdispatch_schema_history ORDER BY installed_rank"))
                 .extracting(r -> r.get("version"), r -> r.get("type"))
                 .startsWith(tuple("1", "BASELINE"), tuple("2", "SQL"))
                 .endsWith(tuple(latest, "SQL"));

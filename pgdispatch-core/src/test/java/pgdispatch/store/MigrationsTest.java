@@ -264,11 +264,11 @@ class MigrationsTest {
         Database.flyway(withFutureMigration.database().dataSource(), null).migrate();
         int future = Integer.parseInt(latestFileVersion()) + 1;
         withFutureMigration.exec("""
-                INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, checksum,
+                INSERT INTO pgdispatch_schema_history (installed_rank, version, description, type, script, checksum,
                                                    installed_by, execution_time, success)
                 SELECT max(installed_rank) + 1, '%d', 'from a newer pgdispatch', 'SQL', 'V%d__from_a_newer_pgdispatch.sql',
                        12345, 'postgres', 1, true
-                  FROM flyway_schema_history""".formatted(future, future));
+                  FROM pgdispatch_schema_history""".formatted(future, future));
 
         assertThatThrownBy(() -> withFutureMigration.database().requireCurrentSchema())
                 .isInstanceOf(SchemaMismatchException.class)

@@ -166,7 +166,7 @@ class TaskStoreTest {
             long id;
             try (Connection c = db.database().dataSource().getConnection()) {
                 c.setAutoCommit(false);
-                id = TaskStore.enqueue(c, new NewTask(QUEUE, KIND, "{}", 0, null, 5, "tx-key"));
+                id = store.enqueue(c, new NewTask(QUEUE, KIND, "{}", 0, null, 5, "tx-key"));
                 try (Statement st = c.createStatement(); var rs = st.executeQuery("SELECT count(*) FROM tasks WHERE id = " + id)) {
                     rs.next();
                     assertThat(rs.getLong(1)).as("visible inside the transaction").isOne();
@@ -185,7 +185,7 @@ class TaskStoreTest {
             long id;
             try (Connection c = db.database().dataSource().getConnection()) {
                 c.setAutoCommit(false);
-                id = TaskStore.enqueue(c, new NewTask(QUEUE, KIND, "{}", 0, null, 5, null));
+                id = store.enqueue(c, new NewTask(QUEUE, KIND, "{}", 0, null, 5, null));
                 assertThat(db.count("tasks")).as("invisible before commit").isZero();
                 c.commit();
                 c.setAutoCommit(true);

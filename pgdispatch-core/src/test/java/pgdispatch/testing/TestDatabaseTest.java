@@ -26,7 +26,7 @@ class TestDatabaseTest {
 
     @Test
     void databaseIsMigrated() {
-        assertThat(db.count("flyway_schema_history WHERE success")).isPositive();
+        assertThat(db.count("pgdispatch_schema_history WHERE success")).isPositive();
     }
 
     /** Nested classes inherit the extension; before the fix each one made (and leaked) another database. */
