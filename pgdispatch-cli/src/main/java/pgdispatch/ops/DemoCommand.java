@@ -257,8 +257,10 @@ final class DemoCommand implements Callable<Integer> {
         }
         out.printf("%n--- pgdispatch status ---%n");
         StatusCommand.print(out, cfg, db, false, 20);
-        out.printf("%nThe database %s is kept for you to explore, e.g.:%n  DATABASE_URL='%s' scripts/pgdispatch tasks show %d%n",
-                db.url().database(), db.url(), heldByA.isEmpty() ? 1 : heldByA.get(0));
+        out.printf("%nThe database %s is kept for you to explore, e.g.:%n  DATABASE_URL='%s' scripts/pgdispatch tasks show %d%n"
+                        + "or in the dashboard (the crashed node's tasks and their timelines, the retries, the failure), at"
+                        + " http://127.0.0.1:9464/ui/ after:%n  DATABASE_URL='%s' scripts/pgdispatch ui%n",
+                db.url().database(), db.url(), heldByA.isEmpty() ? 1 : heldByA.get(0), db.url());
         return wrong.isEmpty() ? Main.OK : Main.FAILURE;
     }
 

@@ -2,6 +2,7 @@ package pgdispatch.ops;
 
 import java.util.HashMap;
 import java.util.Map;
+import pgdispatch.config.ConfigException;
 import pgdispatch.config.DispatcherConfig;
 
 /**
@@ -30,6 +31,22 @@ public final class Env {
             if (v != null) env.put(k, v);
         });
         return DispatcherConfig.fromEnv(env);
+    }
+
+    /** {@code PGDISPATCH_UI_TOKEN}: enables the dashboard's actions; null when unset or empty (read-only). */
+    public static String uiToken() {
+        String t = get().get("PGDISPATCH_UI_TOKEN");
+        return t == null || t.isEmpty() ? null : t;
+    }
+
+    /** {@code PGDISPATCH_UI}: whether {@code run} serves the dashboard on its HTTP port ({@code on}, the default, or {@code off}). */
+    public static boolean uiEnabled() {
+        String v = get().getOrDefault("PGDISPATCH_UI", "on");
+        return switch (v) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new ConfigException("PGDISPATCH_UI=" + v + " must be on or off");
+        };
     }
 
     public static DispatcherConfig config() {

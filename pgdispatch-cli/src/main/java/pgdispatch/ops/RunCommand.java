@@ -19,6 +19,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import pgdispatch.runtime.Dispatcher;
 import pgdispatch.store.Database;
+import pgdispatch.ui.Dashboard;
 
 /** {@code run}: runs a node until SIGTERM/SIGINT, then drains and stops. */
 @Command(name = "run", mixinStandardHelpOptions = true,
@@ -59,7 +60,11 @@ final class RunCommand implements Callable<Integer> {
         AtomicReference<Dispatcher> node = new AtomicReference<>();
         AtomicReference<String> problem = new AtomicReference<>("starting");
         CountDownLatch done = new CountDownLatch(1);
-        HttpEndpoint http = HttpEndpoint.startIfEnabled(cfg, registry, node::get, problem::get);
+        // the dashboard reads through the node's pool once the node has one; until then its pages say why not
+        List<java.util.function.Consumer<io.javalin.config.JavalinConfig>> ui = Env.uiEnabled()
+                ? List.of(Dashboard.forNode(node::get, problem::get, cfg, Env.uiToken())::addTo)
+                : List.of();
+        HttpEndpoint http = HttpEndpoint.startIfEnabled(cfg, registry, node::get, problem::get, ui);
         Thread hook = new Thread(() -> {
             done.countDown();
             Dispatcher d = node.get();

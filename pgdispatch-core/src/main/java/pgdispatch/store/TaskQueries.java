@@ -79,6 +79,75 @@ public final class TaskQueries {
                 r.get("lag", Double.class), r.get("stale", Long.class), r.get("requeued", Long.class)));
     }
 
+    /** Claimed, succeeded and failed (attempts that failed, retried or not) in one minute. */
+    public record Throughput(OffsetDateTime minute, long claimed, long succeeded, long failed) {}
+
+    /**
+     * Per minute over the last {@code minutes} minutes (oldest first, every minute present, the current
+     * one included), counted from {@code task_events} through its index on {@code at}.
+     */
+    public List<Throughput> throughput(int minutes) {
+        return dsl.resultQuery("""
+                SELECT m.minute,
+                       count(e.id) FILTER (WHERE e.event = 'claimed') AS claimed,
+                       count(e.id) FILTER (WHERE e.event = 'succeeded') AS succeeded,
+                       count(e.id) FILTER (WHERE e.event IN ('failed', 'retry_scheduled')) AS failed
+                  FROM generate_series(date_trunc('minute', now()) - ({0} - 1) * interval '1 minute',
+                                       date_trunc('minute', now()), interval '1 minute') AS m(minute)
+                  LEFT JOIN task_events e
+                         ON e.at >= date_trunc('minute', now()) - ({0} - 1) * interval '1 minute'
+                        AND date_trunc('minute', e.at) = m.minute
+                        AND e.event IN ('claimed', 'succeeded', 'failed', 'retry_scheduled')
+                 GROUP BY m.minute ORDER BY m.minute
+                """, DSL.val(minutes)).fetch(r -> new Throughput(r.get("minute", OffsetDateTime.class),
+                r.get("claimed", Long.class), r.get("succeeded", Long.class), r.get("failed", Long.class)));
+    }
+
+    /** The database's clock, which every age on the dashboard is measured by. */
+    public OffsetDateTime now() {
+        return dsl.select(DSL.currentOffsetDateTime()).fetchOne(0, OffsetDateTime.class);
+    }
+
+    /**
+     * The dashboard's task listing filter; a null field does not filter. {@code createdFrom} is
+     * inclusive, {@code createdTo} exclusive.
+     */
+    public record TaskFilter(Long id, String queue, String kind, String status, String owner,
+                             OffsetDateTime createdFrom, OffsetDateTime createdTo) {
+        public static final TaskFilter NONE = new TaskFilter(null, null, null, null, null, null, null);
+    }
+
+    /** One page of a listing, newest first; {@code nextBefore} continues it (null: this is the last page). */
+    public record TaskPage(List<TaskView> tasks, Long nextBefore) {}
+
+    /**
+     * Tasks matching {@code f} with an id below {@code beforeId} (null: from the newest), newest first, at
+     * most {@code limit}: keyset pagination, so page 1,000 costs what page 1 costs (no OFFSET).
+     */
+    public TaskPage page(TaskFilter f, Long beforeId, int limit) {
+        List<TaskView> rows = pageQuery(f, beforeId, limit + 1).fetch(TaskQueries::view);
+        return rows.size() > limit ? new TaskPage(rows.subList(0, limit), rows.get(limit - 1).id()) : new TaskPage(rows, null);
+    }
+
+    /** The plan of {@link #page} (tests assert it stays an index walk on a big table). */
+    public String explainPage(TaskFilter f, Long beforeId, int limit) {
+        return dsl.fetch("EXPLAIN " + dsl.renderInlined(pageQuery(f, beforeId, limit + 1)))
+                .map(r -> r.get(0, String.class)).stream().reduce((a, b) -> a + "\n" + b).orElse("");
+    }
+
+    private org.jooq.SelectLimitPercentStep<TasksRecord> pageQuery(TaskFilter f, Long beforeId, int limit) {
+        Condition c = DSL.trueCondition();
+        if (f.id() != null) c = c.and(TASKS.ID.eq(f.id()));
+        if (f.queue() != null) c = c.and(TASKS.QUEUE.eq(f.queue()));
+        if (f.kind() != null) c = c.and(TASKS.KIND.eq(f.kind()));
+        if (f.status() != null) c = c.and(TASKS.STATUS.eq(f.status()));
+        if (f.owner() != null) c = c.and(TASKS.OWNER_ID.eq(f.owner()));
+        if (f.createdFrom() != null) c = c.and(TASKS.CREATED_AT.ge(f.createdFrom()));
+        if (f.createdTo() != null) c = c.and(TASKS.CREATED_AT.lt(f.createdTo()));
+        if (beforeId != null) c = c.and(TASKS.ID.lt(beforeId));
+        return dsl.selectFrom(TASKS).where(c).orderBy(TASKS.ID.desc()).limit(limit);
+    }
+
     /** Running tasks, soonest lease expiry first, at most {@code limit}. */
     public List<RunningTask> running(int limit) {
         return dsl.resultQuery("""

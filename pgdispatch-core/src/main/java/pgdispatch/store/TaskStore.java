@@ -754,7 +754,8 @@ public final class TaskStore {
                 RETURNING t.id, t.lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, lease_token, detail)
-                SELECT u.id, 'retried_by_operator', u.lease_token, jsonb_build_object('by', 'operator') FROM upd u
+                SELECT u.id, 'retried_by_operator', u.lease_token,
+                       jsonb_strip_nulls(jsonb_build_object('by', 'operator', 'reason', :reason::text)) FROM upd u
             )
             SELECT id FROM upd
             """);
@@ -764,7 +765,12 @@ public final class TaskStore {
      * requeue count reset; last_error kept for the record). False: no such task, or not terminal.
      */
     public boolean retry(long id) {
-        return exactlyOneOrNone(query(RETRY, Map.of("id", id), TaskStore::countRows), id);
+        return retry(id, null);
+    }
+
+    /** As {@link #retry(long)}, with the operator's reason kept in the event's detail (null: none given). */
+    public boolean retry(long id, String reason) {
+        return exactlyOneOrNone(query(RETRY, mapOf("id", id, "reason", reason), TaskStore::countRows), id);
     }
 
     private static final NamedSql QUARANTINE = NamedSql.of("""

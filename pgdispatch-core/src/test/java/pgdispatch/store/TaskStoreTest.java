@@ -1266,6 +1266,16 @@ class TaskStoreTest {
         }
 
         @Test
+        void keepsTheOperatorsReasonInTheEvent() {
+            long id = TaskRows.terminal(db, TaskStatus.FAILED);
+
+            assertThat(store.retry(id, "upstream fixed")).isTrue();
+
+            assertThat(onlyEvent(id)).isEqualTo(new Ev("retried_by_operator", null, 1L,
+                    Map.of("by", "operator", "reason", "upstream fixed")));
+        }
+
+        @Test
         void refusesAPendingTask() {
             long id = TaskRows.pending(db);
             Map<String, Object> before = row(id);

@@ -1,0 +1,429 @@
+package pgdispatch.ui;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import gg.jte.ContentType;
+import gg.jte.TemplateEngine;
+import gg.jte.output.StringOutput;
+import io.javalin.config.JavalinConfig;
+import io.javalin.http.Context;
+import io.javalin.http.HttpStatus;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+import java.util.regex.Pattern;
+import javax.sql.DataSource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import pgdispatch.config.DispatcherConfig;
+import pgdispatch.http.HttpEndpoint;
+import pgdispatch.runtime.Dispatcher;
+import pgdispatch.store.NodeStore;
+import pgdispatch.store.TaskQueries;
+import pgdispatch.store.TaskQueries.TaskView;
+import pgdispatch.store.TaskStore;
+import pgdispatch.ui.Views.Action;
+import pgdispatch.ui.Views.Page;
+
+/**
+ * The web dashboard under {@code /ui/}: overview, task listing, task detail with its event timeline,
+ * nodes, and the operator actions (retry, cancel, quarantine) through the same {@link TaskStore}
+ * transitions as the {@code tasks} command. Pages are server-rendered from precompiled jte templates
+ * (HTML-escaped by the engine); the chart is uPlot, served from the jar like every other asset.
+ *
+ * <p>Behind a reverse proxy that serves it under a path prefix, the proxy sends {@code X-Forwarded-Prefix}
+ * and every link and form target carries that prefix.
+ */
+public final class Dashboard {
+    private static final Logger log = LoggerFactory.getLogger(Dashboard.class);
+
+    /** Where the dashboard is mounted on the HTTP port. */
+    public static final String MOUNT = "/ui";
+
+    /** A prefix a proxy may announce: path segments of unreserved characters, nothing that leaves the site. */
+    private static final Pattern PREFIX = Pattern.compile("(/[A-Za-z0-9._~-]+)*");
+    private static final Map<String, String> ASSETS = Map.of(
+            "uPlot.iife.min.js", "META-INF/resources/webjars/uplot/1.6.30/dist/uPlot.iife.min.js",
+            "uPlot.min.css", "META-INF/resources/webjars/uplot/1.6.30/dist/uPlot.min.css",
+            "dashboard.js", "pgdispatch/ui/dashboard.js",
+            "dashboard.css", "pgdispatch/ui/dashboard.css");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Supplier<DataSource> database;
+    private final DispatcherConfig config;
+    private final UiAccess access;
+    private final TemplateEngine templates = TemplateEngine.createPrecompiled(ContentType.Html);
+
+    /**
+     * {@code database} supplies the pool to read and act through (it may throw while the node has no
+     * database yet: the page then says why); {@code config}'s reaper settings (stale bound, node timeout,
+     * requeue budget) decide what "stuck" means, so the dashboard shows what the reaper will do;
+     * {@code token} is {@code PGDISPATCH_UI_TOKEN} (null: read-only).
+     */
+    public Dashboard(Supplier<DataSource> database, DispatcherConfig config, String token) {
+        this.database = database;
+        this.config = config;
+        this.access = UiAccess.of(token);
+    }
+
+    /** Adds the dashboard's routes to a server being configured. */
+    public void addTo(JavalinConfig c) {
+        c.routes.before(MOUNT + "/*", Dashboard::securityHeaders);
+        c.routes.get("/", ctx -> ctx.redirect(prefix(ctx) + MOUNT + "/", HttpStatus.FOUND));
+        c.routes.get(MOUNT, ctx -> ctx.redirect(prefix(ctx) + MOUNT + "/", HttpStatus.FOUND));
+        c.routes.get(MOUNT + "/", ctx -> show(ctx, "overview.jte", () -> new OverviewView(this).build(page(ctx, "Overview", "overview"))));
+        c.routes.get(MOUNT + "/tasks", this::tasks);
+        c.routes.get(MOUNT + "/tasks/{id}", this::task);
+        c.routes.get(MOUNT + "/tasks/{id}/{action}", this::confirm);
+        c.routes.post(MOUNT + "/tasks/{id}/{action}", this::act);
+        c.routes.get(MOUNT + "/nodes", ctx -> show(ctx, "nodes.jte", () -> new OverviewView(this).nodes(page(ctx, "Nodes", "nodes"))));
+        c.routes.get(MOUNT + "/login", ctx -> show(ctx, "login.jte", () -> new Views.Login(page(ctx, "Sign in", ""), null)));
+        c.routes.post(MOUNT + "/login", this::login);
+        c.routes.post(MOUNT + "/logout", this::logout);
+        c.routes.get(MOUNT + "/assets/{name}", Dashboard::asset);
+        c.routes.exception(UiError.class, (e, ctx) -> message(ctx, e.status, e.title, e.getMessage()));
+        c.routes.exception(Unavailable.class, (e, ctx) -> message(ctx, 503, "Database unavailable", e.getMessage()));
+        c.routes.exception(RuntimeException.class, (e, ctx) -> {
+            log.warn("ui: {} {} failed: {}", ctx.method(), ctx.path(), e.toString());
+            if (!ctx.path().startsWith(MOUNT)) {
+                ctx.status(500).contentType("text/plain; charset=utf-8").result("internal error\n");
+                return;
+            }
+            message(ctx, 500, "Something went wrong", oneLine(String.valueOf(e.getMessage()), 500));
+        });
+    }
+
+    /** The dashboard alone on {@code host:port} ({@code pgdispatch ui}). */
+    public HttpEndpoint serve(String host, int port) {
+        return HttpEndpoint.start(host, port, HttpEndpoint.IDLE_TIMEOUT, this::addTo);
+    }
+
+    /** The dashboard's routes for a node started by {@code run}: reads through the node's pool once it has one. */
+    public static Dashboard forNode(Supplier<Dispatcher> node, Supplier<String> startupProblem, DispatcherConfig config,
+                                    String token) {
+        return new Dashboard(() -> {
+            Dispatcher d = node.get();
+            if (d == null) throw new Unavailable("the node has not started: " + startupProblem.get());
+            return d.database().dataSource();
+        }, config, token);
+    }
+
+    TaskQueries queries() {
+        return new TaskQueries(database.get());
+    }
+
+    NodeStore nodes() {
+        return new NodeStore(database.get());
+    }
+
+    TaskStore store() {
+        return new TaskStore(database.get());
+    }
+
+    DispatcherConfig config() {
+        return config;
+    }
+
+    /** What the reaper's next sweep would do to stale running tasks (its own statement, so one rule), at most {@code limit}. */
+    List<pgdispatch.store.StaleTask> stale(int limit) {
+        return store().planStale(config.stale(), config.nodeTimeout(), config.maxRequeue(), limit);
+    }
+
+    // ------------------------------------------------------------------ pages
+
+    private void tasks(Context ctx) {
+        TaskFilters.Parsed parsed = TaskFilters.parse(ctx::queryParam);
+        Page page = page(ctx, "Tasks", "tasks");
+        Views.FilterForm form = new Views.FilterForm(q(ctx, "id"), q(ctx, "queue"), q(ctx, "kind"), q(ctx, "status"),
+                q(ctx, "owner"), q(ctx, "from"), q(ctx, "to"), TaskFilters.STATUSES);
+        if (!parsed.errors().isEmpty()) {
+            ctx.status(400);
+            render(ctx, "tasks.jte", new Views.TaskList(page, form, parsed.errors(), List.of(), null, null));
+            return;
+        }
+        show(ctx, "tasks.jte", () -> {
+            TaskQueries.TaskPage result = queries().page(parsed.filter(), parsed.before(), TaskFilters.PAGE);
+            List<Views.TaskRow> rows = result.tasks().stream().map(t -> new Views.TaskRow(t.id(), page.url("/tasks/" + t.id()),
+                    t.queue(), t.kind(), t.status(), t.attempts() + "/" + t.maxAttempts(), t.owner() == null ? "" : t.owner(),
+                    Views.time(t.createdAt()), t.lastError() == null ? "" : oneLine(t.lastError(), 120))).toList();
+            String query = filterQuery(form);
+            String next = result.nextBefore() == null ? null : page.url("/tasks?" + query + (query.isEmpty() ? "" : "&") + "before=" + result.nextBefore());
+            String first = parsed.before() == null ? null : page.url("/tasks" + (query.isEmpty() ? "" : "?" + query));
+            return new Views.TaskList(page, form, List.of(), rows, next, first);
+        });
+    }
+
+    private void task(Context ctx) {
+        long id = taskId(ctx);
+        Page page = page(ctx, "Task " + id, "tasks");
+        show(ctx, "task.jte", () -> new TaskDetailView(this).build(page, id)
+                .orElseThrow(() -> new NotFound("task " + id + " not found (pruned, or never enqueued)")));
+    }
+
+    /** The confirmation step: what the action will do, and the operator's reason. */
+    private void confirm(Context ctx) {
+        long id = taskId(ctx);
+        Operation op = operation(ctx);
+        Page page = page(ctx, op.label + " task " + id, "tasks");
+        requireCanAct(ctx, page);
+        show(ctx, "confirm.jte", () -> {
+            TaskView t = queries().task(id).orElseThrow(() -> new NotFound("task " + id + " not found"));
+            if (!op.allowedFrom.contains(t.status())) {
+                throw new Refused("task " + id + " is " + t.status() + ": " + op.name + " is allowed only for " + String.join(", ", op.allowedFrom));
+            }
+            return new Views.Confirm(page, id, t.status(), new Action(op.name, op.label, page.url("/tasks/" + id + "/" + op.name)),
+                    op.explanation, page.url("/tasks/" + id + "/" + op.name));
+        });
+    }
+
+    private void act(Context ctx) {
+        long id = taskId(ctx);
+        Operation op = operation(ctx);
+        Page page = page(ctx, op.label + " task " + id, "tasks");
+        requireCanAct(ctx, page);
+        if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) {
+            throw new Forbidden("the form's token does not match your session (CSRF check); reload the task page and try again");
+        }
+        String reason = ctx.formParam("reason");
+        if (reason == null || reason.isBlank()) throw new BadRequest("reason is empty: say why you " + op.name + " this task (it is kept in its audit trail)");
+        if (reason.length() > 1000) throw new BadRequest("reason is " + reason.length() + " characters long; at most 1000");
+        String why = reason.strip() + " (dashboard)";
+        TaskStore store = store();
+        boolean done = switch (op) {
+            case RETRY -> store.retry(id, why);
+            case CANCEL -> store.cancel(id, why);
+            case QUARANTINE -> store.quarantine(id, why);
+        };
+        if (!done) {
+            String now = queries().task(id).map(TaskView::status).orElse(null);
+            if (now == null) throw new NotFound("task " + id + " not found");
+            throw new Refused("task " + id + " is " + now + ": " + op.name + " is allowed only for " + String.join(", ", op.allowedFrom));
+        }
+        ctx.redirect(page.url("/tasks/" + id + "?done=" + op.name), HttpStatus.SEE_OTHER);
+    }
+
+    private void login(Context ctx) {
+        Page page = page(ctx, "Sign in", "");
+        if (!access.actionsEnabled()) throw new Forbidden("actions are disabled: this dashboard is read-only (set PGDISPATCH_UI_TOKEN to enable them)");
+        String session = access.signIn(ctx.formParam("token"));
+        if (session == null) {
+            ctx.status(403);
+            render(ctx, "login.jte", new Views.Login(page, "That is not the PGDISPATCH_UI_TOKEN of this dashboard."));
+            return;
+        }
+        ctx.header("Set-Cookie", UiAccess.COOKIE + "=" + session + "; Path=" + page.url("/") + "; HttpOnly; SameSite=Strict"
+                + ("https".equals(ctx.header("X-Forwarded-Proto")) ? "; Secure" : ""));
+        ctx.redirect(page.url("/"), HttpStatus.SEE_OTHER);
+    }
+
+    private void logout(Context ctx) {
+        Page page = page(ctx, "Sign out", "");
+        if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) throw new Forbidden("the form's token does not match your session (CSRF check)");
+        ctx.header("Set-Cookie", UiAccess.COOKIE + "=; Path=" + page.url("/") + "; Max-Age=0; HttpOnly; SameSite=Strict");
+        ctx.redirect(page.url("/"), HttpStatus.SEE_OTHER);
+    }
+
+    private void requireCanAct(Context ctx, Page page) {
+        if (!access.actionsEnabled()) {
+            throw new Forbidden("actions are disabled: this dashboard is read-only (set PGDISPATCH_UI_TOKEN to enable them)");
+        }
+        if (!page.signedIn()) throw new Forbidden("sign in with PGDISPATCH_UI_TOKEN to act on tasks");
+    }
+
+    private static void asset(Context ctx) throws IOException {
+        String resource = ASSETS.get(ctx.pathParam("name"));
+        if (resource == null) throw new NotFound("no asset " + ctx.pathParam("name"));
+        try (InputStream in = Dashboard.class.getClassLoader().getResourceAsStream(resource)) {
+            if (in == null) throw new IllegalStateException("asset " + resource + " is missing from the jar");
+            ctx.contentType(resource.endsWith(".js") ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8")
+                    .header("Cache-Control", "max-age=3600").result(in.readAllBytes());
+        }
+    }
+
+    // ------------------------------------------------------------------ operations
+
+    /** The operator actions, each the transition the {@code tasks} command runs. */
+    enum Operation {
+        RETRY("retry", "Retry", List.of("succeeded", "failed", "cancelled", "quarantined"),
+                "The task goes back to pending with a fresh attempt series (attempts and requeue count reset); any node serving its queue claims it. Event: retried_by_operator."),
+        CANCEL("cancel", "Cancel", List.of("pending", "running"),
+                "The task becomes cancelled. A running handler learns it at its next lease renewal and its result is refused. Event: cancelled."),
+        QUARANTINE("quarantine", "Quarantine", List.of("pending", "running", "failed"),
+                "The task is set aside for inspection (never claimed, never pruned) until an operator retries it. Event: quarantined.");
+
+        final String name;
+        final String label;
+        final List<String> allowedFrom;
+        final String explanation;
+
+        Operation(String name, String label, List<String> allowedFrom, String explanation) {
+            this.name = name;
+            this.label = label;
+            this.allowedFrom = allowedFrom;
+            this.explanation = explanation;
+        }
+
+        static Optional<Operation> named(String name) {
+            for (Operation o : values()) if (o.name.equals(name)) return Optional.of(o);
+            return Optional.empty();
+        }
+    }
+
+    List<Action> actionsFor(Page page, long id, String status) {
+        List<Action> out = new ArrayList<>();
+        for (Operation o : Operation.values()) {
+            if (o.allowedFrom.contains(status)) out.add(new Action(o.name, o.label, page.url("/tasks/" + id + "/" + o.name)));
+        }
+        return out;
+    }
+
+    private static Operation operation(Context ctx) {
+        String name = ctx.pathParam("action");
+        return Operation.named(name).orElseThrow(() -> new NotFound("no action " + name + "; actions: retry, cancel, quarantine"));
+    }
+
+    // ------------------------------------------------------------------ plumbing
+
+    private Page page(Context ctx, String title, String nav) {
+        String cookie = ctx.cookie(UiAccess.COOKIE);
+        boolean signedIn = access.signedIn(cookie);
+        String done = ctx.queryParam("done");
+        String flash = done == null ? null : Operation.named(done).map(o -> o.label + " done.").orElse(null);
+        return new Page(prefix(ctx), title, nav, access.actionsEnabled(), signedIn, access.csrf(cookie), flash, "",
+                Dispatcher.VERSION);
+    }
+
+    /** Renders {@code template} with the model {@code build} makes; a failure becomes a page that says what went wrong. */
+    private void show(Context ctx, String template, Supplier<Object> build) {
+        render(ctx, template, build.get());
+    }
+
+    private void render(Context ctx, String template, Object model) {
+        StringOutput out = new StringOutput();
+        templates.render(template, model, out);
+        ctx.html(out.toString());
+    }
+
+    private void message(Context ctx, int status, String title, String line) {
+        ctx.status(status);
+        render(ctx, "message.jte", new Views.Message(page(ctx, title, ""), status, title, List.of(line)));
+    }
+
+    private static void securityHeaders(Context ctx) {
+        // no inline script or style runs even if something slipped through escaping; no framing (clickjacking)
+        ctx.header("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+                + " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+        ctx.header("X-Content-Type-Options", "nosniff");
+        ctx.header("X-Frame-Options", "DENY");
+        ctx.header("Referrer-Policy", "same-origin");
+        ctx.header("Cache-Control", "no-store");
+    }
+
+    /** {@code X-Forwarded-Prefix} when a proxy sent a well-formed one, else "". */
+    static String prefix(Context ctx) {
+        String p = ctx.header("X-Forwarded-Prefix");
+        if (p == null || p.isEmpty() || p.equals("/")) return "";
+        if (p.endsWith("/")) p = p.substring(0, p.length() - 1);
+        if (!PREFIX.matcher(p).matches()) {
+            throw new BadRequest("X-Forwarded-Prefix=" + oneLine(p, 80) + " must be a path such as /ops/pgdispatch (letters, digits, . _ ~ -)");
+        }
+        return p;
+    }
+
+    private static long taskId(Context ctx) {
+        String raw = ctx.pathParam("id");
+        try {
+            long id = Long.parseLong(raw);
+            if (id > 0) return id;
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw new BadRequest("task id " + oneLine(raw, 40) + " must be a whole number from 1 to " + Long.MAX_VALUE);
+    }
+
+    private static String q(Context ctx, String name) {
+        String v = ctx.queryParam(name);
+        return v == null ? "" : v;
+    }
+
+    private static String filterQuery(Views.FilterForm f) {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("id", f.id());
+        m.put("queue", f.queue());
+        m.put("kind", f.kind());
+        m.put("status", f.status());
+        m.put("owner", f.owner());
+        m.put("from", f.from());
+        m.put("to", f.to());
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> {
+            if (v != null && !v.isBlank()) {
+                sb.append(sb.isEmpty() ? "" : "&").append(k).append('=').append(URLEncoder.encode(v.strip(), StandardCharsets.UTF_8));
+            }
+        });
+        return sb.toString();
+    }
+
+    static String oneLine(String s, int max) {
+        String one = s.replace('\n', ' ').replace('\r', ' ');
+        return one.length() <= max ? one : one.substring(0, max - 1) + "…";
+    }
+
+    static String pretty(String json) {
+        if (json == null) return null;
+        try {
+            return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(JSON.readTree(json));
+        } catch (IOException e) {
+            return json;
+        }
+    }
+
+    /** A request the dashboard answers with a page naming the problem. */
+    static class UiError extends RuntimeException {
+        final int status;
+        final String title;
+
+        UiError(int status, String title, String message) {
+            super(message);
+            this.status = status;
+            this.title = title;
+        }
+    }
+
+    static final class BadRequest extends UiError {
+        BadRequest(String m) {
+            super(400, "Bad request", m);
+        }
+    }
+
+    static final class Forbidden extends UiError {
+        Forbidden(String m) {
+            super(403, "Not allowed", m);
+        }
+    }
+
+    static final class NotFound extends UiError {
+        NotFound(String m) {
+            super(404, "Not found", m);
+        }
+    }
+
+    static final class Refused extends UiError {
+        Refused(String m) {
+            super(409, "Refused", m);
+        }
+    }
+
+    /** No database to read from (yet): the node is still starting or its database is unreachable. */
+    static final class Unavailable extends RuntimeException {
+        Unavailable(String m) {
+            super(m);
+        }
+    }
+}
