@@ -41,7 +41,7 @@ final class UiCommand implements Callable<Integer> {
         String token = Env.uiToken();
         AtomicReference<Database> database = new AtomicReference<>();
         // the token is checked here, before the database is touched
-        Dashboard dashboard = new Dashboard(() -> database.get().dataSource(), cfg, token);
+        Dashboard dashboard = new Dashboard(database::get, cfg, token);
         try (Database db = TasksCommand.open("ui")) {
             database.set(db);
             HttpEndpoint http = dashboard.serve(cfg.httpHost(), cfg.httpPort());

@@ -18,12 +18,12 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
-import javax.sql.DataSource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.http.HttpEndpoint;
 import pgdispatch.runtime.Dispatcher;
+import pgdispatch.store.Database;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskQueries.TaskView;
@@ -55,18 +55,18 @@ public final class Dashboard {
             "dashboard.css", "pgdispatch/ui/dashboard.css");
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final Supplier<DataSource> database;
+    private final Supplier<Database> database;
     private final DispatcherConfig config;
     private final UiAccess access;
     private final TemplateEngine templates = TemplateEngine.createPrecompiled(ContentType.Html);
 
     /**
-     * {@code database} supplies the pool to read and act through (it may throw while the node has no
+     * {@code database} supplies the pool (and schema) to read and act through (it may throw while the node has no
      * database yet: the page then says why); {@code config}'s reaper settings (stale bound, node timeout,
      * requeue budget) decide what "stuck" means, so the dashboard shows what the reaper will do;
      * {@code token} is {@code PGDISPATCH_UI_TOKEN} (null: read-only).
      */
-    public Dashboard(Supplier<DataSource> database, DispatcherConfig config, String token) {
+    public Dashboard(Supplier<Database> database, DispatcherConfig config, String token) {
         this.database = database;
         this.config = config;
         this.access = UiAccess.of(token);
@@ -110,7 +110,7 @@ public final class Dashboard {
         return new Dashboard(() -> {
             Dispatcher d = node.get();
             if (d == null) throw new Unavailable("the node has not started: " + startupProblem.get());
-            return d.database().dataSource();
+            return d.database();
         }, config, token);
     }
 

@@ -51,8 +51,8 @@ class DashboardBrowserTest {
     @BeforeAll
     static void start() {
         DispatcherConfig cfg = db.config().withTimings(Duration.ofSeconds(30), Duration.ofSeconds(10), STALE, NODE_TIMEOUT);
-        readOnly = new Dashboard(() -> db.database().dataSource(), cfg, null).serve("127.0.0.1", 0);
-        withToken = new Dashboard(() -> db.database().dataSource(), cfg, TOKEN).serve("127.0.0.1", 0);
+        readOnly = new Dashboard(db::database, cfg, null).serve("127.0.0.1", 0);
+        withToken = new Dashboard(db::database, cfg, TOKEN).serve("127.0.0.1", 0);
         browser = Browser.start();
     }
 

@@ -33,7 +33,7 @@ class TaskPagePlanTest {
                   FROM generate_series(1, 200000) g
                 """);
         db.exec("VACUUM ANALYZE tasks");
-        queries = new TaskQueries(db.database().dataSource());
+        queries = new TaskQueries(db.database());
     }
 
     @Test

@@ -21,7 +21,7 @@ class ThroughputQueryTest {
     @BeforeEach
     void clean() {
         db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
-        queries = new TaskQueries(db.database().dataSource());
+        queries = new TaskQueries(db.database());
     }
 
     @Test
