@@ -9,6 +9,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import pgdispatch.api.StuckPolicy;
 import pgdispatch.runtime.Dispatcher;
 import pgdispatch.store.ClaimRequest;
 import pgdispatch.store.ClaimedTask;
@@ -16,6 +17,7 @@ import pgdispatch.store.Database;
 import pgdispatch.store.HeldLease;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.RenewResult;
+import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskStore;
 
 /**
@@ -29,6 +31,11 @@ import pgdispatch.store.TaskStore;
 final class RenewScenario implements Scenario {
     private static final int TICKS = 5;
     private static final String OWNER = "bench-renew";
+    /** The default stuck rule for the preloaded kind: every tick also judges every held attempt (issue 14). */
+    private static final StuckRules RULES = new StuckRules(Map.of("sleep", new StuckRules.Rule(StuckPolicy.DEFAULT_FACTOR,
+            StuckPolicy.DEFAULT_FLOOR, false, false)), Duration.ofSeconds(900), 3);
+    /** Progress reports measured (one statement each, as handlers send them). */
+    private static final int HEARTBEATS = 500;
 
     /**
      * A real node holding {@code h} leases (h workers, each in a long {@code sleep}): the heap it uses
@@ -62,10 +69,10 @@ final class RenewScenario implements Scenario {
         var before = db.counters();
         try (Database pool = Database.open(db.url(), 1, "pgdispatch-bench-renew")) {
             TaskStore store = new TaskStore(pool);
-            store.renewHeld(OWNER, incarnation, held.subList(0, 1)); // connection and statement warm-up
+            store.renewHeld(OWNER, incarnation, held.subList(0, 1), RULES); // connection and statement warm-up
             for (int i = 0; i < n; i++) {
                 long t0 = System.nanoTime();
-                RenewResult r = store.renewHeld(OWNER, incarnation, held);
+                RenewResult r = store.renewHeld(OWNER, incarnation, held, RULES);
                 ms[i] = (System.nanoTime() - t0) / 1e6;
                 if (r.renewed().size() != held.size() || !r.nodeRegistered()) {
                     throw new IllegalStateException("renewed " + r.renewed().size() + " of " + held.size());
@@ -74,6 +81,28 @@ final class RenewScenario implements Scenario {
         }
         var after = db.counters();
         return new long[] {after.statementsSince(before), after.updates("tasks", before), after.hotUpdates("tasks", before)};
+    }
+
+    /**
+     * {@link #HEARTBEATS} progress reports (checkpoint and message, as a handler sends them) on held rows of
+     * the last preload: how many of their row updates were HOT. A report changes only columns no index
+     * contains (last_heartbeat_at, the cadence, progress, the lease).
+     */
+    private static void heartbeats(ScratchDatabase db, Map<String, Object> f) {
+        List<Map<String, Object>> rows = db.rows("SELECT id, lease_token FROM tasks WHERE status = 'running' AND owner_id = '"
+                + OWNER + "' ORDER BY id LIMIT " + HEARTBEATS);
+        var before = db.counters();
+        try (Database pool = Database.open(db.url(), 1, "pgdispatch-bench-renew")) {
+            TaskStore store = new TaskStore(pool);
+            for (Map<String, Object> r : rows) {
+                store.heartbeat(OWNER, ((Number) r.get("id")).longValue(), ((Number) r.get("lease_token")).longValue(),
+                        Duration.ofMinutes(10), "{\"page\": 3}", "page 3 of 9");
+            }
+        }
+        var after = db.counters();
+        long updates = after.updates("tasks", before);
+        f.put("heartbeat_updates", updates);
+        f.put("heartbeat_hot_pct", 100.0 * after.hotUpdates("tasks", before) / Math.max(1, updates));
     }
 
     @Override
@@ -100,7 +129,8 @@ final class RenewScenario implements Scenario {
                         + Bench.num(f.get("heap_max_mb")) + " MB, its tick " + Bench.num(f.get("node_tick_ms_" + k.substring(13))) + " ms")
                 .orElse("");
         return sb + " per tick, " + Bench.num(f.get("statements_per_tick")) + " statement(s) per tick, "
-                + Bench.num(f.get("hot_pct")) + "% of the lease updates HOT" + node;
+                + Bench.num(f.get("hot_pct")) + "% of the lease updates HOT, " + Bench.num(f.get("heartbeat_hot_pct"))
+                + "% of " + Bench.num(f.get("heartbeat_updates")) + " progress reports HOT" + node;
     }
 
     @Override
@@ -119,11 +149,11 @@ final class RenewScenario implements Scenario {
                 incarnation = ((NodeStore.Registration.Registered) reg).incarnation().toString();
                 List<ClaimedTask> claimed = new TaskStore(pool).claimDue(new ClaimRequest(OWNER, List.of("default"),
                         Map.of("sleep", Duration.ofMinutes(10)), h, 3));
-                for (ClaimedTask t : claimed) held.add(new HeldLease(t.id(), t.leaseToken(), t.lease()));
+                for (ClaimedTask t : claimed) held.add(new HeldLease(t.id(), t.leaseToken(), t.lease(), false, Duration.ZERO, t.kind()));
                 if (held.size() != h) throw new IllegalStateException("claimed " + held.size() + " of " + h);
             }
             try (Database pool = Database.open(db.url(), 1, "pgdispatch-bench-renew")) {
-                new TaskStore(pool).renewHeld(OWNER, incarnation, held); // first tick: moves rows that do not fit their page
+                new TaskStore(pool).renewHeld(OWNER, incarnation, held, RULES); // first tick: moves rows that do not fit their page
             }
             // the same pool, warm-up and close with and without the measured ticks: the difference is the ticks
             long overhead = ticks(db, incarnation, held, 0, null)[0];
@@ -138,6 +168,7 @@ final class RenewScenario implements Scenario {
         }
         int most = o.leases().stream().mapToInt(Integer::intValue).max().orElseThrow();
         f.put("tick_ms", f.get("tick_ms_" + most));
+        heartbeats(db, f); // on the rows of the last preload, before the node's run replaces them
         node(db, env, most, o.batch(), f);
         f.put("statements_per_tick", (double) statements / ticks);
         f.put("task_updates", updates);

@@ -26,11 +26,23 @@ public interface TaskContext {
     Optional<JsonNode> previousProgress();
 
     /**
-     * Renews this task's lease now and saves {@code progress} (any JSON-serialisable value, may be null)
-     * and {@code message} as the checkpoint the next attempt will see. False when the lease is lost: stop
-     * working, the result will be discarded.
+     * Reports progress: the attempt's progress time moves (the node's renewals keep the lease but do not
+     * count as progress), its cadence is learnt from these reports, and {@code progress} (any
+     * JSON-serialisable value, may be null) and {@code message} are saved as the checkpoint and message
+     * the next attempt will see ({@link #previousProgress}). A handler that reports is judged stuck when
+     * it falls silent for several times its own cadence ({@link TaskHandler#stuckPolicy}). False when the
+     * lease is lost: stop working, the result will be discarded.
      */
     boolean heartbeat(Object progress, String message);
+
+    /**
+     * Asks for {@code time} without progress reports (a long silent step): until then the attempt is not
+     * judged stuck and its lease does not expire. Granted at most {@link TaskHandler#maxLeaseExtensions}
+     * times per attempt, each recorded as a {@code lease_extended} event; beyond that refused
+     * ({@code extension_refused}) and false is returned: the handler should report progress, finish, or
+     * expect to be judged by its cadence. False also when the lease is lost.
+     */
+    boolean extendLease(java.time.Duration time, String reason);
 
     /**
      * True once this node learned that the lease is gone (taken over, requeued, cancelled, timed out,

@@ -22,4 +22,17 @@ public interface TaskHandler {
     default Duration timeout() {
         return null;
     }
+
+    /**
+     * When an attempt of this kind is stuck and what then happens ({@link StuckPolicy#DEFAULT}: judged only
+     * once the handler reports progress); null = never judged stuck.
+     */
+    default StuckPolicy stuckPolicy() {
+        return StuckPolicy.DEFAULT;
+    }
+
+    /** How many times one attempt may {@link TaskContext#extendLease extend} its lease (seed 003: two grants). */
+    default int maxLeaseExtensions() {
+        return 2;
+    }
 }

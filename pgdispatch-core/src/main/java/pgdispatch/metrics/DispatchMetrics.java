@@ -157,6 +157,20 @@ public final class DispatchMetrics {
         add(pruned, n);
     }
 
+    /** An attempt this node judged stuck and ended ({@code stuck} event), by kind and policy. */
+    public void stuck(String kind, String policy) {
+        counters.computeIfAbsent("pgdispatch.tasks.stuck|" + kind + '|' + policy, k -> Counter.builder("pgdispatch.tasks.stuck")
+                .description("Attempts this node judged stuck (silent past their cadence bound) and ended by their kind's policy")
+                .tag("kind", kind).tag("policy", policy).register(registry)).increment();
+    }
+
+    /** A lease extension a handler asked for, by kind and answer (granted, refused). */
+    public void leaseExtension(String kind, String answer) {
+        counters.computeIfAbsent("pgdispatch.lease.extensions|" + kind + '|' + answer, k -> Counter.builder("pgdispatch.lease.extensions")
+                .description("Lease extensions handlers asked for (TaskContext.extendLease), by answer")
+                .tag("kind", kind).tag("answer", answer).register(registry)).increment();
+    }
+
     private Counter reaperRows(String action) {
         return Counter.builder("pgdispatch.reaper.rows").description("Rows the reaper moved, by action")
                 .tag("action", action).register(registry);

@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.api.RetryPolicy;
+import pgdispatch.api.StuckPolicy;
 import pgdispatch.api.TaskHandler;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.maintenance.PeriodicService;
@@ -28,6 +29,7 @@ import pgdispatch.metrics.DispatchMetrics;
 import pgdispatch.store.Database;
 import pgdispatch.store.HeldLease;
 import pgdispatch.store.NodeStore;
+import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskStore;
 
@@ -159,6 +161,10 @@ public final class Dispatcher implements AutoCloseable {
                     throw new IllegalArgumentException("handler '" + h.kind() + "' lease " + h.lease().toSeconds()
                             + "s must be longer than TASK_RENEW_S=" + config.renewInterval().toSeconds());
                 }
+                if (h.maxLeaseExtensions() < 0) {
+                    throw new IllegalArgumentException("handler '" + h.kind() + "' maxLeaseExtensions()="
+                            + h.maxLeaseExtensions() + " must be >= 0");
+                }
             }
             return new Dispatcher(this);
         }
@@ -196,7 +202,7 @@ public final class Dispatcher implements AutoCloseable {
         });
         completer.start();
         renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
-                metrics, this::onRegistrationLost);
+                stuckRules(), metrics, this::onRegistrationLost);
         renewer.start();
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
                 config.pollInterval(), config.concurrency(), claimBatch, store, leases, metrics, workers,
@@ -217,6 +223,19 @@ public final class Dispatcher implements AutoCloseable {
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
                 config.lease().toSeconds(), config.renewInterval().toSeconds());
+    }
+
+    /** Each handler's {@link StuckPolicy} as the renewal statement applies it (kinds that opt out: none). */
+    private StuckRules stuckRules() {
+        Map<String, StuckRules.Rule> rules = new LinkedHashMap<>();
+        for (TaskHandler h : handlers.values()) {
+            StuckPolicy p = h.stuckPolicy();
+            if (p != null) {
+                rules.put(h.kind(), new StuckRules.Rule(p.factor(), p.floor(), p.judgeSilent(),
+                        p.action() == StuckPolicy.Action.REQUEUE));
+            }
+        }
+        return new StuckRules(rules, config.stale(), config.maxRequeue());
     }
 
     private void register() throws InterruptedException {

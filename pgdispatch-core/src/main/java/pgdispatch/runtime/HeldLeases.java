@@ -21,6 +21,8 @@ final class HeldLeases {
         volatile Thread worker;
         volatile String lostBecause;
         volatile boolean finished;
+        /** The back-off should the renewal judge this attempt stuck and fail it (set before the handler starts). */
+        volatile java.time.Duration retryDelay = java.time.Duration.ZERO;
 
         Held(ClaimedTask task) {
             this.task = task;
@@ -32,7 +34,7 @@ final class HeldLeases {
 
         HeldLease lease() {
             // finished and not lost: the outcome is with the completer (a lost one is forgotten, not presented)
-            return new HeldLease(task.id(), task.leaseToken(), task.lease(), finished);
+            return new HeldLease(task.id(), task.leaseToken(), task.lease(), finished, retryDelay, task.kind());
         }
     }
 

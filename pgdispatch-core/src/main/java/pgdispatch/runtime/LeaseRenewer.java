@@ -9,12 +9,14 @@ import pgdispatch.metrics.DispatchMetrics;
 import pgdispatch.store.HeldLease;
 import pgdispatch.store.RenewResult;
 import pgdispatch.store.StoreException;
+import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskStore;
 
 /**
  * Every {@code TASK_RENEW_S}, extends every lease this node holds and heartbeats the node row, in one
- * statement. Leases it did not renew are lost: their handlers are interrupted and their results will be
- * discarded. When the node row now belongs to another incarnation, the node stops claiming.
+ * statement; the same statement ends, by their kind's {@link StuckRules}, the attempts whose handlers
+ * went silent past their cadence bound. Leases it did not renew (lost, or ended as stuck): their handlers
+ * are interrupted and their results will be discarded. When the node row now belongs to another incarnation, the node stops claiming.
  */
 final class LeaseRenewer {
     private static final Logger log = LoggerFactory.getLogger(LeaseRenewer.class);
@@ -25,11 +27,13 @@ final class LeaseRenewer {
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
     private final Runnable onRegistrationLost;
+    private final StuckRules stuckRules;
     private final PeriodicService service;
     private int failures;
 
     LeaseRenewer(String owner, String incarnation, java.time.Duration interval, TaskStore store, HeldLeases leases,
-                 DispatchMetrics metrics, Runnable onRegistrationLost) {
+                 StuckRules stuckRules, DispatchMetrics metrics, Runnable onRegistrationLost) {
+        this.stuckRules = stuckRules;
         this.owner = owner;
         this.incarnation = incarnation;
         this.store = store;
@@ -46,7 +50,7 @@ final class LeaseRenewer {
         leases.writes.lock();
         try {
             held = leases.renewable();
-            r = store.renewHeld(owner, incarnation, held);
+            r = store.renewHeld(owner, incarnation, held, stuckRules);
         } catch (StoreException e) {
             failures++;
             log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
@@ -63,6 +67,15 @@ final class LeaseRenewer {
             log.warn("renewer: task={} owner={}: lease lost (task is now {}); interrupting its handler",
                     lost.getKey(), owner, lost.getValue());
             leases.markLost(lost.getKey(), "lease lost: task is now " + lost.getValue());
+        }
+        for (Map.Entry<Long, String> stuck : r.stuck().entrySet()) {
+            HeldLeases.Held h = leases.get(stuck.getKey());
+            String kind = h == null ? "unknown" : h.task.kind();
+            StuckRules.Rule rule = stuckRules.byKind().get(kind);
+            log.warn("renewer: task={} kind={} owner={}: {}; interrupting its handler", stuck.getKey(), kind, owner,
+                    stuck.getValue());
+            metrics.stuck(kind, rule != null && rule.requeue() ? "requeue" : "fail_attempt");
+            leases.markLost(stuck.getKey(), stuck.getValue());
         }
         if (!r.nodeRegistered()) {
             log.error("renewer: node {} incarnation {} is no longer registered (another process took this node id); "

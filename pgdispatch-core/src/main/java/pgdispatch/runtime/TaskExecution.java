@@ -27,6 +27,8 @@ import pgdispatch.store.TaskStore;
 final class TaskExecution implements Runnable, TaskContext {
     private static final Logger log = LoggerFactory.getLogger(TaskExecution.class);
     static final ObjectMapper JSON = new ObjectMapper();
+    /** Longest single lease extension a handler may ask for. */
+    static final Duration MAX_EXTENSION = Duration.ofHours(24);
 
     private final HeldLeases.Held held;
     private final TaskHandler handler;
@@ -54,6 +56,7 @@ final class TaskExecution implements Runnable, TaskContext {
         this.metrics = metrics;
         this.draining = draining;
         this.onDone = onDone;
+        held.retryDelay = retry.delay(held.task.attempt());
     }
 
     @Override
@@ -205,6 +208,32 @@ final class TaskExecution implements Runnable, TaskContext {
             log.warn("task={}: heartbeat failed ({}); the renewal thread keeps trying", taskId(), e.getMessage());
             return !held.lost();
         }
+    }
+
+    @Override
+    public boolean extendLease(Duration time, String reason) {
+        if (time == null || time.isNegative() || time.isZero() || time.compareTo(MAX_EXTENSION) > 0) {
+            throw new IllegalArgumentException("task " + taskId() + ": extendLease time=" + time
+                    + " must be positive and at most " + MAX_EXTENSION.toHours() + " h");
+        }
+        if (held.lost()) return false;
+        TaskStore.Extension answer;
+        try {
+            answer = store.extendLease(owner, taskId(), leaseToken(), time, reason, handler.maxLeaseExtensions());
+        } catch (StoreException e) {
+            log.warn("task={}: lease extension failed ({}); not granted", taskId(), e.getMessage());
+            return false;
+        }
+        switch (answer) {
+            case GRANTED -> metrics.leaseExtension(kind(), "granted");
+            case REFUSED -> {
+                metrics.leaseExtension(kind(), "refused");
+                log.warn("task={} kind={} attempt={}: lease extension of {} refused, {} already granted to this attempt ({})",
+                        taskId(), kind(), attempt(), time, handler.maxLeaseExtensions(), reason);
+            }
+            case LEASE_LOST -> HeldLeases.markLost(held, "extension refused: lease lost");
+        }
+        return answer == TaskStore.Extension.GRANTED;
     }
 
     @Override

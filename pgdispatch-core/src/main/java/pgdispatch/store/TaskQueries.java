@@ -65,7 +65,8 @@ public final class TaskQueries {
                        coalesce(extract(epoch FROM now() - min(t.run_at) FILTER (
                                 WHERE t.status = 'pending' AND t.run_at <= now())), 0)::float8 AS lag,
                        count(*) FILTER (WHERE t.status = 'running' AND (t.lease_expires_at < now()
-                                OR coalesce(t.last_heartbeat_at, t.updated_at) < now() - {0} * interval '1 millisecond'
+                                OR (n.node_id IS NULL
+                                    AND coalesce(t.last_heartbeat_at, t.updated_at) < now() - {0} * interval '1 millisecond')
                                 OR n.stopped_at IS NOT NULL
                                 OR n.last_seen_at < now() - {1} * interval '1 millisecond')) AS stale,
                        coalesce(sum(t.requeue_count), 0)::bigint AS requeued

@@ -172,7 +172,12 @@ public final class TaskStore {
                        owner_id          = :owner,
                        lease_token       = t.lease_token + 1,
                        lease_expires_at  = now() + l.lease_ms * interval '1 millisecond',
-                       last_heartbeat_at = now(),
+                       last_heartbeat_at = now(),  -- the attempt's progress clock starts at its claim
+                       progress_count    = 0,
+                       progress_interval_ms = NULL,
+                       renew_count       = 0,
+                       extension_count   = 0,
+                       quiet_until       = NULL,
                        attempts          = t.attempts + 1,
                        requeue_count     = t.requeue_count + CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END,
                        started_at        = now(),
@@ -274,7 +279,7 @@ public final class TaskStore {
                 UPDATE tasks t
                    SET lease_token = t.lease_token + 1,
                        lease_expires_at = now() + l.lease_ms * interval '1 millisecond',
-                       last_heartbeat_at = now(),
+                       last_heartbeat_at = now(),  -- its handler starts now
                        updated_at = now()
                   FROM mine m, lease l
                  WHERE t.id = m.id AND l.kind = t.kind
@@ -316,28 +321,93 @@ public final class TaskStore {
     // (pending: the handler had finished when the tick read the set) or the outcome committed before
     // this statement began (its event is visible here). That is no loss; had the lease really been
     // lost, the outcome's write is refused and recorded as completion_refused.
+    //
+    // A renewal is the node's liveness, not the task's progress: it leaves last_heartbeat_at alone
+    // (issue 14). The same statement judges each held attempt by its own cadence (pgdispatch_is_stuck,
+    // V10) with its kind's rule (:rule_*, joined on the kind the node presents: no extra read of the rows;
+    // a kind without one is never judged here) and ends a stuck one
+    // by the rule's policy: fail the attempt (retry after its back-off, :retry_ms, or failed when no
+    // attempt is left) or requeue it (within :max_requeue, else quarantined). The rule is evaluated on
+    // the row as the UPDATE finds it, so a heartbeat committing meanwhile is seen (the row is re-checked
+    // after its lock is released) and an attempt is either renewed or judged, never both.
     private static final NamedSql RENEW = NamedSql.of("""
             WITH held AS (
-                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[], :pending::boolean[])
-                              AS h(id, token, lease_ms, pending)
+                SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :lease_ms::bigint[], :pending::boolean[],
+                                     :retry_ms::bigint[], :held_kinds::text[]) AS h(id, token, lease_ms, pending, retry_ms, kind)
+            ), rule AS (
+                SELECT * FROM unnest(:rule_kinds::text[], :rule_factor::float8[], :rule_floor_ms::bigint[],
+                                     :rule_judge_silent::boolean[], :rule_requeue::boolean[])
+                              AS r(kind, factor, floor_ms, judge_silent, requeue)
+            ), j AS (
+                SELECT h.*, r.factor, r.floor_ms, r.judge_silent, coalesce(r.requeue, false) AS requeue
+                  FROM held h LEFT JOIN rule r ON r.kind = h.kind
             ), node AS (
                 UPDATE dispatcher_nodes SET last_seen_at = now()
                  WHERE node_id = :owner AND incarnation = :incarnation::uuid
                 RETURNING node_id
             ), renewed AS (
                 UPDATE tasks t
-                   SET lease_expires_at = now() + h.lease_ms * interval '1 millisecond',
-                       last_heartbeat_at = now()
-                  FROM held h
-                 WHERE t.id = h.id AND t.lease_token = h.token AND t.owner_id = :owner AND t.status = 'running'
+                   SET lease_expires_at = greatest(t.lease_expires_at, now() + j.lease_ms * interval '1 millisecond'),
+                       renew_count = t.renew_count + 1
+                  FROM j
+                 WHERE t.id = j.id AND t.lease_token = j.token AND t.owner_id = :owner AND t.status = 'running'
+                   AND (j.pending OR j.factor IS NULL
+                        OR pgdispatch_is_stuck(t.last_heartbeat_at, t.quiet_until, t.progress_count, t.progress_interval_ms,
+                                               j.factor, j.floor_ms, :stale_ms, j.judge_silent) IS NOT TRUE)
                 RETURNING t.id
+            ), stuck AS (
+                UPDATE tasks t
+                   SET status = CASE WHEN (j.requeue AND t.requeue_count < :max_requeue)
+                                       OR (NOT j.requeue AND t.attempts < t.max_attempts) THEN 'pending'
+                                     WHEN j.requeue THEN 'quarantined' ELSE 'failed' END,
+                       owner_id = CASE WHEN (j.requeue AND t.requeue_count < :max_requeue)
+                                         OR (NOT j.requeue AND t.attempts < t.max_attempts) THEN NULL ELSE t.owner_id END,
+                       run_at = CASE WHEN j.requeue AND t.requeue_count < :max_requeue THEN now()
+                                     WHEN NOT j.requeue AND t.attempts < t.max_attempts
+                                         THEN now() + j.retry_ms * interval '1 millisecond'
+                                     ELSE t.run_at END,
+                       finished_at = CASE WHEN (j.requeue AND t.requeue_count < :max_requeue)
+                                            OR (NOT j.requeue AND t.attempts < t.max_attempts) THEN NULL ELSE now() END,
+                       requeue_count = t.requeue_count + CASE WHEN j.requeue AND t.requeue_count < :max_requeue THEN 1 ELSE 0 END,
+                       lease_expires_at = NULL,
+                       last_error = 'stuck: no progress reported for '
+                                    || round(extract(epoch FROM now() - t.last_heartbeat_at)::numeric, 1) || ' s (bound '
+                                    || round((pgdispatch_silence_bound_ms(t.progress_count, t.progress_interval_ms, j.factor,
+                                                 j.floor_ms, :stale_ms, j.judge_silent) / 1000)::numeric, 1) || ' s, '
+                                    || t.progress_count || ' reports'
+                                    || CASE WHEN t.progress_interval_ms IS NULL THEN ''
+                                            ELSE ', cadence ' || round((t.progress_interval_ms / 1000)::numeric, 1) || ' s' END
+                                    || ')' || CASE WHEN t.progress->>'message' IS NULL THEN ''
+                                                   ELSE '; last message: ' || (t.progress->>'message') END,
+                       updated_at = now()
+                  FROM j
+                 -- only what the renewal did not take (normally nothing): no second pass over the held rows
+                 WHERE j.id NOT IN (SELECT id FROM renewed) AND NOT j.pending AND j.factor IS NOT NULL
+                   AND t.id = j.id AND t.lease_token = j.token AND t.owner_id = :owner AND t.status = 'running'
+                   AND pgdispatch_is_stuck(t.last_heartbeat_at, t.quiet_until, t.progress_count, t.progress_interval_ms,
+                                           j.factor, j.floor_ms, :stale_ms, j.judge_silent)
+                RETURNING t.id, j.token, t.status, t.run_at, j.requeue, t.attempts, t.requeue_count, t.last_error,
+                          extract(epoch FROM now() - t.last_heartbeat_at) * 1000 AS silence_ms,
+                          pgdispatch_silence_bound_ms(t.progress_count, t.progress_interval_ms, j.factor, j.floor_ms,
+                                                      :stale_ms, j.judge_silent) AS bound_ms,
+                          t.progress_count, t.progress_interval_ms, t.progress->>'message' AS message
+            ), stuck_ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT s.id, 'stuck', :owner, s.token,
+                       jsonb_build_object('silence_ms', round(s.silence_ms), 'bound_ms', round(s.bound_ms),
+                                          'cadence_ms', round(s.progress_interval_ms), 'reports', s.progress_count,
+                                          'last_message', s.message,
+                                          'policy', CASE WHEN s.requeue THEN 'requeue' ELSE 'fail_attempt' END,
+                                          'status', s.status, 'attempt', s.attempts, 'requeue_count', s.requeue_count,
+                                          'next_run_at', CASE WHEN s.status = 'pending' THEN s.run_at END)
+                  FROM stuck s
             ), lost AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT h.id, 'lease_lost', :owner, h.token,
                        jsonb_build_object('status', t.status, 'current_owner', t.owner_id,
                                           'current_token', t.lease_token)
                   FROM held h LEFT JOIN tasks t ON t.id = h.id
-                 WHERE h.id NOT IN (SELECT id FROM renewed) AND NOT h.pending
+                 WHERE h.id NOT IN (SELECT id FROM renewed) AND h.id NOT IN (SELECT id FROM stuck) AND NOT h.pending
                    AND NOT EXISTS (SELECT 1 FROM task_events e
                                     WHERE e.task_id = h.id AND e.owner_id = :owner AND e.lease_token = h.token
                                       AND e.event IN ('succeeded', 'failed', 'retry_scheduled', 'released'))
@@ -345,60 +415,94 @@ public final class TaskStore {
             )
             SELECT 'renewed' AS what, id, NULL AS status FROM renewed
             UNION ALL SELECT 'lost', task_id, status FROM lost
+            UNION ALL SELECT 'stuck', id, last_error FROM stuck
             UNION ALL SELECT 'node', NULL, NULL FROM node
             """);
 
     /**
-     * running (owner, token) → running with {@code lease_expires_at = now() + lease}, for every held
-     * lease at once, plus the node's heartbeat. A lease not renewed is lost (requeued, cancelled,
+     * running (owner, token) → running with {@code lease_expires_at} at least {@code now() + lease}, for
+     * every held lease at once, plus the node's heartbeat. A lease not renewed is lost (requeued, cancelled,
      * taken over, finished): it is reported with the row's status then, and recorded as lease_lost,
      * unless its own outcome ended it (pending per {@link HeldLease#outcomePending()}, or already written
-     * by this owner under this token): then it is not reported at all.
+     * by this owner under this token): then it is not reported at all. With {@code rules}, an attempt whose
+     * handler has gone silent past its bound is instead ended as stuck (→ pending / failed / quarantined,
+     * event {@code stuck}) and reported with its error text.
      */
-    public RenewResult renewHeld(String owner, String incarnation, List<HeldLease> held) {
+    public RenewResult renewHeld(String owner, String incarnation, List<HeldLease> held, StuckRules rules) {
         Long[] ids = new Long[held.size()];
         Long[] tokens = new Long[held.size()];
         Long[] leaseMs = new Long[held.size()];
         Boolean[] pending = new Boolean[held.size()];
+        Long[] retryMs = new Long[held.size()];
+        String[] kinds = new String[held.size()];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = held.get(i).id();
             tokens[i] = held.get(i).leaseToken();
             leaseMs[i] = held.get(i).lease().toMillis();
             pending[i] = held.get(i).outcomePending();
+            retryMs[i] = held.get(i).retryDelay().toMillis();
+            kinds[i] = held.get(i).kind();
         }
-        return query(RENEW, Map.of("ids", ids, "tokens", tokens, "lease_ms", leaseMs, "pending", pending, "owner", owner,
-                "incarnation", incarnation), rs -> {
+        Map<String, Object> v = new HashMap<>();
+        v.put("ids", ids);
+        v.put("tokens", tokens);
+        v.put("lease_ms", leaseMs);
+        v.put("pending", pending);
+        v.put("retry_ms", retryMs);
+        v.put("held_kinds", kinds);
+        v.put("owner", owner);
+        v.put("incarnation", incarnation);
+        rules.bind(v);
+        return query(RENEW, v, rs -> {
             Set<Long> renewed = new HashSet<>();
             Map<Long, String> lost = new LinkedHashMap<>();
+            Map<Long, String> stuck = new LinkedHashMap<>();
             boolean node = false;
             while (rs.next()) {
                 switch (rs.getString("what")) {
                     case "renewed" -> renewed.add(rs.getLong("id"));
                     case "lost" -> lost.put(rs.getLong("id"), String.valueOf(rs.getString("status")));
+                    case "stuck" -> stuck.put(rs.getLong("id"), rs.getString("status"));
                     default -> node = true;
                 }
             }
-            return new RenewResult(renewed, lost, node);
+            return new RenewResult(renewed, lost, node, stuck);
         });
+    }
+
+    /** The same without judging any attempt stuck (kinds without a rule). */
+    public RenewResult renewHeld(String owner, String incarnation, List<HeldLease> held) {
+        return renewHeld(owner, incarnation, held, StuckRules.NONE);
     }
 
     // ---------------------------------------------------------------- heartbeat: running (mine) -> running, progress saved
 
+    // The handler's progress report: the only write besides the claim that moves last_heartbeat_at. The
+    // cadence is an exponential moving average of the intervals between reports (weight 0.3 on the
+    // newest: a few slow reports raise it, one burst does not halve it); the interval from the claim to
+    // the first report is setup, not cadence, and is left out. Every right-hand side reads the old row.
     private static final NamedSql HEARTBEAT = NamedSql.of("""
             UPDATE tasks
-               SET lease_expires_at = now() + :lease_ms * interval '1 millisecond',
+               SET lease_expires_at = greatest(lease_expires_at, now() + :lease_ms * interval '1 millisecond'),
+                   progress_interval_ms = CASE WHEN progress_count = 0 THEN NULL
+                                               WHEN progress_interval_ms IS NULL
+                                                   THEN extract(epoch FROM now() - last_heartbeat_at) * 1000
+                                               ELSE 0.7 * progress_interval_ms
+                                                    + 0.3 * extract(epoch FROM now() - last_heartbeat_at) * 1000 END,
+                   progress_count = progress_count + 1,
                    last_heartbeat_at = now(),
                    progress = CASE WHEN :has_progress THEN jsonb_build_object(
                                   -- a message alone keeps the last checkpoint: the next attempt still resumes from it
                                   'checkpoint', coalesce(:progress::jsonb, progress->'checkpoint'),
-                                  'message', :message::text, 'at', now())
+                                  'message', :message::text, 'at', now(), 'lease_token', lease_token)
                               ELSE progress END
              WHERE id = :id AND owner_id = :owner AND lease_token = :token AND status = 'running'
             """);
 
     /**
-     * running (owner, token) → running with a renewed lease and, when {@code progressJson} or
-     * {@code message} is given, the checkpoint the next attempt will see. False: the lease is lost.
+     * running (owner, token) → running: a progress report. Moves the attempt's progress time and cadence,
+     * keeps the lease at least {@code lease} ahead and, when {@code progressJson} or {@code message} is
+     * given, saves the checkpoint the next attempt will see. False: the lease is lost.
      */
     public boolean heartbeat(String owner, long id, long token, Duration lease, String progressJson, String message) {
         Map<String, Object> v = new HashMap<>();
@@ -410,6 +514,57 @@ public final class TaskStore {
         v.put("owner", owner);
         v.put("token", token);
         return exactlyOneOrNone(update(HEARTBEAT, v), id);
+    }
+
+    // ---------------------------------------------------------------- extend: running (mine) -> running, quiet for a while
+
+    private static final NamedSql EXTEND = NamedSql.of("""
+            WITH upd AS (
+                UPDATE tasks t
+                   SET extension_count = t.extension_count + 1,
+                       quiet_until = greatest(t.quiet_until, now() + :by_ms * interval '1 millisecond'),
+                       lease_expires_at = greatest(t.lease_expires_at, now() + :by_ms * interval '1 millisecond')
+                 WHERE t.id = :id AND t.owner_id = :owner AND t.lease_token = :token AND t.status = 'running'
+                   AND t.extension_count < :max_extensions
+                RETURNING t.extension_count, t.quiet_until
+            ), refused AS (
+                SELECT t.extension_count FROM tasks t
+                 WHERE t.id = :id AND t.owner_id = :owner AND t.lease_token = :token AND t.status = 'running'
+                   AND NOT EXISTS (SELECT 1 FROM upd)
+            ), ev AS (
+                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                SELECT :id, 'lease_extended', :owner, :token,
+                       jsonb_build_object('by_ms', :by_ms, 'reason', :reason::text, 'extension', u.extension_count,
+                                          'max_extensions', :max_extensions, 'quiet_until', u.quiet_until)
+                  FROM upd u
+                UNION ALL
+                SELECT :id, 'extension_refused', :owner, :token,
+                       jsonb_build_object('by_ms', :by_ms, 'reason', :reason::text, 'extensions', r.extension_count,
+                                          'max_extensions', :max_extensions)
+                  FROM refused r
+            )
+            SELECT 'granted' AS answer FROM upd UNION ALL SELECT 'refused' FROM refused
+            """);
+
+    /** What {@link #extendLease} answered. */
+    public enum Extension { GRANTED, REFUSED, LEASE_LOST }
+
+    /**
+     * running (owner, token) → running, not judged stuck and its lease not expiring before
+     * {@code now() + by}, while fewer than {@code maxExtensions} were granted to this attempt
+     * ({@code lease_extended}); beyond them REFUSED ({@code extension_refused}), the row unchanged.
+     * LEASE_LOST: not this owner's running attempt any more.
+     */
+    public Extension extendLease(String owner, long id, long token, Duration by, String reason, int maxExtensions) {
+        Map<String, Object> v = new HashMap<>();
+        v.put("id", id);
+        v.put("owner", owner);
+        v.put("token", token);
+        v.put("by_ms", by.toMillis());
+        v.put("reason", reason);
+        v.put("max_extensions", maxExtensions);
+        return query(EXTEND, v, rs -> !rs.next() ? Extension.LEASE_LOST
+                : rs.getString(1).equals("granted") ? Extension.GRANTED : Extension.REFUSED);
     }
 
     // ---------------------------------------------------------------- complete: running (mine) -> succeeded
@@ -573,8 +728,12 @@ public final class TaskStore {
 
     // ---------------------------------------------------------------- reaper: stale running -> pending | quarantined
 
-    // Stale: lease expired; or no heartbeat for :stale_ms (legacy rows without lease columns: updated_at);
-    // or the owner is a registered node that stopped or has not heartbeated for :node_timeout_ms.
+    // Stale: lease expired; or the owner is a registered node that stopped or has not heartbeated for
+    // :node_timeout_ms; or the owner is no registered node (rows of versions before dispatcher_nodes, manual
+    // edits) and the row shows no activity for :stale_ms (last_heartbeat_at, else updated_at). A live
+    // node's own tasks are never stale here however silent their handlers: since V10 last_heartbeat_at is
+    // the handler's progress, and a silent handler is the owner's to judge (the renewal's stuck rule), which
+    // can interrupt it. The cause is machine-readable for the hand-off (TaskContext.previousAttempt).
     private static final String STALE_ROWS = """
                 SELECT t.id, t.owner_id, t.lease_token, t.requeue_count < :max_requeue AS requeue,
                        CASE WHEN n.node_id IS NOT NULL AND n.stopped_at IS NOT NULL
@@ -583,11 +742,17 @@ public final class TaskStore {
                                 THEN 'owner node ' || t.owner_id || ' not seen since ' || n.last_seen_at
                             WHEN t.lease_expires_at < now()
                                 THEN 'lease expired at ' || t.lease_expires_at
-                            ELSE 'no heartbeat since ' || coalesce(t.last_heartbeat_at, t.updated_at) END AS reason
+                            ELSE 'no heartbeat since ' || coalesce(t.last_heartbeat_at, t.updated_at) END AS reason,
+                       CASE WHEN n.node_id IS NOT NULL AND n.stopped_at IS NOT NULL THEN 'node_stopped'
+                            WHEN n.node_id IS NOT NULL AND n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond'
+                                THEN 'node_dead'
+                            WHEN t.lease_expires_at < now() THEN 'lease_expired'
+                            ELSE 'silent' END AS cause
                   FROM tasks t LEFT JOIN dispatcher_nodes n ON n.node_id = t.owner_id
                  WHERE t.status = 'running'
                    AND (t.lease_expires_at < now()
-                        OR coalesce(t.last_heartbeat_at, t.updated_at) < now() - :stale_ms * interval '1 millisecond'
+                        OR (n.node_id IS NULL
+                            AND coalesce(t.last_heartbeat_at, t.updated_at) < now() - :stale_ms * interval '1 millisecond')
                         OR n.stopped_at IS NOT NULL
                         OR n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond')
                  ORDER BY t.id
@@ -615,11 +780,12 @@ public final class TaskStore {
                        updated_at = now()
                   FROM stale s, lock
                  WHERE t.id = s.id AND lock.held
-                RETURNING t.id, s.owner_id, s.lease_token, s.requeue, s.reason, t.requeue_count
+                RETURNING t.id, s.owner_id, s.lease_token, s.requeue, s.reason, s.cause, t.requeue_count
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT m.id, CASE WHEN m.requeue THEN 'requeued' ELSE 'quarantined' END, m.owner_id, m.lease_token,
-                       jsonb_build_object('reason', m.reason, 'requeue_count', m.requeue_count, 'by', 'reaper')
+                       jsonb_build_object('reason', m.reason, 'cause', m.cause, 'requeue_count', m.requeue_count,
+                                          'by', 'reaper')
                   FROM moved m
             )
             SELECT (SELECT held FROM lock) AS locked, m.id, m.owner_id, m.lease_token,

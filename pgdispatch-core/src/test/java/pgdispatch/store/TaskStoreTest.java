@@ -536,7 +536,7 @@ class TaskStoreTest {
             assertThat(r.nodeRegistered()).isTrue();
             assertThat(leaseSecondsLeft(a)).isCloseTo(600, within(10.0));
             assertThat(leaseSecondsLeft(b)).isCloseTo(120, within(10.0));
-            assertThat(secondsSince(a, "last_heartbeat_at")).isBetween(0.0, 10.0);
+            assertThat(secondsSince(a, "last_heartbeat_at")).as("a renewal is not progress (issue 14)").isBetween(59.0, 70.0);
             Map<String, Object> afterA = row(a);
             assertThat(afterA).containsEntry("updated_at", beforeA.get("updated_at"))
                     .containsEntry("lease_token", 1L).containsEntry("status", "running");

@@ -168,6 +168,31 @@ public class Tasks extends TableImpl<TasksRecord> {
      */
     public final TableField<TasksRecord, JSONB> PROGRESS = createField(DSL.name("progress"), SQLDataType.JSONB, this, "");
 
+    /**
+     * The column <code>public.tasks.progress_count</code>.
+     */
+    public final TableField<TasksRecord, Integer> PROGRESS_COUNT = createField(DSL.name("progress_count"), SQLDataType.INTEGER.nullable(false).defaultValue(DSL.field(DSL.raw("0"), SQLDataType.INTEGER)), this, "");
+
+    /**
+     * The column <code>public.tasks.progress_interval_ms</code>.
+     */
+    public final TableField<TasksRecord, Double> PROGRESS_INTERVAL_MS = createField(DSL.name("progress_interval_ms"), SQLDataType.DOUBLE, this, "");
+
+    /**
+     * The column <code>public.tasks.renew_count</code>.
+     */
+    public final TableField<TasksRecord, Integer> RENEW_COUNT = createField(DSL.name("renew_count"), SQLDataType.INTEGER.nullable(false).defaultValue(DSL.field(DSL.raw("0"), SQLDataType.INTEGER)), this, "");
+
+    /**
+     * The column <code>public.tasks.extension_count</code>.
+     */
+    public final TableField<TasksRecord, Integer> EXTENSION_COUNT = createField(DSL.name("extension_count"), SQLDataType.INTEGER.nullable(false).defaultValue(DSL.field(DSL.raw("0"), SQLDataType.INTEGER)), this, "");
+
+    /**
+     * The column <code>public.tasks.quiet_until</code>.
+     */
+    public final TableField<TasksRecord, OffsetDateTime> QUIET_UNTIL = createField(DSL.name("quiet_until"), SQLDataType.TIMESTAMPWITHTIMEZONE(6), this, "");
+
     private Tasks(Name alias, Table<TasksRecord> aliased) {
         this(alias, aliased, (Field<?>[]) null, null);
     }

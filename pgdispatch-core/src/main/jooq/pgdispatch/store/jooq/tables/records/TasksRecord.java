@@ -329,6 +329,76 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         return (JSONB) get(21);
     }
 
+    /**
+     * Setter for <code>public.tasks.progress_count</code>.
+     */
+    public void setProgressCount(Integer value) {
+        set(22, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.progress_count</code>.
+     */
+    public Integer getProgressCount() {
+        return (Integer) get(22);
+    }
+
+    /**
+     * Setter for <code>public.tasks.progress_interval_ms</code>.
+     */
+    public void setProgressIntervalMs(Double value) {
+        set(23, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.progress_interval_ms</code>.
+     */
+    public Double getProgressIntervalMs() {
+        return (Double) get(23);
+    }
+
+    /**
+     * Setter for <code>public.tasks.renew_count</code>.
+     */
+    public void setRenewCount(Integer value) {
+        set(24, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.renew_count</code>.
+     */
+    public Integer getRenewCount() {
+        return (Integer) get(24);
+    }
+
+    /**
+     * Setter for <code>public.tasks.extension_count</code>.
+     */
+    public void setExtensionCount(Integer value) {
+        set(25, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.extension_count</code>.
+     */
+    public Integer getExtensionCount() {
+        return (Integer) get(25);
+    }
+
+    /**
+     * Setter for <code>public.tasks.quiet_until</code>.
+     */
+    public void setQuietUntil(OffsetDateTime value) {
+        set(26, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.quiet_until</code>.
+     */
+    public OffsetDateTime getQuietUntil() {
+        return (OffsetDateTime) get(26);
+    }
+
     // -------------------------------------------------------------------------
     // Primary key information
     // -------------------------------------------------------------------------
@@ -352,7 +422,7 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
     /**
      * Create a detached, initialised TasksRecord
      */
-    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress) {
+    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil) {
         super(Tasks.TASKS);
 
         setId(id);
@@ -377,6 +447,11 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         setRequeueCount(requeueCount);
         setIdempotencyKey(idempotencyKey);
         setProgress(progress);
+        setProgressCount(progressCount);
+        setProgressIntervalMs(progressIntervalMs);
+        setRenewCount(renewCount);
+        setExtensionCount(extensionCount);
+        setQuietUntil(quietUntil);
         resetTouchedOnNotNull();
     }
 }
