@@ -45,7 +45,12 @@ WITH lease AS (
            owner_id          = ('pgbench-' || :client_id),
            lease_token       = t.lease_token + 1,
            lease_expires_at  = now() + l.lease_ms * interval '1 millisecond',
-           last_heartbeat_at = now(),
+           last_heartbeat_at = now(),  -- the attempt's progress clock starts at its claim
+           progress_count    = 0,
+           progress_interval_ms = NULL,
+           renew_count       = 0,
+           extension_count   = 0,
+           quiet_until       = NULL,
            attempts          = t.attempts + 1,
            requeue_count     = t.requeue_count + CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END,
            started_at        = now(),
@@ -64,7 +69,6 @@ WITH lease AS (
       FROM claimed c
 )
 SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM claimed \gset
-
 WITH done AS (
     SELECT * FROM unnest((:ids)::bigint[], (:tokens)::bigint[], array_fill(NULL::text, ARRAY[cardinality((:ids)::bigint[])])) AS d(id, token, result)
 ), upd AS (

@@ -112,6 +112,15 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
     }
 
     /** The newest migration version among the files in db/migrations (tests run in the project directory). */
+    /** How many migration files db/migrations holds (numbers may have gaps: each engineer has a range). */
+    public static int migrationCount() {
+        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
+            return (int) files.filter(f -> f.getFileName().toString().matches("V[0-9_]+__.*\\.sql")).count();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     public static int latestMigration() {
         java.util.regex.Pattern v = java.util.regex.Pattern.compile("V(\\d+)__.*\\.sql");
         try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
