@@ -15,7 +15,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
 import org.slf4j.Logger;
@@ -28,6 +27,11 @@ import pgdispatch.store.NodeStore;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskQueries.TaskView;
 import pgdispatch.store.TaskStore;
+import pgdispatch.ui.UiError.BadRequest;
+import pgdispatch.ui.UiError.Forbidden;
+import pgdispatch.ui.UiError.NotFound;
+import pgdispatch.ui.UiError.Refused;
+import pgdispatch.ui.UiError.Unavailable;
 import pgdispatch.ui.Views.Action;
 import pgdispatch.ui.Views.Page;
 
@@ -88,7 +92,6 @@ public final class Dashboard {
         c.routes.post(MOUNT + "/logout", this::logout);
         c.routes.get(MOUNT + "/assets/{name}", Dashboard::asset);
         c.routes.exception(UiError.class, (e, ctx) -> message(ctx, e.status, e.title, e.getMessage()));
-        c.routes.exception(Unavailable.class, (e, ctx) -> message(ctx, 503, "Database unavailable", e.getMessage()));
         c.routes.exception(RuntimeException.class, (e, ctx) -> {
             log.warn("ui: {} {} failed: {}", ctx.method(), ctx.path(), e.toString());
             if (!ctx.path().startsWith(MOUNT)) {
@@ -248,33 +251,6 @@ public final class Dashboard {
 
     // ------------------------------------------------------------------ operations
 
-    /** The operator actions, each the transition the {@code tasks} command runs. */
-    enum Operation {
-        RETRY("retry", "Retry", List.of("succeeded", "failed", "cancelled", "quarantined"),
-                "The task goes back to pending with a fresh attempt series (attempts and requeue count reset); any node serving its queue claims it. Event: retried_by_operator."),
-        CANCEL("cancel", "Cancel", List.of("pending", "running"),
-                "The task becomes cancelled. A running handler learns it at its next lease renewal and its result is refused. Event: cancelled."),
-        QUARANTINE("quarantine", "Quarantine", List.of("pending", "running", "failed"),
-                "The task is set aside for inspection (never claimed, never pruned) until an operator retries it. Event: quarantined.");
-
-        final String name;
-        final String label;
-        final List<String> allowedFrom;
-        final String explanation;
-
-        Operation(String name, String label, List<String> allowedFrom, String explanation) {
-            this.name = name;
-            this.label = label;
-            this.allowedFrom = allowedFrom;
-            this.explanation = explanation;
-        }
-
-        static Optional<Operation> named(String name) {
-            for (Operation o : values()) if (o.name.equals(name)) return Optional.of(o);
-            return Optional.empty();
-        }
-    }
-
     List<Action> actionsFor(Page page, long id, String status) {
         List<Action> out = new ArrayList<>();
         for (Operation o : Operation.values()) {
@@ -381,49 +357,6 @@ public final class Dashboard {
             return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(JSON.readTree(json));
         } catch (IOException e) {
             return json;
-        }
-    }
-
-    /** A request the dashboard answers with a page naming the problem. */
-    static class UiError extends RuntimeException {
-        final int status;
-        final String title;
-
-        UiError(int status, String title, String message) {
-            super(message);
-            this.status = status;
-            this.title = title;
-        }
-    }
-
-    static final class BadRequest extends UiError {
-        BadRequest(String m) {
-            super(400, "Bad request", m);
-        }
-    }
-
-    static final class Forbidden extends UiError {
-        Forbidden(String m) {
-            super(403, "Not allowed", m);
-        }
-    }
-
-    static final class NotFound extends UiError {
-        NotFound(String m) {
-            super(404, "Not found", m);
-        }
-    }
-
-    static final class Refused extends UiError {
-        Refused(String m) {
-            super(409, "Refused", m);
-        }
-    }
-
-    /** No database to read from (yet): the node is still starting or its database is unreachable. */
-    static final class Unavailable extends RuntimeException {
-        Unavailable(String m) {
-            super(m);
         }
     }
 }
