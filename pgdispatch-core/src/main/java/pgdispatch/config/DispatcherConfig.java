@@ -29,6 +29,9 @@ public record DispatcherConfig(
         Duration drainTimeout,
         Duration retention,
         int maxPayloadBytes,
+        int maxResultBytes,
+        Duration retryBase,
+        Duration retryMax,
         int poolSize,
         Duration socketTimeout,
         String httpHost,
@@ -80,6 +83,11 @@ public record DispatcherConfig(
         Duration drain = r.seconds("TASK_DRAIN_S", 30, true);
         Duration retention = r.seconds("TASK_RETENTION_S", 7 * 24 * 3600);
         int maxPayload = r.intIn("TASK_MAX_PAYLOAD_BYTES", 1 << 20, 2, 256 << 20);
+        // a larger result fails its attempt for good (jsonb itself stops at 255 MB, and every byte is
+        // held in the node's heap until it is written)
+        int maxResult = r.intIn("TASK_MAX_RESULT_BYTES", 1 << 20, 4, 256 << 20);
+        Duration retryBase = r.seconds("TASK_RETRY_BASE_S", 1, true);
+        Duration retryMax = r.seconds("TASK_RETRY_MAX_S", 3600, true);
         int pool = r.intIn("PGDISPATCH_POOL_SIZE", 8, 3, 1000);
         // a node's reads give up after this (0 = never): a connection the network silently dropped
         // (no FIN, no RST: a server host gone, a NAT entry expired) would otherwise block its thread
@@ -109,11 +117,16 @@ public record DispatcherConfig(
             r.problems.add("PGDISPATCH_SOCKET_TIMEOUT_S=" + socketTimeout.toSeconds() + " must be 0 (off) or at least 5"
                     + " (every statement of a node must fit in it, a renewal of 10,000 leases included)");
         }
+        if (retryBase != null && retryMax != null && retryMax.compareTo(retryBase) < 0) {
+            r.problems.add("TASK_RETRY_MAX_S=" + retryMax.toSeconds() + " must be at least TASK_RETRY_BASE_S="
+                    + retryBase.toSeconds() + " (the cap of the backoff, which starts at the base)");
+        }
         if (!r.problems.isEmpty()) {
             throw new ConfigException(r.problems);
         }
         return new DispatcherConfig(url, nodeId, queues, concurrency, lease, stale, maxRequeue, reapBatch, renew,
-                nodeTimeout, poll, drain, retention, maxPayload, pool, socketTimeout, httpHost, httpPort);
+                nodeTimeout, poll, drain, retention, maxPayload, maxResult, retryBase, retryMax, pool, socketTimeout,
+                httpHost, httpPort);
     }
 
     /** Defaults for tests and embedding: the default environment over {@code url}. */
@@ -163,13 +176,28 @@ public record DispatcherConfig(
         return copy(b -> b.socketTimeout = timeout);
     }
 
+    public DispatcherConfig withMaxResultBytes(int max) {
+        return copy(b -> b.maxResultBytes = max);
+    }
+
+    public DispatcherConfig withRetryBackoff(Duration base, Duration max) {
+        return copy(b -> {
+            b.retryBase = base;
+            b.retryMax = max;
+        });
+    }
+
+    public DispatcherConfig withMaxPayloadBytes(int max) {
+        return copy(b -> b.maxPayloadBytes = max);
+    }
+
     /** This configuration with the fields {@code change} sets: one place that lists the components. */
     private DispatcherConfig copy(java.util.function.Consumer<Copy> change) {
         Copy b = new Copy(this);
         change.accept(b);
         return new DispatcherConfig(b.databaseUrl, b.nodeId, b.queues, b.concurrency, b.lease, b.stale, b.maxRequeue,
                 b.reapBatch, b.renewInterval, b.nodeTimeout, b.pollInterval, b.drainTimeout, b.retention,
-                b.maxPayloadBytes, b.poolSize, b.socketTimeout, b.httpHost, b.httpPort);
+                b.maxPayloadBytes, b.maxResultBytes, b.retryBase, b.retryMax, b.poolSize, b.socketTimeout, b.httpHost, b.httpPort);
     }
 
     /** The components as mutable fields, for {@link #copy}. */
@@ -188,6 +216,9 @@ public record DispatcherConfig(
         Duration drainTimeout;
         Duration retention;
         int maxPayloadBytes;
+        int maxResultBytes;
+        Duration retryBase;
+        Duration retryMax;
         int poolSize;
         Duration socketTimeout;
         String httpHost;
@@ -208,6 +239,9 @@ public record DispatcherConfig(
             drainTimeout = c.drainTimeout;
             retention = c.retention;
             maxPayloadBytes = c.maxPayloadBytes;
+            maxResultBytes = c.maxResultBytes;
+            retryBase = c.retryBase;
+            retryMax = c.retryMax;
             poolSize = c.poolSize;
             socketTimeout = c.socketTimeout;
             httpHost = c.httpHost;
@@ -233,6 +267,9 @@ public record DispatcherConfig(
         m.put("TASK_DRAIN_S", Long.toString(drainTimeout.toSeconds()));
         m.put("TASK_RETENTION_S", Long.toString(retention.toSeconds()));
         m.put("TASK_MAX_PAYLOAD_BYTES", Integer.toString(maxPayloadBytes));
+        m.put("TASK_MAX_RESULT_BYTES", Integer.toString(maxResultBytes));
+        m.put("TASK_RETRY_BASE_S", Long.toString(retryBase.toSeconds()));
+        m.put("TASK_RETRY_MAX_S", Long.toString(retryMax.toSeconds()));
         m.put("PGDISPATCH_POOL_SIZE", Integer.toString(poolSize));
         m.put("PGDISPATCH_SOCKET_TIMEOUT_S", Long.toString(socketTimeout.toSeconds()));
         m.put("PGDISPATCH_HTTP_HOST", httpHost);

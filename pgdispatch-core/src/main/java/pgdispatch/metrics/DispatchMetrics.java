@@ -32,6 +32,8 @@ public final class DispatchMetrics {
     private final Counter leasesRenewed;
     private final Counter leasesLost;
     private final Counter completionsRefused;
+    private final Counter outcomesReplaced;
+    private final Counter handlerThrowables;
     private final Counter startupRecovered;
     private final Counter reaperSweeps;
     private final Counter pruned;
@@ -55,6 +57,10 @@ public final class DispatchMetrics {
         this.leasesLost = simple("pgdispatch.leases.lost", "Leases this node learned it lost");
         this.completionsRefused = simple("pgdispatch.completions.refused",
                 "Outcomes refused because the lease was gone (zombie writes)");
+        this.outcomesReplaced = simple("pgdispatch.outcomes.replaced",
+                "Handler outcomes the database refused to store, written as permanent failures instead");
+        this.handlerThrowables = simple("pgdispatch.handler.errors.escaped",
+                "Throwables from handler code outside the attempt's own catch (Errors, timeout(), lease()), turned into failures");
         this.startupRecovered = simple("pgdispatch.startup.recovered",
                 "Tasks a previous incarnation left running, requeued at start");
         this.reaperSweeps = simple("pgdispatch.reaper.sweeps", "Reaper sweeps run");
@@ -141,6 +147,14 @@ public final class DispatchMetrics {
 
     public void completionsRefused(int n) {
         add(completionsRefused, n);
+    }
+
+    public void outcomesReplaced(int n) {
+        add(outcomesReplaced, n);
+    }
+
+    public void handlerThrowable() {
+        add(handlerThrowables, 1);
     }
 
     public void startupRecovered(int n) {

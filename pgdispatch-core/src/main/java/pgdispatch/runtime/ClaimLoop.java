@@ -51,6 +51,7 @@ final class ClaimLoop {
     private final Duration pollInterval;
     private final int concurrency;
     private final int claimBatch;
+    private final int maxPayloadBytes;
     private final TaskStore store;
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
@@ -71,7 +72,7 @@ final class ClaimLoop {
     private long lastTakeOverCheck = System.nanoTime() - Long.MAX_VALUE / 2;
 
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, int maxRequeue, Duration pollInterval,
-              int concurrency, int claimBatch, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
+              int concurrency, int claimBatch, int maxPayloadBytes, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
               ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
@@ -80,6 +81,7 @@ final class ClaimLoop {
         this.pollInterval = pollInterval;
         this.concurrency = concurrency;
         this.claimBatch = claimBatch;
+        this.maxPayloadBytes = maxPayloadBytes;
         this.store = store;
         this.leases = leases;
         this.metrics = metrics;
@@ -177,8 +179,17 @@ final class ClaimLoop {
                     return;
                 }
                 errorBackoffMs = Math.min(errorBackoffMs * 2, 5000);
-            } catch (RuntimeException e) {
-                log.error("claimer: unexpected error, claiming goes on", e);
+            } catch (Throwable e) {
+                // anything else (an Error included: one huge row must not end claiming while the node
+                // heartbeats and looks ready): log, back off, go on. The claim's outcome is unknown.
+                claimOutcomeUnknown = true;
+                log.error("claimer: unexpected error; claiming goes on in {} ms", errorBackoffMs, e);
+                try {
+                    if (wakeups.tryAcquire(errorBackoffMs, TimeUnit.MILLISECONDS)) wakeups.drainPermits();
+                } catch (InterruptedException ie) {
+                    return;
+                }
+                errorBackoffMs = Math.min(errorBackoffMs * 2, 5000);
             }
         }
     }
@@ -192,7 +203,7 @@ final class ClaimLoop {
             long now = System.nanoTime();
             boolean takeOver = now - lastTakeOverCheck >= pollInterval.toNanos();
             if (takeOver) lastTakeOverCheck = now;
-            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver));
+            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver, maxPayloadBytes));
         } finally {
             metrics.claimDone(sample);
         }

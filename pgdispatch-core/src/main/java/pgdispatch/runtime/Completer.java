@@ -1,8 +1,12 @@
 package pgdispatch.runtime;
 
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -18,7 +22,8 @@ import pgdispatch.store.TaskStore;
  * Writes attempt outcomes in batches: whatever finished while the previous batch was being written goes
  * in the next statement, so at high load many tasks share one commit while a lone task is written at
  * once. A task leaves {@link HeldLeases} only when its outcome is committed (or refused), so its lease
- * is renewed until then. A failed write is retried with back-off; nothing is dropped.
+ * is renewed until then. A write that lost its connection is retried with back-off; a batch the
+ * database refuses is split so that one unstorable outcome never holds up the rest (issue 11).
  */
 final class Completer {
     private static final Logger log = LoggerFactory.getLogger(Completer.class);
@@ -89,8 +94,15 @@ final class Completer {
             } catch (InterruptedException e) {
                 if (batch.isEmpty() && queue.isEmpty()) return;
                 // keep going until the queue is written; stop() waits for it
-            } catch (StoreException e) {
-                log.warn("completer: writing {} outcomes failed ({}); retrying in {} ms", batch.size(), e.getMessage(), backoffMs);
+            } catch (Throwable e) {
+                // a lost connection (the only failure write() lets through on purpose: the same batch is
+                // retried, its outcome unknown), or something unforeseen: the loop must survive it
+                if (e instanceof StoreException se && se.connectionLost()) {
+                    log.warn("completer: writing {} outcomes failed, connection lost ({}); retrying in {} ms",
+                            batch.size(), e.getMessage(), backoffMs);
+                } else {
+                    log.error("completer: writing {} outcomes failed; retrying in {} ms", batch.size(), backoffMs, e);
+                }
                 try {
                     Thread.sleep(backoffMs); // back-off between retries of a failed write, not synchronisation
                 } catch (InterruptedException ie) {
@@ -101,13 +113,66 @@ final class Completer {
         }
     }
 
+    /**
+     * Writes {@code batch}, removing from it what is written, so that a retry after a lost connection
+     * writes only the rest. A batch the database refuses for any other reason is split in halves,
+     * so one bad outcome (a result or error text PostgreSQL will not store) cannot hold up the others;
+     * that outcome alone is then written as a permanent failure saying why ({@link #refused}).
+     */
     private void write(List<Pending> batch) {
+        try {
+            writeOnce(batch);
+            batch.clear();
+        } catch (StoreException e) {
+            if (e.connectionLost()) throw e;
+            refused(batch, e);
+        } catch (RuntimeException e) {
+            refused(batch, e);
+        }
+    }
+
+    private void refused(List<Pending> batch, RuntimeException e) {
+        if (batch.size() > 1) {
+            write(batch.subList(0, batch.size() / 2)); // a sublist clears itself from the batch as it is written
+            write(batch);
+            return;
+        }
+        Pending p = batch.get(0);
+        var t = p.held.task;
+        String why = e instanceof StoreException se ? "SQLSTATE " + se.sqlState() + ": " + e.getMessage() : String.valueOf(e);
+        String what = p.outcome instanceof Outcome.Success ? "result" : "error text";
+        String note = "the handler's " + what + " was refused by the database (" + why + "); written as a permanent failure instead";
+        log.error("task={} kind={} owner={} attempt={} lease_token={}: {}", t.id(), t.kind(), owner, t.attempt(),
+                t.leaseToken(), note);
+        String error = "outcome not storable: " + why;
+        Pending replacement = new Pending(p.held, new Outcome.Failure(t.id(), t.leaseToken(), TaskStore.truncate(error),
+                true, Duration.ZERO, note));
+        try {
+            writeOnce(List.of(replacement));
+            metrics.outcomesReplaced(1);
+        } catch (StoreException e2) {
+            if (e2.connectionLost()) throw e2;
+            // nothing of this outcome is storable: stop holding the lease; it expires and the reaper
+            // requeues the task (or quarantines it once its requeue budget is spent)
+            log.error("task={} owner={} lease_token={}: even the replacement failure was refused ({}); lease dropped",
+                    t.id(), owner, t.leaseToken(), e2.getMessage());
+            forget(p.held);
+        }
+        batch.clear();
+    }
+
+    private void writeOnce(List<Pending> batch) {
         List<Outcome> outcomes = new ArrayList<>(batch.size());
         for (Pending p : batch) outcomes.add(p.outcome);
-        Map<Long, TaskStatus> accepted;
+        Set<Key> accepted = new HashSet<>();
+        Map<Key, TaskStatus> status = new HashMap<>();
         leases.writes.lock();
         try {
-            accepted = store.completeIfOwned(owner, outcomes);
+            for (TaskStore.Accepted a : store.writeOutcomes(owner, outcomes)) {
+                Key k = new Key(a.id(), a.leaseToken());
+                accepted.add(k);
+                status.put(k, a.status());
+            }
             for (Pending p : batch) leases.remove(p.held);
         } finally {
             leases.writes.unlock();
@@ -116,7 +181,7 @@ final class Completer {
         Run run = new Run();
         for (Pending p : batch) {
             var t = p.held.task;
-            TaskStatus st = accepted.get(t.id());
+            TaskStatus st = status.get(new Key(t.id(), t.leaseToken()));
             if (st == null) {
                 refused++;
                 log.warn("task={} kind={} owner={} attempt={} lease_token={}: completion refused, the lease was lost",
@@ -135,6 +200,9 @@ final class Completer {
         metrics.inFlight(leases.size());
         onWritten.run();
     }
+
+    /** An outcome's identity: the task and the lease token it was produced under. */
+    private record Key(long id, long token) {}
 
     /** Counts consecutive outcomes of one queue, kind and status with one counter increment. */
     private final class Run {

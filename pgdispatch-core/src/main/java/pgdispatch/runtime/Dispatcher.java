@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
-import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -57,7 +56,7 @@ public final class Dispatcher implements AutoCloseable {
     private final AtomicBoolean stopped = new AtomicBoolean();
     private volatile boolean registered;
     private UUID incarnation;
-    private ExecutorService workers;
+    private WorkerPool workers;
     private ScheduledExecutorService timeouts;
     private Completer completer;
     private LeaseRenewer renewer;
@@ -76,7 +75,8 @@ public final class Dispatcher implements AutoCloseable {
                         config.socketTimeout());
         this.handlers = Map.copyOf(b.handlers);
         this.metrics = new DispatchMetrics(b.registry);
-        this.retryPolicy = b.retryPolicy;
+        this.retryPolicy = b.retryPolicy != null ? b.retryPolicy
+                : new RetryPolicy(config.retryBase(), config.retryMax(), RetryPolicy.DEFAULT.jitter());
         this.force = b.force;
         this.claimBatch = b.claimBatch;
         this.store = new TaskStore(db);
@@ -93,7 +93,7 @@ public final class Dispatcher implements AutoCloseable {
         private Database database;
         private final Map<String, TaskHandler> handlers = new LinkedHashMap<>();
         private MeterRegistry registry = new SimpleMeterRegistry();
-        private RetryPolicy retryPolicy = RetryPolicy.DEFAULT;
+        private RetryPolicy retryPolicy; // null: TASK_RETRY_BASE_S and TASK_RETRY_MAX_S of the configuration
         private boolean force;
         private boolean builtins = true;
         private int claimBatch = ClaimLoop.DEFAULT_CLAIM_BATCH;
@@ -157,8 +157,14 @@ public final class Dispatcher implements AutoCloseable {
             }
             if (handlers.isEmpty()) throw new IllegalArgumentException("a dispatcher needs at least one handler");
             for (TaskHandler h : handlers.values()) {
-                if (h.lease() != null && h.lease().compareTo(config.renewInterval()) <= 0) {
-                    throw new IllegalArgumentException("handler '" + h.kind() + "' lease " + h.lease().toSeconds()
+                Duration lease;
+                try {
+                    lease = h.lease();
+                } catch (RuntimeException e) {
+                    throw new IllegalArgumentException("handler '" + h.kind() + "': lease() threw " + e, e);
+                }
+                if (lease != null && lease.compareTo(config.renewInterval()) <= 0) {
+                    throw new IllegalArgumentException("handler '" + h.kind() + "' lease " + lease.toSeconds()
                             + "s must be longer than TASK_RENEW_S=" + config.renewInterval().toSeconds());
                 }
                 if (h.maxLeaseExtensions() < 0) {
@@ -193,21 +199,21 @@ public final class Dispatcher implements AutoCloseable {
         Map<String, Duration> leaseByKind = new LinkedHashMap<>();
         for (TaskHandler h : handlers.values()) leaseByKind.put(h.kind(), h.lease() == null ? config.lease() : h.lease());
 
-        workers = Executors.newFixedThreadPool(config.concurrency(), Thread.ofPlatform().daemon()
-                .name("pgdispatch-worker-", 1).factory());
+        workers = new WorkerPool(config.concurrency());
         timeouts = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("pgdispatch-timeouts").factory());
         completer = new Completer(config.nodeId(), store, leases, metrics, () -> {
             ClaimLoop c = claimLoop;
             if (c != null) c.written();
         });
         completer.start();
+        TaskExecution.Node execution = new TaskExecution.Node(config.nodeId(), store, completer, timeouts, retryPolicy,
+                metrics, stopped::get, config.maxResultBytes(), workers);
         renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
                 stuckRules(), metrics, this::onRegistrationLost);
         renewer.start();
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
-                config.pollInterval(), config.concurrency(), claimBatch, store, leases, metrics, workers,
-                h -> new TaskExecution(h, handlers.get(h.task.kind()), config.nodeId(), store, completer, timeouts,
-                        retryPolicy, metrics, stopped::get, () -> claimLoop.slotFreed()),
+                config.pollInterval(), config.concurrency(), claimBatch, config.maxPayloadBytes(), store, leases, metrics, workers,
+                h -> new TaskExecution(h, handlers.get(h.task.kind()), execution, () -> claimLoop.slotFreed()),
                 () -> wakeups != null && wakeups.listening());
         wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();

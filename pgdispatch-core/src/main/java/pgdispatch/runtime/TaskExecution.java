@@ -4,10 +4,14 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -17,114 +21,187 @@ import pgdispatch.api.TaskContext;
 import pgdispatch.api.TaskHandler;
 import pgdispatch.metrics.DispatchMetrics;
 import pgdispatch.store.Outcome;
+import pgdispatch.store.StorableText;
 import pgdispatch.store.StoreException;
 import pgdispatch.store.TaskStore;
 
 /**
  * One attempt of one task on a worker thread: runs the handler under its timeout, turns what it
  * returned or threw into an {@link Outcome} for the completer, or discards it when the lease is lost.
+ *
+ * <p>Whatever the handler does, the attempt ends with its worker slot freed and either an outcome
+ * submitted or the lease dropped (issue 11): an {@code Error} from the handler (a
+ * {@code StackOverflowError}, an {@code OutOfMemoryError} it threw) is a failed attempt like an
+ * exception; an exception from {@code timeout()} too. A handler that ignores its interruption after
+ * its timeout is given {@link #abandonGrace} more; then the attempt is failed without it ("ignored
+ * interruption"), its slot is freed and the pool starts a replacement thread, and the stuck thread is
+ * left to return whenever it does (its result is then discarded and the pool shrinks back).
  */
 final class TaskExecution implements Runnable, TaskContext {
     private static final Logger log = LoggerFactory.getLogger(TaskExecution.class);
     static final ObjectMapper JSON = new ObjectMapper();
     /** Longest single lease extension a handler may ask for. */
     static final Duration MAX_EXTENSION = Duration.ofHours(24);
+    /** Shortest and longest wait, after a timeout's interrupt, before a handler that ignores it is abandoned. */
+    static final Duration MIN_ABANDON_GRACE = Duration.ofSeconds(1);
+    static final Duration MAX_ABANDON_GRACE = Duration.ofSeconds(10);
+
+    /** What every attempt on this node shares: built once by the dispatcher. */
+    record Node(String owner, TaskStore store, Completer completer, ScheduledExecutorService timeouts, RetryPolicy retry,
+                DispatchMetrics metrics, BooleanSupplier draining, int maxResultBytes, WorkerPool workers) {}
 
     private final HeldLeases.Held held;
     private final TaskHandler handler;
+    private final Node node;
     private final String owner;
-    private final TaskStore store;
-    private final Completer completer;
-    private final ScheduledExecutorService timeouts;
-    private final RetryPolicy retry;
-    private final DispatchMetrics metrics;
-    private final BooleanSupplier draining;
     private final Runnable onDone;
+    private final AtomicBoolean settled = new AtomicBoolean();
+    private final AtomicBoolean slotFreed = new AtomicBoolean();
     private volatile boolean timedOut;
+    /** 0 while the handler runs, then 1 when it returned first, 2 when it was abandoned first. */
+    private final AtomicInteger phase = new AtomicInteger();
     private JsonNode payload;
 
-    TaskExecution(HeldLeases.Held held, TaskHandler handler, String owner, TaskStore store, Completer completer,
-                  ScheduledExecutorService timeouts, RetryPolicy retry, DispatchMetrics metrics, BooleanSupplier draining,
-                  Runnable onDone) {
+    TaskExecution(HeldLeases.Held held, TaskHandler handler, Node node, Runnable onDone) {
         this.held = held;
         this.handler = handler;
-        this.owner = owner;
-        this.store = store;
-        this.completer = completer;
-        this.timeouts = timeouts;
-        this.retry = retry;
-        this.metrics = metrics;
-        this.draining = draining;
+        this.node = node;
+        this.owner = node.owner();
         this.onDone = onDone;
-        held.retryDelay = retry.delay(held.task.attempt());
+        held.retryDelay = node.retry().delay(held.task.attempt());
     }
 
     @Override
     public void run() {
-        if (draining.getAsBoolean()) {
+        if (node.draining().getAsBoolean()) {
             // claimed ahead into the local buffer and not started before the node began stopping: it stays
             // held, unfinished, and the stop releases it without charging the attempt
-            onDone.run();
+            freeSlot();
             return;
         }
         held.worker = Thread.currentThread();
-        ScheduledFuture<?> timer = null;
         long start = System.nanoTime();
-        Outcome outcome;
+        List<ScheduledFuture<?>> timers = new ArrayList<>(2);
         try {
-            if (held.lost()) {
-                discard("lease lost before start");
-                return;
-            }
-            Duration timeout = handler.timeout();
-            if (timeout != null) {
-                Thread worker = Thread.currentThread();
-                timer = timeouts.schedule(() -> {
-                    timedOut = true;
-                    if (!held.finished) worker.interrupt();
-                }, timeout.toMillis(), TimeUnit.MILLISECONDS);
-            }
+            settle(attempt(timers));
+        } catch (Throwable e) {
+            // outside the handler's own catch: timeout() threw, or building the outcome failed
+            node.metrics().handlerThrowable();
+            log.error("task={} kind={} owner={} attempt={} lease_token={}: attempt failed outside the handler", taskId(),
+                    kind(), owner, attempt(), leaseToken(), e);
             try {
-                Object result = handler.handle(this);
-                outcome = timedOut ? failure("timed out after " + timeout.toMillis() + " ms", false)
-                        : new Outcome.Success(held.task.id(), held.task.leaseToken(), toJson(result));
-            } catch (PermanentFailure e) {
-                outcome = failure(describe(e), true);
-            } catch (InterruptedException e) {
-                outcome = failure(timedOut ? "timed out after " + timeout.toMillis() + " ms" : "interrupted", false);
-            } catch (Exception | LinkageError | AssertionError | StackOverflowError e) {
-                outcome = failure(timedOut ? "timed out after " + timeout.toMillis() + " ms: " + describe(e) : describe(e), false);
+                settle(failure(describe(e), false));
+            } catch (Throwable again) {
+                settled.set(true);
+                node.completer().forget(held); // nothing can be submitted (out of memory?): the lease expires
             }
+        } finally {
+            for (ScheduledFuture<?> t : timers) t.cancel(false);
+            held.finished = true;
+            Thread.interrupted(); // clear a late interrupt so it does not leak into the next task on this thread
+            try {
+                node.metrics().handlerDone(held.task.kind(), System.nanoTime() - start);
+            } finally {
+                if (!phase.compareAndSet(0, 1)) node.workers().returned(); // abandoned earlier: the pool shrinks back
+                freeSlot();
+            }
+        }
+    }
+
+    /** The attempt's outcome; null when it was discarded before the handler ran. */
+    private Outcome attempt(List<ScheduledFuture<?>> timers) {
+        if (held.lost()) {
+            settled.set(true);
+            discard("lease lost before start");
+            return null;
+        }
+        Duration timeout = handler.timeout();
+        if (timeout != null) {
+            Thread worker = Thread.currentThread();
+            timers.add(node.timeouts().schedule(() -> {
+                timedOut = true;
+                if (!held.finished) worker.interrupt();
+            }, timeout.toMillis(), TimeUnit.MILLISECONDS));
+            Duration grace = abandonGrace(timeout);
+            timers.add(node.timeouts().schedule(() -> abandon(timeout, grace), timeout.plus(grace).toMillis(),
+                    TimeUnit.MILLISECONDS));
+        }
+        try {
+            Object result = handler.handle(this);
+            return timedOut ? failure(timedOutText(timeout), false) : success(result);
+        } catch (PermanentFailure e) {
+            return failure(describe(e), true);
+        } catch (InterruptedException e) {
+            return failure(timedOut ? timedOutText(timeout) : "interrupted", false);
+        } catch (Throwable e) {
+            if (e instanceof Error) {
+                node.metrics().handlerThrowable();
+                log.warn("task={} kind={} owner={} attempt={}: handler threw {}", taskId(), kind(), owner, attempt(),
+                        e.getClass().getName());
+            }
+            return failure(timedOut ? timedOutText(timeout) + ": " + describe(e) : describe(e), false);
+        }
+    }
+
+    /** Half the timeout, within [1 s, 10 s]: long enough for a handler that does stop, short enough to matter. */
+    static Duration abandonGrace(Duration timeout) {
+        Duration half = timeout.dividedBy(2);
+        return half.compareTo(MIN_ABANDON_GRACE) < 0 ? MIN_ABANDON_GRACE : half.compareTo(MAX_ABANDON_GRACE) > 0 ? MAX_ABANDON_GRACE : half;
+    }
+
+    private static String timedOutText(Duration timeout) {
+        return "timed out after " + timeout.toMillis() + " ms";
+    }
+
+    /** On the timeouts thread: the handler was interrupted {@code grace} ago and has not returned. */
+    private void abandon(Duration timeout, Duration grace) {
+        if (settled.get() || !phase.compareAndSet(0, 2)) return;
+        node.metrics().handlerThrowable();
+        log.error("task={} kind={} owner={} attempt={} lease_token={}: handler ignored its interruption {} ms after its"
+                + " timeout; attempt failed, worker thread {} abandoned and replaced", taskId(), kind(), owner, attempt(),
+                leaseToken(), grace.toMillis(), held.worker == null ? "?" : held.worker.getName());
+        try {
+            settle(failure(timedOutText(timeout) + "; the handler ignored its interruption for " + grace.toMillis()
+                    + " ms, its thread was abandoned", false));
         } finally {
             held.finished = true;
-            if (timer != null) timer.cancel(false);
-            Thread.interrupted(); // clear a late interrupt so it does not leak into the next task on this thread
-            metrics.handlerDone(held.task.kind(), System.nanoTime() - start);
+            node.workers().abandoned();
+            freeSlot();
         }
-        try {
-            if (held.lost()) {
-                discard(held.lostBecause);
-            } else {
-                completer.submit(held, outcome);
-            }
-        } finally {
-            onDone.run();
+    }
+
+    /** Submits {@code outcome} (or drops the lease when it is lost), once: the first of return or abandonment wins. */
+    private void settle(Outcome outcome) {
+        if (outcome == null || !settled.compareAndSet(false, true)) return;
+        if (held.lost()) {
+            discard(held.lostBecause);
+        } else {
+            node.completer().submit(held, outcome);
         }
+    }
+
+    private void freeSlot() {
+        if (slotFreed.compareAndSet(false, true)) onDone.run();
     }
 
     private void discard(String why) {
         log.info("task={} kind={} owner={} attempt={} lease_token={}: result discarded, lease lost ({})",
                 held.task.id(), held.task.kind(), owner, held.task.attempt(), held.task.leaseToken(), why);
-        completer.forget(held);
-        if (!held.finished) {
-            held.finished = true;
-            onDone.run();
+        node.completer().forget(held);
+    }
+
+    private Outcome success(Object result) {
+        String json = toJson(result);
+        if (StorableText.exceedsUtf8(json, node.maxResultBytes())) {
+            // a named rule, not a database error: the result is refused before it is written
+            return failure("result of " + StorableText.utf8Length(json) + " bytes exceeds TASK_MAX_RESULT_BYTES=" + node.maxResultBytes(), true);
         }
+        return new Outcome.Success(held.task.id(), held.task.leaseToken(), json);
     }
 
     private Outcome.Failure failure(String error, boolean permanent) {
         return new Outcome.Failure(held.task.id(), held.task.leaseToken(), TaskStore.truncate(error), permanent,
-                retry.delay(held.task.attempt()));
+                node.retry().delay(held.task.attempt()));
     }
 
     private static String describe(Throwable e) {
@@ -200,7 +277,7 @@ final class TaskExecution implements Runnable, TaskContext {
     public boolean heartbeat(Object progress, String message) {
         if (held.lost()) return false;
         try {
-            boolean ok = store.heartbeat(owner, taskId(), leaseToken(), held.task.lease(),
+            boolean ok = node.store().heartbeat(owner, taskId(), leaseToken(), held.task.lease(),
                     progress == null ? null : toJson(progress), message);
             if (!ok) HeldLeases.markLost(held, "heartbeat refused");
             return ok;
@@ -219,15 +296,15 @@ final class TaskExecution implements Runnable, TaskContext {
         if (held.lost()) return false;
         TaskStore.Extension answer;
         try {
-            answer = store.extendLease(owner, taskId(), leaseToken(), time, reason, handler.maxLeaseExtensions());
+            answer = node.store().extendLease(owner, taskId(), leaseToken(), time, reason, handler.maxLeaseExtensions());
         } catch (StoreException e) {
             log.warn("task={}: lease extension failed ({}); not granted", taskId(), e.getMessage());
             return false;
         }
         switch (answer) {
-            case GRANTED -> metrics.leaseExtension(kind(), "granted");
+            case GRANTED -> node.metrics().leaseExtension(kind(), "granted");
             case REFUSED -> {
-                metrics.leaseExtension(kind(), "refused");
+                node.metrics().leaseExtension(kind(), "refused");
                 log.warn("task={} kind={} attempt={}: lease extension of {} refused, {} already granted to this attempt ({})",
                         taskId(), kind(), attempt(), time, handler.maxLeaseExtensions(), reason);
             }

@@ -73,9 +73,14 @@ final class Wakeups {
                         }
                     }
                 }
-            } catch (SQLException e) {
+            } catch (Throwable e) {
+                // SQLException: the connection failed; anything else is unforeseen, and must not end the thread
                 if (stopped) return;
-                log.warn("wakeups: LISTEN connection failed ({}); reconnecting in {} ms, polling meanwhile", e.getMessage(), backoff);
+                if (e instanceof SQLException) {
+                    log.warn("wakeups: LISTEN connection failed ({}); reconnecting in {} ms, polling meanwhile", e.getMessage(), backoff);
+                } else {
+                    log.error("wakeups: unexpected error; reconnecting in {} ms, polling meanwhile", backoff, e);
+                }
                 try {
                     Thread.sleep(backoff); // reconnect back-off
                 } catch (InterruptedException ie) {

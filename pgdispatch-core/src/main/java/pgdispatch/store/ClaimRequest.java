@@ -10,14 +10,25 @@ import java.util.Map;
  * taken over only when {@code takeOverExpired} and while the task's requeue count is below
  * {@code maxRequeue}. Looking for expired leases reads every running row (their expiry is deliberately
  * not indexed, so renewals stay HOT updates): the claim loop asks for it about once per poll interval,
- * not in every claim.
+ * not in every claim. A candidate whose payload exceeds {@code maxPayloadBytes} is quarantined, not
+ * claimed: no more than that is loaded per task.
  */
 public record ClaimRequest(String owner, List<String> queues, Map<String, Duration> leaseByKind, int limit,
-                           int maxRequeue, boolean takeOverExpired) {
+                           int maxRequeue, boolean takeOverExpired, int maxPayloadBytes) {
+    /** {@code TASK_MAX_PAYLOAD_BYTES}'s default. */
+    public static final int DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20;
+
     public ClaimRequest {
         queues = List.copyOf(queues);
         leaseByKind = Map.copyOf(leaseByKind);
         if (limit < 1) throw new IllegalArgumentException("ClaimRequest.limit must be > 0, got " + limit);
+        if (maxPayloadBytes < 1) throw new IllegalArgumentException("ClaimRequest.maxPayloadBytes must be > 0, got " + maxPayloadBytes);
+    }
+
+    /** A claim under the default payload bound. */
+    public ClaimRequest(String owner, List<String> queues, Map<String, Duration> leaseByKind, int limit, int maxRequeue,
+                        boolean takeOverExpired) {
+        this(owner, queues, leaseByKind, limit, maxRequeue, takeOverExpired, DEFAULT_MAX_PAYLOAD_BYTES);
     }
 
     /** A claim that also takes over expired leases. */

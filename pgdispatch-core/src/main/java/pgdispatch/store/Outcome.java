@@ -13,7 +13,13 @@ public sealed interface Outcome {
 
     /**
      * The handler threw: retried after {@code retryDelay} while attempts remain, unless {@code permanent};
-     * {@code error} is already bounded in length.
+     * {@code error} is already bounded in length. {@code note} (usually null) goes into the event's
+     * detail: why the node wrote this failure in place of what the handler gave.
      */
-    record Failure(long id, long leaseToken, String error, boolean permanent, Duration retryDelay) implements Outcome {}
+    record Failure(long id, long leaseToken, String error, boolean permanent, Duration retryDelay, String note)
+            implements Outcome {
+        public Failure(long id, long leaseToken, String error, boolean permanent, Duration retryDelay) {
+            this(id, leaseToken, error, permanent, retryDelay, null);
+        }
+    }
 }

@@ -130,11 +130,32 @@ public final class TaskStore {
     // tasks_claim_idx in (priority, run_at, id) order and stops after :limit rows, whatever the backlog
     // (no sort of every due row: the lock-then-limit trap). Candidates locked here but not picked stay
     // locked only until this statement's transaction commits.
+    // Why a candidate cannot be claimed, or null: a counter the claim would push past what V8 allows (a
+    // row inserted by SQL at its type's maximum used to make every claim of the node fail with "integer
+    // out of range", in all its queues), or a payload whose stored size alone exceeds the bound (one
+    // 150 MB row used to kill the claimer with OutOfMemoryError). Such a row is quarantined by the claim
+    // itself, with the reason, and the rest of the batch flows; a counter at the very maximum is stored
+    // one below it, since any update of the row must pass V8's check (the reason keeps the value found).
+    // pg_column_size reads the stored
+    // (possibly compressed) size without detoasting; a payload that compresses below the bound is caught
+    // after the claim, from its text bounded by left() (claimDue).
+    private static final String POISON = """
+                       CASE WHEN t.attempts >= 2147483646
+                                 THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
+                            WHEN t.lease_token >= 9223372036854775806
+                                 THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
+                            WHEN t.requeue_count >= 2147483647
+                                 THEN 'requeue_count=' || t.requeue_count || ' is out of range (V8: below 2147483647)'
+                            WHEN pg_column_size(t.payload) > :max_payload
+                                 THEN 'payload of ' || pg_column_size(t.payload) || ' bytes stored exceeds TASK_MAX_PAYLOAD_BYTES=' || :max_payload
+                       END""";
+
     static final String CLAIM_TEXT = """
             WITH lease AS (
                 SELECT * FROM unnest(:kinds::text[], :lease_ms::bigint[]) AS l(kind, lease_ms)
             ), expired AS (
-                SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
+                SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner,""" + POISON + """
+             AS poison
                   FROM tasks t
                  WHERE :take_over AND t.status = 'running' AND t.lease_expires_at < now()
                    AND t.requeue_count < :max_requeue
@@ -143,10 +164,11 @@ public final class TaskStore {
                  LIMIT :limit
                    FOR UPDATE OF t SKIP LOCKED
             ), due AS (
-                SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner
+                SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner, d.poison
                   FROM unnest(:queues::text[]) AS q(name)
                  CROSS JOIN LATERAL (
-                    SELECT t.id, t.priority, t.run_at
+                    SELECT t.id, t.priority, t.run_at,""" + POISON + """
+             AS poison
                       FROM tasks t
                      WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
                        AND t.kind = ANY(:kinds::text[])
@@ -162,35 +184,42 @@ public final class TaskStore {
                      LIMIT :limit
                        FOR UPDATE OF t SKIP LOCKED) d
             ), picked AS (
-                SELECT c.id, c.prev_owner
+                SELECT c.id, c.prev_owner, c.poison
                   FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c
                  ORDER BY c.priority, c.run_at, c.id
                  LIMIT :limit
             ), claimed AS (
                 UPDATE tasks t
-                   SET status            = 'running',
+                   SET status            = CASE WHEN p.poison IS NULL THEN 'running' ELSE 'quarantined' END,
                        owner_id          = :owner,
-                       lease_token       = t.lease_token + 1,
-                       lease_expires_at  = now() + l.lease_ms * interval '1 millisecond',
+                       lease_token       = CASE WHEN p.poison IS NULL THEN t.lease_token + 1
+                                                  ELSE least(t.lease_token, 9223372036854775806) END,
+                       lease_expires_at  = CASE WHEN p.poison IS NULL THEN now() + l.lease_ms * interval '1 millisecond' END,
                        last_heartbeat_at = now(),  -- the attempt's progress clock starts at its claim
                        progress_count    = 0,
                        progress_interval_ms = NULL,
                        renew_count       = 0,
                        extension_count   = 0,
                        quiet_until       = NULL,
-                       attempts          = t.attempts + 1,
-                       requeue_count     = t.requeue_count + CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END,
+                       attempts          = CASE WHEN p.poison IS NULL THEN t.attempts + 1 ELSE least(t.attempts, 2147483646) END,
+                       requeue_count     = CASE WHEN p.poison IS NOT NULL THEN least(t.requeue_count, 2147483646)
+                                                WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END,
                        started_at        = now(),
-                       finished_at       = NULL,
+                       finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
+                       last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
                        updated_at        = now()
                   FROM picked p, lease l
                  WHERE t.id = p.id AND l.kind = t.kind
-                RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
-                          t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms, p.prev_owner
+                RETURNING t.id, t.queue, t.kind,
+                          -- at most one character past the bound reaches the node's heap (see POISON)
+                          CASE WHEN p.poison IS NULL THEN left(t.payload::text, :max_payload + 1) END AS payload,
+                          t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
+                          l.lease_ms, p.prev_owner, p.poison
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT c.id, 'claimed', :owner, c.lease_token,
-                       CASE WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
+                SELECT c.id, CASE WHEN c.poison IS NULL THEN 'claimed' ELSE 'quarantined' END, :owner, c.lease_token,
+                       CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
+                            WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
                             ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
                                                     'reason', 'lease expired', 'requeue_count', c.requeue_count) END
                   FROM claimed c
@@ -202,15 +231,49 @@ public final class TaskStore {
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
      * {@code r.owner()} with a new lease token. Two claimers never get the same row (row locks, SKIP
-     * LOCKED). Empty list: nothing due for these queues and kinds.
+     * LOCKED). Empty list: nothing due for these queues and kinds. A candidate that cannot be claimed
+     * (see POISON; or a payload over {@code r.maxPayloadBytes()} once read) → quarantined with the reason
+     * in last_error and a quarantined event, and left out of the list.
      */
     public List<ClaimedTask> claimDue(ClaimRequest r) {
-        return query(CLAIM, claimParams(r), rs -> {
-            List<ClaimedTask> out = new ArrayList<>();
-            while (rs.next()) out.add(claimedTask(rs));
-            return out;
+        List<ClaimedTask> out = new ArrayList<>();
+        Map<Long, String> unusable = new LinkedHashMap<>();
+        query(CLAIM, claimParams(r), rs -> {
+            while (rs.next()) {
+                String poison = rs.getString("poison");
+                if (poison != null) {
+                    unusable.put(rs.getLong("id"), null); // quarantined by the claim itself
+                    continue;
+                }
+                ClaimedTask t = claimedTask(rs);
+                if (StorableText.exceedsUtf8(t.payloadJson(), r.maxPayloadBytes())) {
+                    unusable.put(t.id(), "payload of more than " + r.maxPayloadBytes()
+                            + " bytes exceeds TASK_MAX_PAYLOAD_BYTES=" + r.maxPayloadBytes() + " (stored compressed below it)");
+                } else {
+                    out.add(t);
+                }
+            }
+            return null;
         });
+        // rare: a payload that compresses below the bound but is larger as text; it is ours (just claimed)
+        unusable.forEach((id, why) -> {
+            if (why != null) update(QUARANTINE_CLAIMED, Map.of("id", id, "owner", r.owner(), "reason", why));
+        });
+        return out;
     }
+
+    private static final NamedSql QUARANTINE_CLAIMED = NamedSql.of("""
+            WITH upd AS (
+                UPDATE tasks t
+                   SET status = 'quarantined', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                       attempts = greatest(t.attempts - 1, 0), last_error = 'quarantined: ' || :reason::text
+                 WHERE t.id = :id AND t.owner_id = :owner AND t.status = 'running'
+                RETURNING t.id, t.owner_id, t.lease_token
+            )
+            INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+            SELECT u.id, 'quarantined', u.owner_id, u.lease_token, jsonb_build_object('reason', :reason::text, 'by', 'claim')
+              FROM upd u
+            """);
 
     /**
      * The plan of {@link #claimDue} for {@code r} as PostgreSQL runs it ({@code EXPLAIN ANALYZE}), in a
@@ -245,6 +308,7 @@ public final class TaskStore {
         v.put("limit", r.limit());
         v.put("owner", r.owner());
         v.put("take_over", r.takeOverExpired());
+        v.put("max_payload", r.maxPayloadBytes());
         return v;
     }
 
@@ -508,8 +572,8 @@ public final class TaskStore {
         Map<String, Object> v = new HashMap<>();
         v.put("lease_ms", lease.toMillis());
         v.put("has_progress", progressJson != null || message != null);
-        v.put("progress", progressJson);
-        v.put("message", message);
+        v.put("progress", StorableText.json(progressJson));
+        v.put("message", StorableText.text(truncate(message)));
         v.put("id", id);
         v.put("owner", owner);
         v.put("token", token);
@@ -585,10 +649,12 @@ public final class TaskStore {
             ), missed AS (
                 -- outcomes the update did not take (normally none), with the row as it is; only these are
                 -- looked up again, by primary key: a join of every outcome with the finished rows would
-                -- scan them all on the statistics of a fresh backlog
+                -- scan them all on the statistics of a fresh backlog. By (id, token): a batch may hold two
+                -- outcomes of one task under different tokens (this node took over its own expired lease);
+                -- the stale one is missed and refused even though the task id was written
                 SELECT d.id, d.token, t.status, t.owner_id, t.lease_token
                   FROM done d LEFT JOIN tasks t ON t.id = d.id
-                 WHERE d.id NOT IN (SELECT id FROM upd)
+                 WHERE (d.id, d.token) NOT IN (SELECT id, lease_token FROM upd)
             ), refused AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT m.id, 'completion_refused', :owner, m.token,
@@ -599,16 +665,19 @@ public final class TaskStore {
             )
             -- the missed ones already succeeded under this lease: a retry of a write whose commit we did
             -- not hear about (the connection broke): it is ours
-            SELECT id FROM upd
+            SELECT id, lease_token AS token, 'succeeded' AS status FROM upd
             UNION ALL
-            SELECT id FROM missed WHERE status = 'succeeded' AND owner_id = :owner AND lease_token = token
+            SELECT id, token, 'succeeded' FROM missed WHERE status = 'succeeded' AND owner_id = :owner AND lease_token = token
             """;
     static final NamedSql COMPLETE = NamedSql.of(COMPLETE_TEXT);
 
+    // A retried failure (the commit's reply was lost) finds the row no longer running under its token;
+    // its own event under (owner, token) shows the first write committed: accepted again, no new event.
+    // The row itself cannot tell: a retry_scheduled row is pending with its owner cleared.
     private static final NamedSql FAIL = NamedSql.of("""
             WITH f AS (
                 SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :errors::text[], :permanent::boolean[],
-                                     :delay_ms::bigint[]) AS f(id, token, error, permanent, delay_ms)
+                                     :delay_ms::bigint[], :notes::text[]) AS f(id, token, error, permanent, delay_ms, note)
             ), upd AS (
                 UPDATE tasks t
                    SET status = CASE WHEN NOT f.permanent AND t.attempts < t.max_attempts THEN 'pending' ELSE 'failed' END,
@@ -619,39 +688,56 @@ public final class TaskStore {
                        last_error = f.error, lease_expires_at = NULL, updated_at = now()
                   FROM f
                  WHERE t.id = f.id AND t.lease_token = f.token AND t.owner_id = :owner AND t.status = 'running'
-                RETURNING t.id, t.lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent
+                RETURNING t.id, t.lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent, f.note
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, CASE WHEN u.status = 'pending' THEN 'retry_scheduled' ELSE 'failed' END, :owner, u.lease_token,
                        jsonb_build_object('error', u.error, 'attempt', u.attempts, 'max_attempts', u.max_attempts,
                                           'permanent', u.permanent,
                                           'next_run_at', CASE WHEN u.status = 'pending' THEN u.run_at END)
+                       || CASE WHEN u.note IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('note', u.note) END
                   FROM upd u
+            ), missed AS (
+                SELECT f.id, f.token, t.status, t.owner_id, t.lease_token,
+                       (SELECT e.event FROM task_events e
+                         WHERE e.task_id = f.id AND e.owner_id = :owner AND e.lease_token = f.token
+                           AND e.event IN ('failed', 'retry_scheduled')
+                         ORDER BY e.id DESC LIMIT 1) AS written
+                  FROM f LEFT JOIN tasks t ON t.id = f.id
+                 WHERE (f.id, f.token) NOT IN (SELECT id, lease_token FROM upd)
             ), refused AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT f.id, 'completion_refused', :owner, f.token,
-                       jsonb_build_object('outcome', 'failed', 'status', t.status,
-                                          'current_owner', t.owner_id, 'current_token', t.lease_token)
-                  FROM f LEFT JOIN tasks t ON t.id = f.id
-                 WHERE f.id NOT IN (SELECT id FROM upd)
+                SELECT m.id, 'completion_refused', :owner, m.token,
+                       jsonb_build_object('outcome', 'failed', 'status', m.status,
+                                          'current_owner', m.owner_id, 'current_token', m.lease_token)
+                  FROM missed m
+                 WHERE m.written IS NULL
             )
-            SELECT id, status FROM upd
+            SELECT id, lease_token AS token, status FROM upd
+            UNION ALL
+            SELECT id, token, CASE WHEN written = 'failed' THEN 'failed' ELSE 'pending' END FROM missed WHERE written IS NOT NULL
             """);
 
     /**
      * running (owner, token) → succeeded for each success, → pending (retry after its delay) or failed
      * for each failure; two statements at most, one commit each. Outcomes whose lease is gone change
-     * nothing and are recorded as completion_refused. Returns the ids whose outcome was accepted, with
-     * the status each row now has.
+     * nothing and are recorded as completion_refused; an outcome already written under its token (a
+     * retry after a lost commit reply) is accepted again without a second event. Returns the outcomes
+     * accepted, each with its task's lease token and the status its write gave the row. Handler text
+     * is made storable first ({@link StorableText}).
      */
-    public Map<Long, TaskStatus> completeIfOwned(String owner, List<? extends Outcome> outcomes) {
+    public List<Accepted> writeOutcomes(String owner, List<? extends Outcome> outcomes) {
         List<Outcome.Success> ok = new ArrayList<>();
         List<Outcome.Failure> failed = new ArrayList<>();
         for (Outcome o : outcomes) {
             if (o instanceof Outcome.Success s) ok.add(s);
             else failed.add((Outcome.Failure) o);
         }
-        Map<Long, TaskStatus> accepted = new HashMap<>();
+        List<Accepted> accepted = new ArrayList<>(outcomes.size());
+        Rows<Void> read = rs -> {
+            while (rs.next()) accepted.add(new Accepted(rs.getLong("id"), rs.getLong("token"), TaskStatus.of(rs.getString("status"))));
+            return null;
+        };
         if (!ok.isEmpty()) {
             Long[] ids = new Long[ok.size()];
             Long[] tokens = new Long[ok.size()];
@@ -659,12 +745,9 @@ public final class TaskStore {
             for (int i = 0; i < ids.length; i++) {
                 ids[i] = ok.get(i).id();
                 tokens[i] = ok.get(i).leaseToken();
-                results[i] = ok.get(i).resultJson();
+                results[i] = StorableText.json(ok.get(i).resultJson());
             }
-            query(COMPLETE, Map.of("ids", ids, "tokens", tokens, "results", results, "owner", owner), rs -> {
-                while (rs.next()) accepted.put(rs.getLong(1), TaskStatus.SUCCEEDED);
-                return null;
-            });
+            query(COMPLETE, Map.of("ids", ids, "tokens", tokens, "results", results, "owner", owner), read);
         }
         if (!failed.isEmpty()) {
             Long[] ids = new Long[failed.size()];
@@ -672,25 +755,34 @@ public final class TaskStore {
             String[] errors = new String[failed.size()];
             Boolean[] permanent = new Boolean[failed.size()];
             Long[] delay = new Long[failed.size()];
+            String[] notes = new String[failed.size()];
             for (int i = 0; i < ids.length; i++) {
                 Outcome.Failure f = failed.get(i);
                 ids[i] = f.id();
                 tokens[i] = f.leaseToken();
-                errors[i] = truncate(f.error());
+                errors[i] = StorableText.text(truncate(f.error()));
                 permanent[i] = f.permanent();
                 delay[i] = f.retryDelay().toMillis();
+                notes[i] = StorableText.text(truncate(f.note()));
             }
             query(FAIL, Map.of("ids", ids, "tokens", tokens, "errors", errors, "permanent", permanent,
-                    "delay_ms", delay, "owner", owner), rs -> {
-                while (rs.next()) accepted.put(rs.getLong(1), TaskStatus.of(rs.getString(2)));
-                return null;
-            });
+                    "delay_ms", delay, "notes", notes, "owner", owner), read);
         }
         if (accepted.size() > outcomes.size()) {
             throw new IllegalStateException("completion accepted " + accepted.size() + " rows for " + outcomes.size() + " outcomes");
         }
         return accepted;
     }
+
+    /** {@link #writeOutcomes}, as the status of each accepted task by id (tests and tools). */
+    public Map<Long, TaskStatus> completeIfOwned(String owner, List<? extends Outcome> outcomes) {
+        Map<Long, TaskStatus> out = new HashMap<>();
+        for (Accepted a : writeOutcomes(owner, outcomes)) out.put(a.id(), a.status());
+        return out;
+    }
+
+    /** An outcome the database accepted: its task, the lease token it was written under, the row's status. */
+    public record Accepted(long id, long leaseToken, TaskStatus status) {}
 
     // ---------------------------------------------------------------- release: running (mine) -> pending, attempt not charged
 

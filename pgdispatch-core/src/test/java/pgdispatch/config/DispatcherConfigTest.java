@@ -72,6 +72,29 @@ class DispatcherConfigTest {
     }
 
     @Test
+    void resultBoundAndRetryBackoffComeFromTheEnvironment() {
+        DispatcherConfig d = DispatcherConfig.fromEnv(env());
+        assertThat(d.maxResultBytes()).isEqualTo(1 << 20);
+        assertThat(d.retryBase()).hasSeconds(1);
+        assertThat(d.retryMax()).hasSeconds(3600);
+        assertThat(d.describe()).containsEntry("TASK_MAX_RESULT_BYTES", "1048576").containsEntry("TASK_RETRY_BASE_S", "1")
+                .containsEntry("TASK_RETRY_MAX_S", "3600");
+
+        DispatcherConfig c = DispatcherConfig.fromEnv(env("TASK_MAX_RESULT_BYTES", "5000", "TASK_RETRY_BASE_S", "5",
+                "TASK_RETRY_MAX_S", "600"));
+        assertThat(c.maxResultBytes()).isEqualTo(5000);
+        assertThat(c.retryBase()).hasSeconds(5);
+        assertThat(c.retryMax()).hasSeconds(600);
+
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_RETRY_BASE_S", "60", "TASK_RETRY_MAX_S", "30")))
+                .hasMessage("TASK_RETRY_MAX_S=30 must be at least TASK_RETRY_BASE_S=60 (the cap of the backoff, which starts at the base)");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_MAX_RESULT_BYTES", "1")))
+                .hasMessage("TASK_MAX_RESULT_BYTES=1 must be a whole number from 4 to 268435456");
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_RETRY_BASE_S", "-1")))
+                .hasMessage("TASK_RETRY_BASE_S=-1 must be a non-negative whole number of seconds (at most 31536000)");
+    }
+
+    @Test
     void nodeTimeoutDefaultsToThreeRenewals() {
         assertThat(DispatcherConfig.fromEnv(env("TASK_RENEW_S", "20")).nodeTimeout()).isEqualTo(Duration.ofSeconds(60));
     }

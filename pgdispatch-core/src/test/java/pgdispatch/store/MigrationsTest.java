@@ -105,12 +105,13 @@ class MigrationsTest {
     }
 
     @Test
-    void v3AddsTheProducerGuardsWithoutValidatingLegacyRows() {
+    void v3AndV8AddTheProducerGuardsWithoutValidatingLegacyRows() {
         assertThat(schema.rows("""
                 SELECT conname, convalidated FROM pg_constraint
                  WHERE conrelid = 'tasks'::regclass AND contype = 'c' ORDER BY conname"""))
                 .extracting(r -> r.get("conname"), r -> r.get("convalidated"))
                 .containsExactly(
+                        tuple("tasks_counter_headroom_check", false),
                         tuple("tasks_counts_check", false),
                         tuple("tasks_kind_name_check", false),
                         tuple("tasks_max_attempts_check", false),
@@ -128,6 +129,8 @@ class MigrationsTest {
             tasks_priority_range_check | priority      | 1001
             tasks_max_attempts_check   | max_attempts  | 0
             tasks_counts_check         | requeue_count | -1
+            tasks_counter_headroom_check | attempts    | 2147483647
+            tasks_counter_headroom_check | lease_token | 9223372036854775807
             tasks_status_check         | status        | 'done'
             """)
     void eachCheckConstraintRejectsABadRow(String constraint, String column, String value) {

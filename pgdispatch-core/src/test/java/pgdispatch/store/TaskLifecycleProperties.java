@@ -29,8 +29,9 @@ import pgdispatch.testing.TestDatabase;
  * write with a superseded token, cancel, operator retry and quarantine, reap, graceful release, node
  * crash and restart with startup recovery) across three owners and two tasks (few, so they collide), against a real
  * database. Time passes by UPDATE (a lease or heartbeat pushed into the past, a node gone silent, a
- * retry made due), never by sleeping. After every step the stored rows, the events written and each
- * call's answer (which writes were accepted) must equal a small reference model of the lifecycle.
+ * retry made due), never by sleeping. After every step the stored rows, the events written (each one:
+ * type, owner and lease token, in order) and each call's answer (which writes were accepted) must equal
+ * a small reference model of the lifecycle.
  *
  * <p>Sequences come from a seeded generator; a failing one is shrunk (chunks of steps removed, then
  * each step simplified) and reported with the seed, ready to paste into a regression test through
@@ -260,7 +261,8 @@ class TaskLifecycleProperties {
         boolean leaseExpired;
         boolean heartbeatStale;
         String lastErrorPrefix;
-        final Map<String, Integer> events = new TreeMap<>();
+        /** The events this task must have, in order: type, owner and lease token each (issue 11, item 12). */
+        final List<Ev> events = new ArrayList<>();
 
         boolean running() {
             return status.equals("running");
@@ -270,8 +272,16 @@ class TaskLifecycleProperties {
             return Set.of("succeeded", "failed", "cancelled", "quarantined").contains(status);
         }
 
-        void event(String e) {
-            events.merge(e, 1, Integer::sum);
+        void event(String e, String owner, long leaseToken) {
+            events.add(new Ev(e, owner, leaseToken));
+        }
+    }
+
+    /** One {@code task_events} row as compared: a wrong owner or token fails the step, not only a wrong count. */
+    record Ev(String event, String owner, long leaseToken) {
+        @Override
+        public String toString() {
+            return event + "(" + owner + ", " + leaseToken + ")";
         }
     }
 
@@ -378,7 +388,7 @@ class TaskLifecycleProperties {
                 if (expected) {
                     t.status = "cancelled";
                     t.lastErrorPrefix = "cancelled by test";
-                    t.event("cancelled");
+                    t.event("cancelled", t.owner, t.token);
                 }
             }
             case RETRY -> {
@@ -391,7 +401,7 @@ class TaskLifecycleProperties {
                     t.requeues = 0;
                     t.runAt = m.clock;
                     t.notDue = false;
-                    t.event("retried_by_operator");
+                    t.event("retried_by_operator", null, t.token);
                 }
             }
             case QUARANTINE -> {
@@ -400,7 +410,7 @@ class TaskLifecycleProperties {
                 if (expected) {
                     t.status = "quarantined";
                     t.lastErrorPrefix = "quarantined by operator: looked odd";
-                    t.event("quarantined");
+                    t.event("quarantined", t.owner, t.token);
                 }
             }
             case REAP -> reap(m, where);
@@ -467,7 +477,7 @@ class TaskLifecycleProperties {
             t.owner = o.name;
             t.leaseExpired = false;
             t.heartbeatStale = false;
-            t.event("claimed");
+            t.event("claimed", o.name, t.token);
             assertThat(c.leaseToken()).as("token of task " + t.id + ", " + where).isEqualTo(t.token);
             assertThat(c.attempt()).as("attempt of task " + t.id + ", " + where).isEqualTo(t.attempts);
             if (responseArrives) o.hold((int) t.id - 1, t.token);
@@ -489,7 +499,7 @@ class TaskLifecycleProperties {
             t.token++;
             t.leaseExpired = false;
             t.heartbeatStale = false;
-            t.event("claimed");
+            t.event("claimed", o.name, t.token);
             o.hold((int) id - 1, t.token);
         }
     }
@@ -520,7 +530,7 @@ class TaskLifecycleProperties {
             t.leaseExpired = false; // a renewal is liveness, not progress: heartbeatStale stays (issue 14)
         }
         for (long id : expectedLost.keySet()) {
-            m.tasks.get((int) id - 1).event("lease_lost");
+            m.tasks.get((int) id - 1).event("lease_lost", o.name, o.held.get((int) id - 1));
             o.held.remove((int) id - 1); // its handler is interrupted, its result discarded
         }
         if (presentFinished) o.finished.clear();
@@ -543,22 +553,22 @@ class TaskLifecycleProperties {
         }
         if (!accepted) {
             assertThat(got).as("completion refused, " + where).isEmpty();
-            t.event("completion_refused");
+            t.event("completion_refused", o.name, token);
             return;
         }
         String next;
         if (how == Kind.COMPLETE) {
             next = "succeeded";
-            t.event("succeeded");
+            t.event("succeeded", o.name, token);
         } else if (how == Kind.FAIL && t.attempts < t.maxAttempts) {
             next = "pending";
             t.owner = null;
             t.runAt = m.clock;
             t.notDue = longDelay;
-            t.event("retry_scheduled");
+            t.event("retry_scheduled", o.name, token);
         } else {
             next = "failed";
-            t.event("failed");
+            t.event("failed", o.name, token);
         }
         if (!next.equals("succeeded")) t.lastErrorPrefix = "boom";
         assertThat(got).as("completion accepted, " + where).isEqualTo(Map.of(t.id, TaskStatus.of(next)));
@@ -585,22 +595,22 @@ class TaskLifecycleProperties {
         for (var e : expected.entrySet()) {
             TaskModel t = m.tasks.get((int) (long) e.getKey() - 1);
             if (e.getValue().equals("requeue")) {
-                requeue(m, t, "requeued");
+                requeue(m, t, "requeued", t.owner);
             } else {
                 t.status = "quarantined";
                 t.lastErrorPrefix = "quarantined: requeue budget " + MAX_REQUEUE + " exhausted; ";
-                t.event("quarantined");
+                t.event("quarantined", t.owner, t.token);
             }
         }
     }
 
-    private static void requeue(Model m, TaskModel t, String event) {
+    private static void requeue(Model m, TaskModel t, String event, String by) {
+        t.event(event, by, t.token);
         t.status = "pending";
         t.owner = null;
         t.requeues++;
         t.runAt = m.clock;
         t.notDue = false;
-        t.event(event);
     }
 
     private static void releaseAndStop(Model m, OwnerModel o, String where) {
@@ -619,7 +629,7 @@ class TaskLifecycleProperties {
             t.attempts = Math.max(t.attempts - 1, 0);
             t.runAt = m.clock;
             t.notDue = false;
-            t.event("released");
+            t.event("released", o.name, t.token);
         }
         assertThat(nodes.markStopped(o.name, UUID.fromString(o.incarnation))).as("marked stopped, " + where).isTrue();
         o.stopped = true;
@@ -640,12 +650,12 @@ class TaskLifecycleProperties {
         for (TaskModel t : m.tasks) {
             if (!t.running() || !o.name.equals(t.owner)) continue;
             if (t.requeues < MAX_REQUEUE) {
-                requeue(m, t, "recovered_on_startup");
+                requeue(m, t, "recovered_on_startup", o.name);
                 recovered++;
             } else {
                 t.status = "quarantined";
                 t.lastErrorPrefix = "quarantined: requeue budget " + MAX_REQUEUE + " exhausted; left running by a previous incarnation";
-                t.event("quarantined");
+                t.event("quarantined", o.name, t.token);
                 quarantined++;
             }
         }
@@ -680,12 +690,16 @@ class TaskLifecycleProperties {
                 }
                 assertThat(rs.next()).as("no other task, " + where).isFalse();
             }
-            Map<Long, Map<String, Integer>> events = new TreeMap<>();
-            try (ResultSet rs = st.executeQuery("SELECT task_id, event, count(*) FROM task_events GROUP BY 1, 2")) {
-                while (rs.next()) events.computeIfAbsent(rs.getLong(1), k -> new TreeMap<>()).put(rs.getString(2), rs.getInt(3));
+            // the events themselves, in the order written (one statement writes at most one per task)
+            Map<Long, List<Ev>> events = new TreeMap<>();
+            try (ResultSet rs = st.executeQuery("SELECT task_id, event, owner_id, lease_token FROM task_events ORDER BY id")) {
+                while (rs.next()) {
+                    events.computeIfAbsent(rs.getLong(1), k -> new ArrayList<>())
+                            .add(new Ev(rs.getString(2), rs.getString(3), rs.getLong(4)));
+                }
             }
             for (TaskModel t : m.tasks) {
-                assertThat(events.getOrDefault(t.id, Map.of())).as("events of task " + t.id + ", " + where).isEqualTo(t.events);
+                assertThat(events.getOrDefault(t.id, List.of())).as("events of task " + t.id + ", " + where).isEqualTo(t.events);
             }
         }
     }

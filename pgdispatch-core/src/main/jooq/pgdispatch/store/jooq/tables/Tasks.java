@@ -245,6 +245,7 @@ public class Tasks extends TableImpl<TasksRecord> {
     @Override
     public List<Check<TasksRecord>> getChecks() {
         return Arrays.asList(
+            Internal.createCheck(this, DSL.name("tasks_counter_headroom_check"), "(((attempts < 2147483647) AND (requeue_count < 2147483647) AND (lease_token < '9223372036854775807'::bigint))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_counts_check"), "(((attempts >= 0) AND (requeue_count >= 0))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_kind_name_check"), "(((kind ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(kind) <= 200))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_max_attempts_check"), "(((max_attempts >= 1) AND (max_attempts <= 1000))) NOT VALID", true),
