@@ -24,6 +24,7 @@ class PgbenchScriptTest {
                 .replace(":queues::text[]", "'{default}'::text[]")
                 .replace(":take_over", "false")
                 .replace(":max_requeue", "3")
+                .replace(":max_payload", "1048576")
                 .replace(":owner", "('pgbench-' || :client_id)")
                 .replace("SELECT * FROM claimed", "SELECT coalesce(array_agg(id), '{}') AS ids,"
                         + " coalesce(array_agg(lease_token), '{}') AS tokens FROM claimed \\gset");
