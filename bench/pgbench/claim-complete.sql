@@ -7,7 +7,15 @@
 WITH lease AS (
     SELECT * FROM unnest('{noop}'::text[], '{600000}'::bigint[]) AS l(kind, lease_ms)
 ), expired AS (
-    SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner
+    SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner,CASE WHEN t.attempts >= 2147483646
+          THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
+     WHEN t.lease_token >= 9223372036854775806
+          THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
+     WHEN t.requeue_count >= 2147483647
+          THEN 'requeue_count=' || t.requeue_count || ' is out of range (V8: below 2147483647)'
+     WHEN pg_column_size(t.payload) > 1048576
+          THEN 'payload of ' || pg_column_size(t.payload) || ' bytes stored exceeds TASK_MAX_PAYLOAD_BYTES=' || 1048576
+END AS poison
       FROM tasks t
      WHERE false AND t.status = 'running' AND t.lease_expires_at < now()
        AND t.requeue_count < 3
@@ -16,10 +24,18 @@ WITH lease AS (
      LIMIT :limit
        FOR UPDATE OF t SKIP LOCKED
 ), due AS (
-    SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner
+    SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner, d.poison
       FROM unnest('{default}'::text[]) AS q(name)
      CROSS JOIN LATERAL (
-        SELECT t.id, t.priority, t.run_at
+        SELECT t.id, t.priority, t.run_at,CASE WHEN t.attempts >= 2147483646
+          THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
+     WHEN t.lease_token >= 9223372036854775806
+          THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
+     WHEN t.requeue_count >= 2147483647
+          THEN 'requeue_count=' || t.requeue_count || ' is out of range (V8: below 2147483647)'
+     WHEN pg_column_size(t.payload) > 1048576
+          THEN 'payload of ' || pg_column_size(t.payload) || ' bytes stored exceeds TASK_MAX_PAYLOAD_BYTES=' || 1048576
+END AS poison
           FROM tasks t
          WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
            AND t.kind = ANY('{noop}'::text[])
@@ -35,40 +51,48 @@ WITH lease AS (
          LIMIT :limit
            FOR UPDATE OF t SKIP LOCKED) d
 ), picked AS (
-    SELECT c.id, c.prev_owner
+    SELECT c.id, c.prev_owner, c.poison
       FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c
      ORDER BY c.priority, c.run_at, c.id
      LIMIT :limit
 ), claimed AS (
     UPDATE tasks t
-       SET status            = 'running',
+       SET status            = CASE WHEN p.poison IS NULL THEN 'running' ELSE 'quarantined' END,
            owner_id          = ('pgbench-' || :client_id),
-           lease_token       = t.lease_token + 1,
-           lease_expires_at  = now() + l.lease_ms * interval '1 millisecond',
+           lease_token       = CASE WHEN p.poison IS NULL THEN t.lease_token + 1
+                                      ELSE least(t.lease_token, 9223372036854775806) END,
+           lease_expires_at  = CASE WHEN p.poison IS NULL THEN now() + l.lease_ms * interval '1 millisecond' END,
            last_heartbeat_at = now(),  -- the attempt's progress clock starts at its claim
            progress_count    = 0,
            progress_interval_ms = NULL,
            renew_count       = 0,
            extension_count   = 0,
            quiet_until       = NULL,
-           attempts          = t.attempts + 1,
-           requeue_count     = t.requeue_count + CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END,
+           attempts          = CASE WHEN p.poison IS NULL THEN t.attempts + 1 ELSE least(t.attempts, 2147483646) END,
+           requeue_count     = CASE WHEN p.poison IS NOT NULL THEN least(t.requeue_count, 2147483646)
+                                    WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END,
            started_at        = now(),
-           finished_at       = NULL,
+           finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
+           last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
            updated_at        = now()
       FROM picked p, lease l
      WHERE t.id = p.id AND l.kind = t.kind
-    RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
-              t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms, p.prev_owner
+    RETURNING t.id, t.queue, t.kind,
+              -- at most one character past the bound reaches the node's heap (see POISON)
+              CASE WHEN p.poison IS NULL THEN left(t.payload::text, 1048576 + 1) END AS payload,
+              t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
+              l.lease_ms, p.prev_owner, p.poison
 ), ev AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-    SELECT c.id, 'claimed', ('pgbench-' || :client_id), c.lease_token,
-           CASE WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
+    SELECT c.id, CASE WHEN c.poison IS NULL THEN 'claimed' ELSE 'quarantined' END, ('pgbench-' || :client_id), c.lease_token,
+           CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
+                WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
                 ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
                                         'reason', 'lease expired', 'requeue_count', c.requeue_count) END
       FROM claimed c
 )
 SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM claimed \gset
+
 WITH done AS (
     SELECT * FROM unnest((:ids)::bigint[], (:tokens)::bigint[], array_fill(NULL::text, ARRAY[cardinality((:ids)::bigint[])])) AS d(id, token, result)
 ), upd AS (
@@ -84,10 +108,12 @@ WITH done AS (
 ), missed AS (
     -- outcomes the update did not take (normally none), with the row as it is; only these are
     -- looked up again, by primary key: a join of every outcome with the finished rows would
-    -- scan them all on the statistics of a fresh backlog
+    -- scan them all on the statistics of a fresh backlog. By (id, token): a batch may hold two
+    -- outcomes of one task under different tokens (this node took over its own expired lease);
+    -- the stale one is missed and refused even though the task id was written
     SELECT d.id, d.token, t.status, t.owner_id, t.lease_token
       FROM done d LEFT JOIN tasks t ON t.id = d.id
-     WHERE d.id NOT IN (SELECT id FROM upd)
+     WHERE (d.id, d.token) NOT IN (SELECT id, lease_token FROM upd)
 ), refused AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
     SELECT m.id, 'completion_refused', ('pgbench-' || :client_id), m.token,
@@ -98,6 +124,6 @@ WITH done AS (
 )
 -- the missed ones already succeeded under this lease: a retry of a write whose commit we did
 -- not hear about (the connection broke): it is ours
-SELECT id FROM upd
+SELECT id, lease_token AS token, 'succeeded' AS status FROM upd
 UNION ALL
-SELECT id FROM missed WHERE status = 'succeeded' AND owner_id = ('pgbench-' || :client_id) AND lease_token = token;
+SELECT id, token, 'succeeded' FROM missed WHERE status = 'succeeded' AND owner_id = ('pgbench-' || :client_id) AND lease_token = token;
