@@ -34,8 +34,10 @@ class UiAccessTest {
         String session = access.signIn(TOKEN);
         assertThat(session).matches("[0-9a-f]{32}\\.[0-9a-f]{64}");
         assertThat(access.signedIn(session)).isTrue();
-        assertThat(access.signedIn("0" + session.substring(1))).as("another nonce, same mac").isFalse();
-        assertThat(access.signedIn(session.substring(0, session.length() - 1) + "0")).isFalse();
+        assertThat(access.signedIn(flipFirst(session))).as("another nonce, same mac").isFalse();
+        assertThat(access.signedIn(new StringBuilder(session).reverse().toString())).isFalse();
+        String mac = session.substring(33);
+        assertThat(access.signedIn(session.substring(0, 33) + flipFirst(mac))).as("same nonce, another mac").isFalse();
         assertThat(access.signedIn(session.substring(0, 32))).isFalse();
         assertThat(UiAccess.of(TOKEN + "-rotated").signedIn(session)).as("a new token ends every session").isFalse();
         assertThat(UiAccess.of(TOKEN).signedIn(session)).as("another node with the same token accepts it").isTrue();
@@ -52,5 +54,9 @@ class UiAccessTest {
         assertThat(access.csrfValid(one, null)).isFalse();
         assertThat(access.csrfValid(null, access.csrf(one))).isFalse();
         assertThat(access.csrf(one)).isNotEqualTo(one.substring(33)).as("the form token is not the session's mac");
+    }
+
+    private static String flipFirst(String s) {
+        return (s.charAt(0) == '0' ? "1" : "0") + s.substring(1);
     }
 }
