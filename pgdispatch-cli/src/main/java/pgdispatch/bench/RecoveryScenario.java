@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import pgdispatch.config.DispatcherConfig;
+import pgdispatch.maintenance.Reaper;
 import pgdispatch.runtime.Dispatcher;
 
 /**
@@ -62,9 +63,9 @@ final class RecoveryScenario implements Scenario {
         f.put("renew_s", shortCfg.renewInterval().toSeconds());
         f.put("node_timeout_s", shortCfg.nodeTimeout().toSeconds());
         // node timeout + one reaper interval + the idle survivor's poll (backed off to 4x while LISTEN is up)
-        f.put("expected_max_s", shortCfg.nodeTimeout().toSeconds() + shortCfg.renewInterval().toSeconds()
+        f.put("expected_max_s", shortCfg.nodeTimeout().toSeconds() + Reaper.intervalFor(shortCfg.renewInterval()).toSeconds()
                 + 4 * shortCfg.pollInterval().toMillis() / 1000.0);
-        f.put("default_formula_s", defaults.nodeTimeout().toSeconds() + defaults.renewInterval().toSeconds()
+        f.put("default_formula_s", defaults.nodeTimeout().toSeconds() + Reaper.intervalFor(defaults.renewInterval()).toSeconds()
                 + 4 * defaults.pollInterval().toMillis() / 1000.0);
         return new Run(f, List.of());
     }

@@ -12,9 +12,11 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
+import pgdispatch.api.StuckPolicy;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
 import pgdispatch.store.NodeStore;
+import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskStatus;
 
@@ -24,6 +26,14 @@ import pgdispatch.store.TaskStatus;
 final class StatusCommand implements Callable<Integer> {
     static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
             .findAndRegisterModules();
+
+    /**
+     * The status command does not know the handlers' own policies: it counts as stuck what the default
+     * {@link StuckPolicy} would judge, for every kind.
+     */
+    static final java.util.function.Function<DispatcherConfig, StuckRules> DEFAULT_RULE = cfg -> new StuckRules(
+            Map.of("*", new StuckRules.Rule(StuckPolicy.DEFAULT_FACTOR, StuckPolicy.DEFAULT_FLOOR, false, false)),
+            cfg.stale(), cfg.maxRequeue());
 
     @Spec
     CommandSpec spec;
@@ -55,6 +65,7 @@ final class StatusCommand implements Callable<Integer> {
         List<NodeStore.Node> nodes = new NodeStore(db).list(cfg.nodeTimeout());
         Map<String, Long> events = q.eventCounts(Duration.ofHours(1));
         Map<String, Long> orphanKinds = q.pendingWithoutHandler(cfg.nodeTimeout());
+        List<TaskQueries.KindLeases> leases = q.leaseStats(cfg.renewInterval(), cfg.nodeTimeout(), DEFAULT_RULE.apply(cfg));
         if (json) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("database", cfg.databaseUrl().toString());
@@ -71,6 +82,7 @@ final class StatusCommand implements Callable<Integer> {
                 return x;
             }).toList());
             m.put("running", running);
+            m.put("leases", leases);
             m.put("nodes", nodes.stream().map(n -> {
                 Map<String, Object> x = new LinkedHashMap<>(); // fixed key order, for people reading it
                 x.put("node_id", n.nodeId());
@@ -105,6 +117,17 @@ final class StatusCommand implements Callable<Integer> {
             for (var r : running) {
                 out.printf("%-10d %-14s %-16s %-20s %6d %8d %13.1f %14.1f%n", r.id(), r.queue(), r.kind(), r.owner(),
                         r.leaseToken(), r.attempt(), r.leaseSecondsLeft(), r.heartbeatAgeSeconds());
+            }
+        }
+        out.printf("%nLEASES by kind (expiring within TASK_RENEW_S=%d; stuck by the default StuckPolicy; silence since the"
+                + " claim or the last progress report)%n", cfg.renewInterval().toSeconds());
+        if (leases.isEmpty()) out.println("(nothing running)");
+        else {
+            out.printf("%-24s %8s %9s %6s %6s %14s %13s %13s %14s%n", "KIND", "RUNNING", "EXPIRING", "STALE", "STUCK",
+                    "SILENCE_MAX_S", "RENEWALS_AVG", "RENEWALS_MAX", "EXTENSIONS_MAX");
+            for (var k : leases) {
+                out.printf("%-24s %8d %9d %6d %6d %14.1f %13.1f %13d %14d%n", k.kind(), k.running(), k.expiring(), k.stale(),
+                        k.stuck(), k.silenceMaxSeconds(), k.renewalsAvg(), k.renewalsMax(), k.extensionsMax());
             }
         }
         out.printf("%nNODES (dead = not seen for TASK_NODE_TIMEOUT_S=%d)%n", cfg.nodeTimeout().toSeconds());

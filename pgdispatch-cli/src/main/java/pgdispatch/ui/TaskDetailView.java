@@ -47,7 +47,7 @@ final class TaskDetailView {
                 new Field("owner", t.owner() == null ? "" : t.owner()),
                 new Field("lease token", Long.toString(t.leaseToken())),
                 new Field("lease expires", t.leaseExpiresAt() == null ? "" : Views.time(t.leaseExpiresAt()) + relative(now, t.leaseExpiresAt())),
-                new Field("last heartbeat", t.lastHeartbeatAt() == null ? "" : Views.time(t.lastHeartbeatAt()) + " ("
+                new Field("last progress", t.lastHeartbeatAt() == null ? "" : Views.time(t.lastHeartbeatAt()) + " ("
                         + Views.age(Duration.between(t.lastHeartbeatAt(), now).toMillis() / 1000.0) + " ago)"));
         // stale sets are small (the reaper empties them every sweep); the bound keeps a pathological one cheap
         String stuck = !t.status().equals("running") ? null : dashboard.stale(STALE_SCANNED).stream().filter(s -> s.id() == id)

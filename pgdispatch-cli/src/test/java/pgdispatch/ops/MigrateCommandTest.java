@@ -14,7 +14,7 @@ import pgdispatch.store.Database;
 import pgdispatch.testing.PgServer;
 
 class MigrateCommandTest {
-    private static final int LATEST = pgdispatch.testing.TestDatabase.latestMigration();
+    private static final String LATEST = pgdispatch.testing.TestDatabase.latestVersion();
     /** Migration files: not LATEST, each engineer's migrations have their own number range (gaps). */
     private static final int COUNT = pgdispatch.testing.TestDatabase.migrationCount();
     private final String name = "pgd_ops_migrate_" + UUID.randomUUID().toString().substring(0, 8);

@@ -36,7 +36,7 @@ class NodesCommandTest {
                 l -> assertThat(l).startsWith("node-dead ").contains(" dead ", " h2 ", "default"),
                 l -> assertThat(l).startsWith("node-live ").contains(" live ", " h1 ", "default,mail"),
                 l -> assertThat(l).startsWith("node-stopped ").contains(" stopped "));
-        assertThat(r.out()).contains("(dead = not seen for TASK_NODE_TIMEOUT_S=90)");
+        assertThat(r.out()).contains("(dead = not seen for TASK_NODE_TIMEOUT_S=70)");
     }
 
     @Test
@@ -66,7 +66,7 @@ class NodesCommandTest {
 
         assertThat(r.code()).isEqualTo(Main.FAILURE);
         assertThat(r.errLines()).singleElement().asString().startsWith("pgdispatch: node node-live is live (last seen ")
-                .endsWith("within TASK_NODE_TIMEOUT_S=90; host h1 pid 11): stop it first");
+                .endsWith("within TASK_NODE_TIMEOUT_S=70; host h1 pid 11): stop it first");
         assertThat(db.count("dispatcher_nodes WHERE node_id = 'node-live'")).isEqualTo(1);
     }
 

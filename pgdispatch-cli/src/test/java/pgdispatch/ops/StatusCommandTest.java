@@ -46,13 +46,17 @@ class StatusCommandTest {
 
         assertThat(r.code()).as(r.err()).isZero();
         JsonNode j = new ObjectMapper().readTree(r.out());
-        assertThat(j.get("schema_version").asText()).isEqualTo(String.valueOf(pgdispatch.testing.TestDatabase.latestMigration()));
+        assertThat(j.get("schema_version").asText()).isEqualTo(pgdispatch.testing.TestDatabase.latestVersion());
         JsonNode def = j.get("queues").get(0);
         assertThat(def.get("queue").asText()).isEqualTo("default");
         assertThat(def.get("counts").get("pending").asInt()).isEqualTo(2);
         assertThat(def.get("counts").get("running").asInt()).isEqualTo(1);
         assertThat(def.get("lag_seconds").asDouble()).isGreaterThanOrEqualTo(30.0);
         assertThat(j.get("running").get(0).get("leaseSecondsLeft").asDouble()).isBetween(0.0, 100.0);
+        JsonNode leases = j.get("leases").get(0); // issue 14: lease figures by kind
+        assertThat(leases.get("running").asInt()).isEqualTo(1);
+        assertThat(leases.get("stale").asInt()).isZero();
+        assertThat(leases.get("silenceMaxSeconds").asDouble()).isGreaterThanOrEqualTo(0.0);
         assertThat(j.get("nodes").get(0).get("node_id").asText()).isEqualTo("node-a");
         assertThat(j.get("nodes").get(0).get("alive").asBoolean()).isTrue();
     }

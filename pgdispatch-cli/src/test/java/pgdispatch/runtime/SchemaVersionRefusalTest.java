@@ -22,7 +22,9 @@ import pgdispatch.testing.TestDatabase;
  * touches nothing: no node registered, no task changed, no migration applied.
  */
 class SchemaVersionRefusalTest {
-    private static final int LATEST = TestDatabase.latestMigration();
+    private static final String LATEST = TestDatabase.latestVersion();
+    /** A version newer than every migration file. */
+    private static final int FUTURE = TestDatabase.latestMigration() + 1;
 
     @RegisterExtension
     static final TestDatabase older = TestDatabase.empty();
@@ -42,7 +44,7 @@ class SchemaVersionRefusalTest {
                 INSERT INTO pgdispatch_schema_history (installed_rank, version, description, type, script, checksum,
                                                    installed_by, execution_time, success)
                 SELECT max(installed_rank) + 1, '%1$d', 'from a newer pgdispatch', 'SQL', 'V%1$d__from_a_newer_pgdispatch.sql', 0,
-                       current_user, 1, true FROM pgdispatch_schema_history""".formatted(LATEST + 1));
+                       current_user, 1, true FROM pgdispatch_schema_history""".formatted(FUTURE));
     }
 
     @AfterEach
@@ -74,7 +76,7 @@ class SchemaVersionRefusalTest {
         Dispatcher d = Dispatcher.builder(newer.config()).build();
 
         assertThatThrownBy(d::start).isInstanceOf(Database.SchemaMismatchException.class)
-                .hasMessage("database " + newer.url().database() + " is at schema version " + (LATEST + 1)
+                .hasMessage("database " + newer.url().database() + " is at schema version " + FUTURE
                         + ", newer than this pgdispatch knows (" + LATEST + "): "
                         + "upgrade pgdispatch");
 
@@ -90,7 +92,7 @@ class SchemaVersionRefusalTest {
         StringWriter err = new StringWriter();
         assertThat(Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), "run")).isEqualTo(Main.FAILURE);
         assertThat(err.toString()).isEqualTo("pgdispatch: database " + u.database()
-                + " is at schema version " + (LATEST + 1) + ", newer than this pgdispatch knows (" + LATEST + "): upgrade pgdispatch"
+                + " is at schema version " + FUTURE + ", newer than this pgdispatch knows (" + LATEST + "): upgrade pgdispatch"
                 + System.lineSeparator());
     }
 }

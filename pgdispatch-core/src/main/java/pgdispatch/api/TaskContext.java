@@ -26,6 +26,15 @@ public interface TaskContext {
     Optional<JsonNode> previousProgress();
 
     /**
+     * What the attempt before this one left: its owner, how and why it ended (failed with an error, stuck,
+     * its node died, its lease expired, released at shutdown, cancelled...), when, how long it ran, and the
+     * last checkpoint and progress message. Empty for a first attempt. Read from the audit trail when
+     * called (one query), never on the claim path; may throw {@code StoreException} when the database is
+     * unreachable.
+     */
+    Optional<PreviousAttempt> previousAttempt();
+
+    /**
      * Reports progress: the attempt's progress time moves (the node's renewals keep the lease but do not
      * count as progress), its cadence is learnt from these reports, and {@code progress} (any
      * JSON-serialisable value, may be null) and {@code message} are saved as the checkpoint and message

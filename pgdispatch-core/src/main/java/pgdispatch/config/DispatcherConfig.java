@@ -78,7 +78,9 @@ public record DispatcherConfig(
         int maxRequeue = r.intIn("TASK_MAX_REQUEUE", 3, 0, 1000);
         int reapBatch = r.intIn("TASK_REAP_BATCH", 200, 1, 100_000);
         Duration renew = r.seconds("TASK_RENEW_S", 30);
-        Duration nodeTimeout = r.seconds("TASK_NODE_TIMEOUT_S", renew == null ? 90 : 3 * renew.toSeconds());
+        // two renewal intervals and 10 s: a node that missed one tick (heartbeat 2 x renew apart, plus two
+        // ticks' run time) is not declared dead; a dead one is, within 70 s at defaults (docs/TASK_LEASES.md)
+        Duration nodeTimeout = r.seconds("TASK_NODE_TIMEOUT_S", renew == null ? 70 : 2 * renew.toSeconds() + 10);
         Duration poll = r.millis("TASK_POLL_MS", 1000);
         Duration drain = r.seconds("TASK_DRAIN_S", 30, true);
         Duration retention = r.seconds("TASK_RETENTION_S", 7 * 24 * 3600);
@@ -111,7 +113,7 @@ public record DispatcherConfig(
         }
         if (nodeTimeout != null && renew != null && nodeTimeout.compareTo(renew) <= 0) {
             r.problems.add("TASK_NODE_TIMEOUT_S=" + nodeTimeout.toSeconds() + " must be longer than TASK_RENEW_S="
-                    + renew.toSeconds() + " (a node heartbeats once per renewal; 3x is the default)");
+                    + renew.toSeconds() + " (a node heartbeats once per renewal; 2x + 10 s is the default)");
         }
         if (socketTimeout != null && !socketTimeout.isZero() && socketTimeout.toSeconds() < 5) {
             r.problems.add("PGDISPATCH_SOCKET_TIMEOUT_S=" + socketTimeout.toSeconds() + " must be 0 (off) or at least 5"

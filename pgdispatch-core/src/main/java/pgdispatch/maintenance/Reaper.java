@@ -20,6 +20,16 @@ public final class Reaper {
     private static final Logger log = LoggerFactory.getLogger(Reaper.class);
 
     public static final int DEFAULT_BATCH = 200;
+
+    /**
+     * How often a node sweeps: a sixth of the renewal interval, at least 1 s (5 s at defaults). A dead
+     * node's tasks are back within TASK_NODE_TIMEOUT_S plus this: 70 + 5 = 75 s at defaults. Each sweep is
+     * one short statement over the running rows; concurrent nodes skip while one holds the advisory lock.
+     */
+    public static Duration intervalFor(Duration renewInterval) {
+        Duration sixth = renewInterval.dividedBy(6);
+        return sixth.compareTo(Duration.ofSeconds(1)) < 0 ? Duration.ofSeconds(1) : sixth;
+    }
     /** A sweep stops after this many batches even if every one came back full; the next sweep goes on. */
     public static final int MAX_BATCHES_PER_RUN = 50;
 

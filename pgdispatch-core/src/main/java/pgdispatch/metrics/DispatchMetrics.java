@@ -7,11 +7,13 @@ import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.Collection;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
+import pgdispatch.store.TaskQueries;
 
 /**
  * Every meter pgdispatch exports: names, tags and descriptions live here and nowhere else
@@ -27,6 +29,8 @@ public final class DispatchMetrics {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicReference<Map<String, double[]>> queues = new AtomicReference<>(Map.of());
     private final Map<String, Boolean> queueGauges = new ConcurrentHashMap<>();
+    private final AtomicReference<Map<String, TaskQueries.KindLeases>> leases = new AtomicReference<>(Map.of());
+    private final Map<String, Boolean> leaseGauges = new ConcurrentHashMap<>();
     private final Counter requeued;
     private final Counter quarantined;
     private final Counter leasesRenewed;
@@ -218,6 +222,41 @@ public final class DispatchMetrics {
     public void queues(Map<String, double[]> depthAndLag) {
         queues.set(Map.copyOf(depthAndLag));
         for (String q : depthAndLag.keySet()) registerQueueGauges(q);
+    }
+
+    /** Replaces the per-kind lease figures of the running tasks (cluster-wide, read by this node). */
+    public void leases(List<TaskQueries.KindLeases> byKind) {
+        Map<String, TaskQueries.KindLeases> m = new java.util.HashMap<>();
+        for (TaskQueries.KindLeases k : byKind) m.put(k.kind(), k);
+        leases.set(Map.copyOf(m));
+        for (String kind : m.keySet()) {
+            leaseGauges.computeIfAbsent(kind, k -> {
+                leaseGauge("pgdispatch.running.expiring", "Running tasks whose lease expires within the next renewal interval", k,
+                        x -> (double) x.expiring(), null);
+                leaseGauge("pgdispatch.running.stale", "Running tasks the reaper would take back now (lease expired, owner dead or stopped)",
+                        k, x -> (double) x.stale(), null);
+                leaseGauge("pgdispatch.running.stuck", "Running tasks silent past their stuck bound that their owner has not ended",
+                        k, x -> (double) x.stuck(), null);
+                leaseGauge("pgdispatch.running.silence.max", "Longest silence of a running handler (since its claim or last progress report)",
+                        k, TaskQueries.KindLeases::silenceMaxSeconds, "seconds");
+                leaseGauge("pgdispatch.running.renewals.avg", "Renewals per running attempt, average", k,
+                        TaskQueries.KindLeases::renewalsAvg, null);
+                leaseGauge("pgdispatch.running.renewals.max", "Renewals per running attempt, most", k,
+                        x -> (double) x.renewalsMax(), null);
+                leaseGauge("pgdispatch.running.extensions.max", "Lease extensions granted per running attempt, most", k,
+                        x -> (double) x.extensionsMax(), null);
+                return true;
+            });
+        }
+    }
+
+    private void leaseGauge(String name, String description, String kind, Function<TaskQueries.KindLeases, Double> pick,
+                            String unit) {
+        // a kind with nothing running reads 0 (its figures are gone from the last refresh), not its last value
+        Gauge.builder(name, leases, ref -> {
+                    TaskQueries.KindLeases x = ref.get().get(kind);
+                    return x == null ? 0 : pick.apply(x);
+                }).description(description).tag("kind", kind).baseUnit(unit).register(registry);
     }
 
     private void registerQueueGauges(String queue) {

@@ -218,13 +218,17 @@ public final class Dispatcher implements AutoCloseable {
         wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
         claimLoop.start();
-        reaper = new Reaper(new Reaper.Config(config.renewInterval(), config.stale(), config.nodeTimeout(),
+        reaper = new Reaper(new Reaper.Config(Reaper.intervalFor(config.renewInterval()), config.stale(), config.nodeTimeout(),
                 config.maxRequeue(), config.reapBatch()), store, metrics);
         reaper.start();
         pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
         pruner.start();
         TaskQueries queries = new TaskQueries(db);
-        gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> metrics.queues(queries.depthAndLag()));
+        StuckRules rules = stuckRules();
+        gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> {
+            metrics.queues(queries.depthAndLag());
+            metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
+        });
         gauges.start();
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),

@@ -16,6 +16,7 @@ import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.api.PermanentFailure;
+import pgdispatch.api.PreviousAttempt;
 import pgdispatch.api.RetryPolicy;
 import pgdispatch.api.TaskContext;
 import pgdispatch.api.TaskHandler;
@@ -61,6 +62,7 @@ final class TaskExecution implements Runnable, TaskContext {
     /** 0 while the handler runs, then 1 when it returned first, 2 when it was abandoned first. */
     private final AtomicInteger phase = new AtomicInteger();
     private JsonNode payload;
+    private Optional<PreviousAttempt> previousAttempt;
 
     TaskExecution(HeldLeases.Held held, TaskHandler handler, Node node, Runnable onDone) {
         this.held = held;
@@ -271,6 +273,15 @@ final class TaskExecution implements Runnable, TaskContext {
         } catch (JsonProcessingException e) {
             return Optional.empty();
         }
+    }
+
+    @Override
+    public Optional<PreviousAttempt> previousAttempt() {
+        if (previousAttempt == null) {
+            previousAttempt = store.previousAttempt(taskId(), leaseToken())
+                    .map(r -> PreviousAttempt.of(r, held.task.progressJson()));
+        }
+        return previousAttempt;
     }
 
     @Override

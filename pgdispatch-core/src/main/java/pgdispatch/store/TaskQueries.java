@@ -64,11 +64,9 @@ public final class TaskQueries {
                        count(*) FILTER (WHERE t.status = 'quarantined') AS quarantined,
                        coalesce(extract(epoch FROM now() - min(t.run_at) FILTER (
                                 WHERE t.status = 'pending' AND t.run_at <= now())), 0)::float8 AS lag,
-                       count(*) FILTER (WHERE t.status = 'running' AND (t.lease_expires_at < now()
-                                OR (n.node_id IS NULL
-                                    AND coalesce(t.last_heartbeat_at, t.updated_at) < now() - {0} * interval '1 millisecond')
-                                OR n.stopped_at IS NOT NULL
-                                OR n.last_seen_at < now() - {1} * interval '1 millisecond')) AS stale,
+                       count(*) FILTER (WHERE t.status = 'running' AND """ + TaskStore.STALE_PREDICATE
+                        .replace(":stale_ms", "{0}").replace(":node_timeout_ms", "{1}") + """
+                                ) AS stale,
                        coalesce(sum(t.requeue_count), 0)::bigint AS requeued
                   FROM tasks t LEFT JOIN dispatcher_nodes n ON n.node_id = t.owner_id
                  GROUP BY t.queue ORDER BY t.queue
@@ -147,6 +145,65 @@ public final class TaskQueries {
         if (f.createdTo() != null) c = c.and(TASKS.CREATED_AT.lt(f.createdTo()));
         if (beforeId != null) c = c.and(TASKS.ID.lt(beforeId));
         return dsl.selectFrom(TASKS).where(c).orderBy(TASKS.ID.desc()).limit(limit);
+    }
+
+    /**
+     * One kind's running leases, cluster-wide, by the database clock: how many run, expire within the next
+     * renewal interval, are stale (the reaper would take them back now), are silent past their stuck bound
+     * (their owner should have ended them: it is not judging), the longest handler silence, renewals and
+     * extensions per attempt.
+     */
+    public record KindLeases(String kind, long running, long expiring, long stale, long stuck, double silenceMaxSeconds,
+                             double renewalsAvg, long renewalsMax, long extensionsMax) {}
+
+    private static final NamedSql LEASE_STATS = NamedSql.of("""
+            WITH rule AS (
+                SELECT * FROM unnest(:rule_kinds::text[], :rule_factor::float8[], :rule_floor_ms::bigint[],
+                                     :rule_judge_silent::boolean[], :rule_requeue::boolean[])
+                              AS r(kind, factor, floor_ms, judge_silent, requeue)
+            )
+            SELECT t.kind, count(*) AS running,
+                   count(*) FILTER (WHERE t.lease_expires_at < now() + :renew_ms * interval '1 millisecond') AS expiring,
+                   count(*) FILTER (WHERE """ + TaskStore.STALE_PREDICATE + """
+                                   ) AS stale,
+                   count(*) FILTER (WHERE coalesce(r.factor, w.factor) IS NOT NULL
+                                      AND pgdispatch_is_stuck(t.last_heartbeat_at, t.quiet_until, t.progress_count,
+                                              t.progress_interval_ms, coalesce(r.factor, w.factor),
+                                              coalesce(r.floor_ms, w.floor_ms), :stale_ms,
+                                              coalesce(r.judge_silent, w.judge_silent))) AS stuck,
+                   coalesce(max(extract(epoch FROM now() - coalesce(t.last_heartbeat_at, t.updated_at))), 0)::float8 AS silence,
+                   coalesce(avg(t.renew_count), 0)::float8 AS renewals_avg, coalesce(max(t.renew_count), 0) AS renewals_max,
+                   coalesce(max(t.extension_count), 0) AS extensions_max
+              FROM tasks t
+              LEFT JOIN dispatcher_nodes n ON n.node_id = t.owner_id
+              LEFT JOIN rule r ON r.kind = t.kind
+              LEFT JOIN rule w ON w.kind = '*'
+             WHERE t.status = 'running'
+             GROUP BY t.kind ORDER BY t.kind
+            """);
+
+    /**
+     * Per kind of running task, the lease figures of {@link KindLeases}. {@code rules} judges "stuck" (a
+     * rule for kind {@code *} applies to kinds without their own: what {@code status} uses, not knowing the
+     * handlers); {@code renew} is the interval for "expiring"; {@code nodeTimeout} and the rules' stale
+     * bound judge "stale" as the reaper does.
+     */
+    public List<KindLeases> leaseStats(Duration renew, Duration nodeTimeout, StuckRules rules) {
+        Map<String, Object> v = new java.util.HashMap<>();
+        rules.bind(v);
+        v.put("renew_ms", renew.toMillis());
+        v.put("node_timeout_ms", nodeTimeout.toMillis());
+        return dsl.connectionResult(c -> {
+            try (var ps = LEASE_STATS.prepare(c, v); var rs = ps.executeQuery()) {
+                List<KindLeases> out = new java.util.ArrayList<>();
+                while (rs.next()) {
+                    out.add(new KindLeases(rs.getString("kind"), rs.getLong("running"), rs.getLong("expiring"),
+                            rs.getLong("stale"), rs.getLong("stuck"), rs.getDouble("silence"), rs.getDouble("renewals_avg"),
+                            rs.getLong("renewals_max"), rs.getLong("extensions_max")));
+                }
+                return out;
+            }
+        });
     }
 
     /** Running tasks, soonest lease expiry first, at most {@code limit}. */

@@ -77,11 +77,12 @@ public final class TaskStore {
     // ---------------------------------------------------------------- enqueue: (none) -> pending
 
     /**
-     * (none) → pending. Inserts {@code task}, or with an idempotency key already used returns the
-     * existing task's id (the first enqueue wins; its row is not changed).
+     * (none) → pending. Inserts {@code task}. With an idempotency key already used: the existing task's id
+     * when its kind, queue and payload are the same (a retried request: the first enqueue wins, its row is
+     * not changed); {@link IdempotencyConflictException} naming the existing task when they differ.
      */
     public long enqueue(NewTask task) {
-        return enqueue(dsl, task);
+        return enqueue(dsl, schema, task);
     }
 
     /**
@@ -89,26 +90,44 @@ public final class TaskStore {
      * schema ({@code public} when it has none): the caller's search_path does not matter.
      */
     public long enqueue(Connection connection, NewTask task) {
-        return enqueue(Database.dsl(connection, schema == null ? DatabaseUrl.DEFAULT_SCHEMA : schema), task);
+        String s = schema == null ? DatabaseUrl.DEFAULT_SCHEMA : schema;
+        return enqueue(Database.dsl(connection, s), s, task);
     }
 
-    private static long enqueue(DSLContext ctx, NewTask t) {
-        var insert = ctx.insertInto(TASKS)
+    /** {@code schema}: where pgdispatch_enqueue lives; null = the connection's search_path finds it. */
+    private static long enqueue(DSLContext ctx, String schema, NewTask t) {
+        if (t.idempotencyKey() != null) return enqueueIdempotent(ctx, schema, t);
+        return ctx.insertInto(TASKS)
                 .set(TASKS.QUEUE, t.queue())
                 .set(TASKS.KIND, t.kind())
                 .set(TASKS.PAYLOAD, JSONB.valueOf(t.payloadJson()))
                 .set(TASKS.PRIORITY, t.priority())
                 .set(TASKS.MAX_ATTEMPTS, t.maxAttempts())
-                .set(TASKS.IDEMPOTENCY_KEY, t.idempotencyKey())
-                .set(TASKS.RUN_AT, t.runAt() == null ? DSL.currentOffsetDateTime() : DSL.val(t.runAt()));
-        if (t.idempotencyKey() == null) {
-            return insert.returning(TASKS.ID).fetchOne(TASKS.ID);
+                .set(TASKS.RUN_AT, t.runAt() == null ? DSL.currentOffsetDateTime() : DSL.val(t.runAt()))
+                .returning(TASKS.ID).fetchOne(TASKS.ID);
+    }
+
+    // The SQL contract's pgdispatch_enqueue (V10_1) decides, so a producer in plain SQL and this client
+    // follow one rule: insert, or the existing id for the same content, or a refusal (23505, DETAIL
+    // existing_task_id=N) for different content. It reads the conflicting row in a statement of its own,
+    // so a concurrent producer's commit is seen (docs/SQL_CONTRACT.md).
+    private static long enqueueIdempotent(DSLContext ctx, String schema, NewTask t) {
+        org.jooq.Name fn = schema == null ? DSL.name("pgdispatch_enqueue") : DSL.name(schema, "pgdispatch_enqueue");
+        try {
+            return ctx.fetchValue(DSL.function(fn, Long.class, DSL.val(t.kind()),
+                    DSL.field("{0}::jsonb", Object.class, DSL.val(t.payloadJson())), DSL.val(t.queue()),
+                    DSL.val(t.priority()), DSL.val(t.runAt(), OffsetDateTime.class), DSL.val(t.maxAttempts()),
+                    DSL.val(t.idempotencyKey())));
+        } catch (org.jooq.exception.DataAccessException e) {
+            SQLException sql = e.getCause(SQLException.class);
+            if (sql instanceof org.postgresql.util.PSQLException pe && "23505".equals(pe.getSQLState())
+                    && pe.getServerErrorMessage() != null && pe.getServerErrorMessage().getDetail() != null
+                    && pe.getServerErrorMessage().getDetail().startsWith("existing_task_id=")) {
+                long existing = Long.parseLong(pe.getServerErrorMessage().getDetail().substring("existing_task_id=".length()));
+                throw new IdempotencyConflictException(t.idempotencyKey(), existing, pe.getServerErrorMessage().getMessage());
+            }
+            throw e;
         }
-        var id = insert.onConflict(TASKS.IDEMPOTENCY_KEY).where(TASKS.IDEMPOTENCY_KEY.isNotNull()).doNothing()
-                .returning(TASKS.ID).fetchOptional(TASKS.ID);
-        // a conflicting row committed before our statement began is visible to this read
-        return id.orElseGet(() -> ctx.select(TASKS.ID).from(TASKS)
-                .where(TASKS.IDEMPOTENCY_KEY.eq(t.idempotencyKey())).fetchOne(TASKS.ID));
     }
 
     private static final NamedSql ENQUEUE_MANY = NamedSql.of("""
@@ -818,6 +837,52 @@ public final class TaskStore {
         });
     }
 
+    // ---------------------------------------------------------------- hand-off: what the previous attempt left (read only)
+
+    // The attempts of a task are its claims (lease tokens grow with each); a reclaim after a lost claim
+    // response continues the same attempt and is skipped. The previous attempt ended with the first of
+    // the ending events written under its tokens; none when the next claim took its expired lease over
+    // (that claim says so in took_over_from). Reads only task_events by (task_id, id): run when a handler
+    // asks, never on the claim path.
+    private static final NamedSql PREVIOUS_ATTEMPT = NamedSql.of("""
+            WITH claims AS (
+                SELECT e.id, e.owner_id, e.lease_token, e.at, e.detail
+                  FROM task_events e
+                 WHERE e.task_id = :id AND e.event = 'claimed' AND e.lease_token <= :token
+                   AND e.detail->>'reason' IS DISTINCT FROM 'reclaimed after a lost claim response'
+            ), cur AS (
+                SELECT c.lease_token, c.at, c.owner_id, c.detail FROM claims c ORDER BY c.lease_token DESC, c.id DESC LIMIT 1
+            ), prev AS (
+                SELECT c.owner_id, c.lease_token, c.at, (c.detail->>'attempt')::int AS attempt
+                  FROM claims c, cur WHERE c.lease_token < cur.lease_token
+                 ORDER BY c.lease_token DESC, c.id DESC LIMIT 1
+            ), ending AS (
+                SELECT e.event, e.at, e.detail::text AS detail
+                  FROM task_events e, prev, cur
+                 WHERE e.task_id = :id AND e.lease_token >= prev.lease_token AND e.lease_token < cur.lease_token
+                   AND e.event IN ('retry_scheduled', 'failed', 'succeeded', 'stuck', 'requeued', 'quarantined',
+                                   'recovered_on_startup', 'released', 'cancelled')
+                 ORDER BY e.id LIMIT 1
+            )
+            SELECT prev.owner_id, prev.lease_token, prev.attempt, prev.at AS started_at,
+                   ending.event, ending.detail, ending.at AS ended_at,
+                   CASE WHEN cur.detail->>'took_over_from' IS NOT NULL THEN cur.at END AS taken_at,
+                   CASE WHEN cur.detail->>'took_over_from' IS NOT NULL THEN cur.owner_id END AS taken_by
+              FROM prev CROSS JOIN cur LEFT JOIN ending ON true
+            """);
+
+    /**
+     * How the attempt before the one holding lease {@code token} of task {@code id} went, from the audit
+     * trail; empty for a first attempt (or when its events were pruned). Changes nothing.
+     */
+    public Optional<AttemptRecord> previousAttempt(long id, long token) {
+        return query(PREVIOUS_ATTEMPT, Map.of("id", id, "token", token), rs -> !rs.next() ? Optional.empty()
+                : Optional.of(new AttemptRecord(rs.getString("owner_id"), rs.getLong("lease_token"), rs.getInt("attempt"),
+                        rs.getObject("started_at", OffsetDateTime.class), rs.getString("event"), rs.getString("detail"),
+                        rs.getObject("ended_at", OffsetDateTime.class), rs.getObject("taken_at", OffsetDateTime.class),
+                        rs.getString("taken_by"))));
+    }
+
     // ---------------------------------------------------------------- reaper: stale running -> pending | quarantined
 
     // Stale: lease expired; or the owner is a registered node that stopped or has not heartbeated for
@@ -826,6 +891,17 @@ public final class TaskStore {
     // node's own tasks are never stale here however silent their handlers: since V10 last_heartbeat_at is
     // the handler's progress, and a silent handler is the owner's to judge (the renewal's stuck rule), which
     // can interrupt it. The cause is machine-readable for the hand-off (TaskContext.previousAttempt).
+    /**
+     * The reaper's "stale" over a running row {@code t} joined to its owner's node row {@code n} (binds
+     * {@code :stale_ms} and {@code :node_timeout_ms}): written once, for the sweep and the lease figures.
+     */
+    static final String STALE_PREDICATE = """
+            (t.lease_expires_at < now()
+             OR (n.node_id IS NULL
+                 AND coalesce(t.last_heartbeat_at, t.updated_at) < now() - :stale_ms * interval '1 millisecond')
+             OR n.stopped_at IS NOT NULL
+             OR n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond')""";
+
     private static final String STALE_ROWS = """
                 SELECT t.id, t.owner_id, t.lease_token, t.requeue_count < :max_requeue AS requeue,
                        CASE WHEN n.node_id IS NOT NULL AND n.stopped_at IS NOT NULL
@@ -841,12 +917,7 @@ public final class TaskStore {
                             WHEN t.lease_expires_at < now() THEN 'lease_expired'
                             ELSE 'silent' END AS cause
                   FROM tasks t LEFT JOIN dispatcher_nodes n ON n.node_id = t.owner_id
-                 WHERE t.status = 'running'
-                   AND (t.lease_expires_at < now()
-                        OR (n.node_id IS NULL
-                            AND coalesce(t.last_heartbeat_at, t.updated_at) < now() - :stale_ms * interval '1 millisecond')
-                        OR n.stopped_at IS NOT NULL
-                        OR n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond')
+                 WHERE t.status = 'running' AND """ + STALE_PREDICATE + """
                  ORDER BY t.id
                  LIMIT :batch
             """;

@@ -136,6 +136,39 @@ class DispatcherTest {
     }
 
     @Test
+    void checkpointSurvivesACrashAndIsHandedToTheNodeThatTakesOver() throws Exception {
+        // issue 14: the next attempt learns who ran the task before, why that attempt ended and where it got to
+        CountDownLatch never = new CountDownLatch(1);
+        // node-a's lease is long: only its death (node timeout 2 s) can bring the task back this soon
+        Dispatcher a = start(config("node-a", 1).withTimings(Duration.ofSeconds(60), Duration.ofSeconds(1),
+                Duration.ofSeconds(120), Duration.ofSeconds(2)), Handler.of("import", c -> {
+            c.heartbeat(Map.of("page", 3), "page 3 of 9");
+            never.await();
+            return null;
+        }));
+        long id = enqueue("import", "{}");
+        await().atMost(10, TimeUnit.SECONDS).until(() -> db.count("tasks WHERE id = " + id + " AND progress IS NOT NULL") == 1);
+        a.halt(); // a crash: nothing written; node-a's heartbeat stops
+
+        java.util.concurrent.atomic.AtomicReference<pgdispatch.api.PreviousAttempt> seen = new java.util.concurrent.atomic.AtomicReference<>();
+        start(config("node-b", 1), Handler.of("import", c -> {
+            seen.set(c.previousAttempt().orElseThrow());
+            return c.previousProgress().orElseThrow().get("page").asInt();
+        }));
+
+        await().atMost(20, TimeUnit.SECONDS).until(() -> "succeeded".equals(status(id)));
+        pgdispatch.api.PreviousAttempt p = seen.get();
+        assertThat(p.owner()).isEqualTo("node-a");
+        assertThat(p.attempt()).isEqualTo(1);
+        assertThat(p.ending()).isEqualTo(pgdispatch.api.PreviousAttempt.Ending.NODE_DIED);
+        assertThat(p.reason()).startsWith("owner node node-a not seen since");
+        assertThat(p.checkpoint()).hasValueSatisfying(cp -> assertThat(cp.get("page").asInt()).isEqualTo(3));
+        assertThat(p.lastMessage()).isEqualTo("page 3 of 9");
+        assertThat(p.ran()).isPositive();
+        assertThat(db.rows("SELECT result::text AS r FROM tasks WHERE id = " + id).get(0)).containsEntry("r", "3");
+    }
+
+    @Test
     void restartedNodeRecoversWhatItsPreviousLifeLeftRunning() throws Exception {
         CountDownLatch never = new CountDownLatch(1);
         Dispatcher first = start(config("node-a", 3), Handler.of("work", c -> {

@@ -121,6 +121,19 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
         }
     }
 
+    /** The newest version among the files in db/migrations as Flyway spells it: {@code V10_1__x.sql} is 10.1. */
+    public static String latestVersion() {
+        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V([0-9_]+)__.*\\.sql");
+        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
+            return files.map(f -> v.matcher(f.getFileName().toString())).filter(java.util.regex.Matcher::matches)
+                    .map(m -> m.group(1).replace('_', '.'))
+                    .max(java.util.Comparator.comparing(org.flywaydb.core.api.MigrationVersion::fromVersion)).orElseThrow();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** The major number of the newest migration (V10_1: 10): a version above it is newer than any file. */
     public static int latestMigration() {
         java.util.regex.Pattern v = java.util.regex.Pattern.compile("V(\\d+)__.*\\.sql");
         try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
