@@ -55,7 +55,11 @@ class HttpEndpointTest {
             "pgdispatch_queue_depth", "pgdispatch_queue_lag_seconds", "hikaricp_connections", "hikaricp_connections_active",
             "hikaricp_connections_idle", "hikaricp_connections_pending", "hikaricp_connections_max",
             "hikaricp_connections_min", "hikaricp_connections_timeout_total", "hikaricp_connections_acquire_seconds",
-            "hikaricp_connections_usage_seconds", "hikaricp_connections_creation_seconds");
+            "hikaricp_connections_usage_seconds", "hikaricp_connections_creation_seconds",
+            // issue 14: registered per handled kind at start
+            "pgdispatch_tasks_stuck_total", "pgdispatch_lease_extensions_total", "pgdispatch_running_expiring",
+            "pgdispatch_running_stale", "pgdispatch_running_stuck", "pgdispatch_running_silence_max_seconds",
+            "pgdispatch_running_renewals_avg", "pgdispatch_running_renewals_max", "pgdispatch_running_extensions_max");
 
     private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private Dispatcher dispatcher;

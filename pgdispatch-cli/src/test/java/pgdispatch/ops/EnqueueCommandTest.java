@@ -29,8 +29,14 @@ class EnqueueCommandTest {
         assertThat(row).containsEntry("kind", "sleep").containsEntry("queue", "mail").containsEntry("priority", -5)
                 .containsEntry("max_attempts", 2).containsEntry("p", "{\"ms\": 10}").containsEntry("status", "pending");
 
-        Cli.Run again = Cli.run(db.url(), "enqueue", "--kind", "sleep", "--idempotency-key", "order-1");
+        // the same request again: the same task
+        Cli.Run again = Cli.run(db.url(), "enqueue", "--kind", "sleep", "--payload", "{\"ms\": 10}", "--queue", "mail",
+                "--idempotency-key", "order-1");
         assertThat(again.out().strip()).isEqualTo("" + id);
+        // another task under the same key: refused, naming the existing one (issue 14)
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "sleep", "--idempotency-key", "order-1"),
+                "pgdispatch: idempotency_key 'order-1' is already used by task " + id
+                        + " with queue 'mail' (not 'default'), a different payload");
         assertThat(db.count("tasks")).isEqualTo(1);
     }
 

@@ -175,18 +175,41 @@ public final class DispatchMetrics {
         add(pruned, n);
     }
 
+    /**
+     * Registers, for each handled kind, its stuck counter (under the kind's policy), its extension counters
+     * and its lease gauges, so a scrape shows them at zero before anything happened (dashboards and
+     * alerts see the series exist). {@code policyByKind}: "fail_attempt" or "requeue"; null for a kind
+     * never judged stuck.
+     */
+    public void servingLeases(Map<String, String> policyByKind) {
+        policyByKind.forEach((kind, policy) -> {
+            if (policy != null) stuckCounter(kind, policy);
+            extensionCounter(kind, "granted");
+            extensionCounter(kind, "refused");
+            registerLeaseGauges(kind);
+        });
+    }
+
     /** An attempt this node judged stuck and ended ({@code stuck} event), by kind and policy. */
     public void stuck(String kind, String policy) {
-        counters.computeIfAbsent("pgdispatch.tasks.stuck|" + kind + '|' + policy, k -> Counter.builder("pgdispatch.tasks.stuck")
+        stuckCounter(kind, policy).increment();
+    }
+
+    private Counter stuckCounter(String kind, String policy) {
+        return counters.computeIfAbsent("pgdispatch.tasks.stuck|" + kind + '|' + policy, k -> Counter.builder("pgdispatch.tasks.stuck")
                 .description("Attempts this node judged stuck (silent past their cadence bound) and ended by their kind's policy")
-                .tag("kind", kind).tag("policy", policy).register(registry)).increment();
+                .tag("kind", kind).tag("policy", policy).register(registry));
     }
 
     /** A lease extension a handler asked for, by kind and answer (granted, refused). */
     public void leaseExtension(String kind, String answer) {
-        counters.computeIfAbsent("pgdispatch.lease.extensions|" + kind + '|' + answer, k -> Counter.builder("pgdispatch.lease.extensions")
+        extensionCounter(kind, answer).increment();
+    }
+
+    private Counter extensionCounter(String kind, String answer) {
+        return counters.computeIfAbsent("pgdispatch.lease.extensions|" + kind + '|' + answer, k -> Counter.builder("pgdispatch.lease.extensions")
                 .description("Lease extensions handlers asked for (TaskContext.extendLease), by answer")
-                .tag("kind", kind).tag("answer", answer).register(registry)).increment();
+                .tag("kind", kind).tag("answer", answer).register(registry));
     }
 
     private Counter reaperRows(String action) {
@@ -229,25 +252,27 @@ public final class DispatchMetrics {
         Map<String, TaskQueries.KindLeases> m = new java.util.HashMap<>();
         for (TaskQueries.KindLeases k : byKind) m.put(k.kind(), k);
         leases.set(Map.copyOf(m));
-        for (String kind : m.keySet()) {
-            leaseGauges.computeIfAbsent(kind, k -> {
-                leaseGauge("pgdispatch.running.expiring", "Running tasks whose lease expires within the next renewal interval", k,
-                        x -> (double) x.expiring(), null);
-                leaseGauge("pgdispatch.running.stale", "Running tasks the reaper would take back now (lease expired, owner dead or stopped)",
-                        k, x -> (double) x.stale(), null);
-                leaseGauge("pgdispatch.running.stuck", "Running tasks silent past their stuck bound that their owner has not ended",
-                        k, x -> (double) x.stuck(), null);
-                leaseGauge("pgdispatch.running.silence.max", "Longest silence of a running handler (since its claim or last progress report)",
-                        k, TaskQueries.KindLeases::silenceMaxSeconds, "seconds");
-                leaseGauge("pgdispatch.running.renewals.avg", "Renewals per running attempt, average", k,
-                        TaskQueries.KindLeases::renewalsAvg, null);
-                leaseGauge("pgdispatch.running.renewals.max", "Renewals per running attempt, most", k,
-                        x -> (double) x.renewalsMax(), null);
-                leaseGauge("pgdispatch.running.extensions.max", "Lease extensions granted per running attempt, most", k,
-                        x -> (double) x.extensionsMax(), null);
-                return true;
-            });
-        }
+        for (String kind : m.keySet()) registerLeaseGauges(kind);
+    }
+
+    private void registerLeaseGauges(String kind) {
+        leaseGauges.computeIfAbsent(kind, k -> {
+            leaseGauge("pgdispatch.running.expiring", "Running tasks whose lease expires within the next renewal interval", k,
+                    x -> (double) x.expiring(), null);
+            leaseGauge("pgdispatch.running.stale", "Running tasks the reaper would take back now (lease expired, owner dead or stopped)",
+                    k, x -> (double) x.stale(), null);
+            leaseGauge("pgdispatch.running.stuck", "Running tasks silent past their stuck bound that their owner has not ended",
+                    k, x -> (double) x.stuck(), null);
+            leaseGauge("pgdispatch.running.silence.max", "Longest silence of a running handler (since its claim or last progress report)",
+                    k, TaskQueries.KindLeases::silenceMaxSeconds, "seconds");
+            leaseGauge("pgdispatch.running.renewals.avg", "Renewals per running attempt, average", k,
+                    TaskQueries.KindLeases::renewalsAvg, null);
+            leaseGauge("pgdispatch.running.renewals.max", "Renewals per running attempt, most", k,
+                    x -> (double) x.renewalsMax(), null);
+            leaseGauge("pgdispatch.running.extensions.max", "Lease extensions granted per running attempt, most", k,
+                    x -> (double) x.extensionsMax(), null);
+            return true;
+        });
     }
 
     private void leaseGauge(String name, String description, String kind, Function<TaskQueries.KindLeases, Double> pick,

@@ -196,6 +196,12 @@ public final class Dispatcher implements AutoCloseable {
                 StartupRecovery.DEFAULT_BATCH), store, metrics).runOnce();
 
         metrics.serving(config.queues(), handlers.keySet());
+        Map<String, String> stuckPolicyByKind = new LinkedHashMap<>();
+        for (TaskHandler h : handlers.values()) {
+            StuckPolicy p = h.stuckPolicy();
+            stuckPolicyByKind.put(h.kind(), p == null ? null : p.action() == StuckPolicy.Action.REQUEUE ? "requeue" : "fail_attempt");
+        }
+        metrics.servingLeases(stuckPolicyByKind);
         Map<String, Duration> leaseByKind = new LinkedHashMap<>();
         for (TaskHandler h : handlers.values()) leaseByKind.put(h.kind(), h.lease() == null ? config.lease() : h.lease());
 

@@ -109,8 +109,9 @@ public final class Migrations {
         Set<String> applied = s.legacyOurs() && !s.history() ? s.legacyApplied() : Set.of();
         for (MigrationInfo m : flyway().info().pending()) {
             String v = m.getVersion() == null ? null : m.getVersion().getVersion();
+            // versions compare as Flyway orders them: V10_1 is 10.1, not a whole number
             if (v != null && (applied.contains(v) || baseline != null
-                    && Integer.parseInt(v) <= Integer.parseInt(baseline))) continue;
+                    && m.getVersion().compareTo(org.flywaydb.core.api.MigrationVersion.fromVersion(baseline)) <= 0)) continue;
             pending.add(m);
         }
         return new Preview(pending, List.copyOf(notes));
