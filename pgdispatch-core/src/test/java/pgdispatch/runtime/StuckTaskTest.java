@@ -148,6 +148,7 @@ class StuckTaskTest {
         assertThat(answers).containsExactly(true, true, false);
         assertThat(db.count("task_events WHERE event = 'lease_extended' AND task_id = " + id)).isEqualTo(2);
         assertThat(db.count("task_events WHERE event = 'extension_refused' AND task_id = " + id)).isOne();
-        assertThat(registry.get("pgdispatch.lease.extensions").tag("answer", "refused").counter().count()).isEqualTo(1.0);
+        assertThat(registry.get("pgdispatch.lease.extensions").tag("kind", "extends").tag("answer", "refused").counter().count())
+                .isEqualTo(1.0);
     }
 }
