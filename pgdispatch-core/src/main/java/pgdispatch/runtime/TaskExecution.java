@@ -278,7 +278,7 @@ final class TaskExecution implements Runnable, TaskContext {
     @Override
     public Optional<PreviousAttempt> previousAttempt() {
         if (previousAttempt == null) {
-            previousAttempt = store.previousAttempt(taskId(), leaseToken())
+            previousAttempt = node.store().previousAttempt(taskId(), leaseToken())
                     .map(r -> PreviousAttempt.of(r, held.task.progressJson()));
         }
         return previousAttempt;
