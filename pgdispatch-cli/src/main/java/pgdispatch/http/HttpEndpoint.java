@@ -8,7 +8,6 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.net.BindException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.sql.Connection;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.Consumer;
@@ -152,18 +151,7 @@ public final class HttpEndpoint {
 
     /** Null when ready, else why not. */
     static String readiness(Dispatcher d) {
-        if (!d.registered()) return "node not registered";
-        try (Connection c = d.database().dataSource().getConnection()) {
-            if (!c.isValid(2)) return "database not reachable";
-        } catch (Exception e) {
-            return "database not reachable: " + e.getClass().getSimpleName();
-        }
-        try {
-            d.database().requireCurrentSchema();
-        } catch (RuntimeException e) {
-            return e.getMessage();
-        }
-        return null;
+        return d.readinessProblem();
     }
 
     public int port() {

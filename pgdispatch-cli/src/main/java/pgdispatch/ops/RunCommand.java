@@ -13,6 +13,7 @@ import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import pgdispatch.api.TaskHandler;
+import pgdispatch.config.ConfigException;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.http.HttpEndpoint;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
@@ -23,7 +24,8 @@ import pgdispatch.ui.Dashboard;
 
 /** {@code run}: runs a node until SIGTERM/SIGINT, then drains and stops. */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = "Run a dispatcher node (built-in kinds plus handlers found via ServiceLoader) until SIGTERM.")
+        description = "Run a dispatcher node until SIGTERM: your handlers (--handlers jars, found via ServiceLoader)"
+                + " plus the built-in demo kinds unless PGDISPATCH_BUILTIN_HANDLERS=false.")
 final class RunCommand implements Callable<Integer> {
     private static final Logger log = LoggerFactory.getLogger(RunCommand.class);
 
@@ -39,6 +41,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Take the node id even if another process seems to hold it")
     boolean force;
 
+    @Option(names = "--handlers", paramLabel = "PATH",
+            description = "Your handler jars, or directories of jars, separated by , or : (PGDISPATCH_HANDLERS)")
+    String handlers;
+
     @Option(names = "--migrate", description = "Apply pending migrations first (creating the database when missing)")
     boolean migrate;
 
@@ -49,13 +55,18 @@ final class RunCommand implements Callable<Integer> {
         opts.put("TASK_CONCURRENCY", concurrency);
         opts.put("DISPATCHER_NODE_ID", nodeId);
         DispatcherConfig cfg = Env.config(opts);
+        List<TaskHandler> found = handlers(handlers != null ? handlers : Env.get().get(HandlerJars.VARIABLE));
+        boolean builtins = builtins(Env.get().get(BUILTINS));
+        if (found.isEmpty() && !builtins) {
+            throw new ConfigException(BUILTINS + "=false and no handler found: give your handler jars with --handlers"
+                    + " or " + HandlerJars.VARIABLE);
+        }
         if (migrate) {
             Database.createIfMissing(cfg.databaseUrl());
             try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-migrate")) {
                 db.migrate();
             }
         }
-        List<TaskHandler> found = ServiceLoader.load(TaskHandler.class).stream().map(ServiceLoader.Provider::get).toList();
         var registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         AtomicReference<Dispatcher> node = new AtomicReference<>();
         AtomicReference<String> problem = new AtomicReference<>("starting");
@@ -77,7 +88,7 @@ final class RunCommand implements Callable<Integer> {
             Dispatcher d = null;
             try {
                 if (migrate) migrate(cfg);
-                d = Dispatcher.builder(cfg).handlers(found).force(force).meterRegistry(registry).build();
+                d = Dispatcher.builder(cfg).handlers(found).builtins(builtins).force(force).meterRegistry(registry).build();
                 d.start();
                 node.set(d);
                 break;
@@ -97,6 +108,31 @@ final class RunCommand implements Callable<Integer> {
         }
         done.await();
         return Main.OK;
+    }
+
+    /** The variable that switches the demo kinds (noop, sleep, echo, fail) off: {@code false} in production. */
+    static final String BUILTINS = "PGDISPATCH_BUILTIN_HANDLERS";
+
+    static boolean builtins(String raw) {
+        if (raw == null) return true;
+        return switch (raw.strip().toLowerCase(java.util.Locale.ROOT)) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new ConfigException(BUILTINS + "=" + raw + " must be true or false");
+        };
+    }
+
+    /** Handlers on the service's own class path (ServiceLoader), then those of the jars in {@code spec}. */
+    static List<TaskHandler> handlers(String spec) {
+        List<TaskHandler> all = new java.util.ArrayList<>(
+                ServiceLoader.load(TaskHandler.class).stream().map(ServiceLoader.Provider::get).toList());
+        if (spec != null && !spec.isBlank()) {
+            HandlerJars.Found f = HandlerJars.load(spec, RunCommand.class.getClassLoader());
+            log.info("run: {}={}: loaded {} handler(s) from {} jar(s): {}", HandlerJars.VARIABLE, spec, f.handlers().size(),
+                    f.jars().size(), f.sourceByKind());
+            all.addAll(f.handlers());
+        }
+        return all;
     }
 
     private static void migrate(DispatcherConfig cfg) throws java.sql.SQLException {

@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.regex.Pattern;
+import javax.sql.DataSource;
 import pgdispatch.store.NewTask;
 import pgdispatch.store.TaskStore;
 
@@ -30,6 +31,16 @@ public final class TaskClient {
     public static final Duration MAX_AHEAD = Duration.ofDays(5 * 366);
     public static final Duration MAX_BEHIND = Duration.ofDays(366);
 
+    /**
+     * Typed payloads both ways: writes any Jackson-serialisable value, reads into a handler's type
+     * ignoring fields it does not know (a newer producer may add some); java.time and other Jackson
+     * modules on the classpath are found.
+     */
+    static final ObjectMapper TYPED = com.fasterxml.jackson.databind.json.JsonMapper.builder().findAndAddModules()
+            .disable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES).build();
+    /** {@code TASK_MAX_PAYLOAD_BYTES}' default. */
+    public static final int DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20;
+
     private final TaskStore store;
     private final int maxPayloadBytes;
 
@@ -38,11 +49,50 @@ public final class TaskClient {
         this.maxPayloadBytes = maxPayloadBytes;
     }
 
+    /**
+     * A client over an application's {@code dataSource} (any pool; its search_path does not matter),
+     * for pgdispatch installed in the {@code public} schema. {@link #enqueue(Connection, Enqueue)} joins
+     * the caller's transaction.
+     */
+    public static TaskClient of(DataSource dataSource) {
+        return of(dataSource, pgdispatch.config.DatabaseUrl.DEFAULT_SCHEMA);
+    }
+
+    /** The same for pgdispatch installed in {@code schema} ({@code PGDISPATCH_SCHEMA}). */
+    public static TaskClient of(DataSource dataSource, String schema) {
+        return new TaskClient(new TaskStore(dataSource, schema), DEFAULT_MAX_PAYLOAD_BYTES);
+    }
+
+    /** Enqueues a task of {@code kind} whose payload is {@code payload} serialised by Jackson; returns its id. */
+    public long enqueue(String kind, Object payload) {
+        return enqueue(Enqueue.of(kind, payload));
+    }
+
+    /** The same inside the caller's transaction on {@code connection}. */
+    public long enqueue(Connection connection, String kind, Object payload) {
+        return enqueue(connection, Enqueue.of(kind, payload));
+    }
+
     /** A task to enqueue: {@code kind} and a JSON-object {@code payload}, the rest optional with defaults. */
     public record Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt,
                           int maxAttempts, String idempotencyKey) {
         public static Enqueue of(String kind, String payloadJson) {
             return new Enqueue(kind, payloadJson, "default", 0, null, 5, null);
+        }
+
+        /**
+         * A task whose payload is {@code payload} (a record, a bean, a {@code Map}: anything Jackson
+         * serialises to a JSON object) serialised now; a {@code String} is taken as JSON text by
+         * {@link #of(String, String)} instead.
+         */
+        public static Enqueue of(String kind, Object payload) {
+            if (payload instanceof String json) return of(kind, json);
+            try {
+                return of(kind, payload == null ? null : TYPED.writeValueAsString(payload));
+            } catch (JsonProcessingException ex) {
+                throw new InvalidTaskException("payload", "payload of type " + payload.getClass().getName()
+                        + " cannot be serialised to JSON: " + ex.getOriginalMessage());
+            }
         }
 
         public Enqueue queue(String q) {

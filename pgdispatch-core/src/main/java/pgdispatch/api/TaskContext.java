@@ -14,6 +14,19 @@ public interface TaskContext {
     /** The task's payload, a JSON object. */
     JsonNode payload();
 
+    /**
+     * The payload read into {@code type} (a record or bean; fields it lacks are ignored). A payload that
+     * does not fit fails the task for good: another attempt would read the same payload.
+     */
+    default <T> T payload(Class<T> type) {
+        try {
+            return TaskClient.TYPED.treeToValue(payload(), type);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException | IllegalArgumentException e) {
+            throw new PermanentFailure("task " + taskId() + " (" + kind() + "): payload does not fit "
+                    + type.getName() + ": " + e.getMessage().lines().findFirst().orElse(""));
+        }
+    }
+
     /** 1 for the first attempt. */
     int attempt();
 

@@ -31,6 +31,7 @@ public final class DispatchMetrics {
     private final Map<String, Boolean> queueGauges = new ConcurrentHashMap<>();
     private final AtomicReference<Map<String, TaskQueries.KindLeases>> leases = new AtomicReference<>(Map.of());
     private final Map<String, Boolean> leaseGauges = new ConcurrentHashMap<>();
+    private final Map<String, java.util.concurrent.atomic.AtomicLong> unhandled = new ConcurrentHashMap<>();
     private final Counter requeued;
     private final Counter quarantined;
     private final Counter leasesRenewed;
@@ -89,6 +90,25 @@ public final class DispatchMetrics {
             registerQueueGauges(q);
         }
         for (String k : kinds) handlerTimer(k);
+    }
+
+    /**
+     * Pending tasks whose kind no live node handles, by kind ({@code pgdispatch.tasks.unhandled}); a kind
+     * seen before and now absent drops to 0, so an alert on {@code > 0} clears.
+     */
+    public void unhandled(Map<String, Long> pendingByKind) {
+        for (var e : pendingByKind.entrySet()) {
+            unhandled.computeIfAbsent(e.getKey(), k -> {
+                var v = new java.util.concurrent.atomic.AtomicLong();
+                Gauge.builder("pgdispatch.tasks.unhandled", v, java.util.concurrent.atomic.AtomicLong::get)
+                        .description("Pending tasks whose kind no live node has a handler for (they wait forever)")
+                        .tag("kind", k).register(registry);
+                return v;
+            }).set(e.getValue());
+        }
+        unhandled.forEach((k, v) -> {
+            if (!pendingByKind.containsKey(k)) v.set(0);
+        });
     }
 
     /** Metrics that go nowhere: for tools and tests that do not export them. */

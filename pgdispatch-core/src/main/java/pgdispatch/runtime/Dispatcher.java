@@ -40,6 +40,12 @@ import pgdispatch.store.TaskStore;
 public final class Dispatcher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Dispatcher.class);
     public static final String VERSION = "0.1.0";
+    /**
+     * Every minute: the check counts pending tasks by kind (a scan of the pending rows), too much for
+     * the 15 s gauge tick with a large backlog, and a missing handler is a deployment mistake that a
+     * minute's delay in noticing does not make worse.
+     */
+    public static final Duration DEFAULT_UNHANDLED_INTERVAL = Duration.ofMinutes(1);
 
     private final DispatcherConfig config;
     private final Database db;
@@ -65,6 +71,8 @@ public final class Dispatcher implements AutoCloseable {
     private Reaper reaper;
     private Pruner pruner;
     private PeriodicService gauges;
+    private PeriodicService unhandledKinds;
+    private final Duration unhandledInterval;
     private StartupRecovery.Result recovery;
 
     private Dispatcher(Builder b) {
@@ -79,8 +87,9 @@ public final class Dispatcher implements AutoCloseable {
                 : new RetryPolicy(config.retryBase(), config.retryMax(), RetryPolicy.DEFAULT.jitter());
         this.force = b.force;
         this.claimBatch = b.claimBatch;
+        this.unhandledInterval = b.unhandledInterval;
         this.store = new TaskStore(db);
-        this.nodes = new NodeStore(db.dataSource());
+        this.nodes = new NodeStore(db);
     }
 
     public static Builder builder(DispatcherConfig config) {
@@ -97,6 +106,7 @@ public final class Dispatcher implements AutoCloseable {
         private boolean force;
         private boolean builtins = true;
         private int claimBatch = ClaimLoop.DEFAULT_CLAIM_BATCH;
+        private Duration unhandledInterval = DEFAULT_UNHANDLED_INTERVAL;
 
         private Builder(DispatcherConfig config) {
             this.config = config;
@@ -142,6 +152,12 @@ public final class Dispatcher implements AutoCloseable {
         public Builder claimBatch(int max) {
             if (max < 1) throw new IllegalArgumentException("claimBatch must be > 0, got " + max);
             this.claimBatch = max;
+            return this;
+        }
+
+        /** How often the node looks for pending tasks whose kind no live node handles (tests shorten it). */
+        public Builder unhandledKindsInterval(Duration every) {
+            this.unhandledInterval = every;
             return this;
         }
 
@@ -236,6 +252,8 @@ public final class Dispatcher implements AutoCloseable {
             metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
         });
         gauges.start();
+        unhandledKinds = new PeriodicService("unhandled-kinds", unhandledInterval, () -> warnUnhandled(queries));
+        unhandledKinds.start();
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
                 config.lease().toSeconds(), config.renewInterval().toSeconds());
@@ -252,6 +270,17 @@ public final class Dispatcher implements AutoCloseable {
             }
         }
         return new StuckRules(rules, config.stale(), config.maxRequeue());
+    }
+
+    // the pending tasks no live node (this one included) has a handler for: a kind whose handler jar was
+    // not deployed, or a typo in a producer; they would wait forever without a word
+    private void warnUnhandled(TaskQueries queries) {
+        Map<String, Long> orphans = queries.pendingWithoutHandler(config.nodeTimeout());
+        metrics.unhandled(orphans);
+        if (!orphans.isEmpty()) {
+            log.warn("dispatcher: pending tasks whose kind no live node handles: {} (this node serves kinds={});"
+                    + " deploy a handler for them or cancel them", orphans, handlers.keySet());
+        }
     }
 
     private void register() throws InterruptedException {
@@ -323,6 +352,7 @@ public final class Dispatcher implements AutoCloseable {
         reaper.stop();
         pruner.stop();
         gauges.stop();
+        unhandledKinds.stop();
         timeouts.shutdownNow();
         try {
             if (registered) nodes.markStopped(config.nodeId(), incarnation);
@@ -350,6 +380,7 @@ public final class Dispatcher implements AutoCloseable {
         if (reaper != null) reaper.stop();
         if (pruner != null) pruner.stop();
         if (gauges != null) gauges.stop();
+        if (unhandledKinds != null) unhandledKinds.stop();
         if (wakeups != null) wakeups.stop();
         if (timeouts != null) timeouts.shutdownNow();
         if (ownsDatabase) db.close();
@@ -362,6 +393,25 @@ public final class Dispatcher implements AutoCloseable {
 
     public String nodeId() {
         return config.nodeId();
+    }
+
+    /**
+     * Null when this node is ready (registered, its database reachable, the schema at this build's
+     * version), else why not: what {@code /health/ready} and the Spring Boot health contributor answer.
+     */
+    public String readinessProblem() {
+        if (!registered()) return "node not registered";
+        try (java.sql.Connection c = db.dataSource().getConnection()) {
+            if (!c.isValid(2)) return "database not reachable";
+        } catch (Exception e) {
+            return "database not reachable: " + e.getClass().getSimpleName();
+        }
+        try {
+            db.requireCurrentSchema();
+        } catch (RuntimeException e) {
+            return e.getMessage();
+        }
+        return null;
     }
 
     public UUID incarnation() {

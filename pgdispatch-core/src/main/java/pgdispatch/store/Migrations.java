@@ -71,10 +71,30 @@ public final class Migrations {
                     .baselineDescription(BESIDE_BASELINE.equals(baselineVersion)
                             ? "installed beside existing tables" : "adopted existing installation");
         }
-        // CREATE INDEX CONCURRENTLY waits for every other transaction, including the idle one that holds
-        // Flyway's transactional advisory lock: use the session-level lock instead, or migrate hangs.
-        cfg.getConfigurationExtension(PostgreSQLConfigurationExtension.class).setTransactionalLock(false);
+        sessionLevelLock(cfg);
         return cfg.load();
+    }
+
+    /**
+     * CREATE INDEX CONCURRENTLY waits for every other transaction, including the idle one that holds
+     * Flyway's transactional advisory lock: use the session-level lock instead, or migrate hangs. The
+     * typed call exists from Flyway 12; Spring Boot 3.5 applications run Flyway 11, whose plugin register
+     * holds the same extension (the map-based property needs a Jackson module we do not ship).
+     */
+    private static void sessionLevelLock(FluentConfiguration cfg) {
+        PostgreSQLConfigurationExtension ext;
+        try {
+            ext = cfg.getConfigurationExtension(PostgreSQLConfigurationExtension.class);
+        } catch (NoSuchMethodError flyway11) {
+            try {
+                Object register = cfg.getClass().getMethod("getPluginRegister").invoke(cfg);
+                ext = (PostgreSQLConfigurationExtension) register.getClass().getMethod("getPlugin", Class.class)
+                        .invoke(register, PostgreSQLConfigurationExtension.class);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("this Flyway version offers no way to turn off its transactional lock", e);
+            }
+        }
+        ext.setTransactionalLock(false);
     }
 
     public Flyway flyway() {

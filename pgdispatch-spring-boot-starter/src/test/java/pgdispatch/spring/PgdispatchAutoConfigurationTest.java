@@ -1,0 +1,175 @@
+package pgdispatch.spring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.actuate.health.Status;
+import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.context.annotation.Bean;
+import org.springframework.jdbc.core.JdbcTemplate;
+import org.springframework.stereotype.Service;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.transaction.annotation.Transactional;
+import pgdispatch.api.TaskClient;
+import pgdispatch.api.TaskContext;
+import pgdispatch.api.TaskHandler;
+import pgdispatch.config.DatabaseUrl;
+import pgdispatch.testing.PgServer;
+
+/**
+ * The starter in a real Spring Boot application on the real PostgreSQL: the application's own Flyway
+ * migrations and pgdispatch's in one database and schema, a handler bean, enqueue in the application's
+ * transaction, the application's MeterRegistry, Actuator health. One context for the class (they are slow).
+ */
+@SpringBootTest(classes = PgdispatchAutoConfigurationTest.App.class, properties = {
+        "pgdispatch.dispatcher-node-id=spring-a", "pgdispatch.task-poll-ms=200", "pgdispatch.task-renew-s=1",
+        "pgdispatch.task-lease-s=5", "pgdispatch.task-drain-s=1", "pgdispatch.task-concurrency=2"})
+class PgdispatchAutoConfigurationTest {
+    static final String DB = "pgd_t_spring_" + Long.toHexString(System.nanoTime());
+    static final DatabaseUrl URL = PgServer.get().createEmpty(DB);
+
+    @DynamicPropertySource
+    static void database(DynamicPropertyRegistry r) {
+        r.add("spring.datasource.url", URL::jdbcUrl);
+        r.add("spring.datasource.username", URL::user);
+    }
+
+    @AfterAll
+    static void drop() {
+        PgServer.get().drop(DB);
+    }
+
+    /** Payload of the application's task kind: a typed record, serialised by TaskClient. */
+    record Greeting(long orderId, String item) {}
+
+    @SpringBootApplication
+    static class App {
+        @Bean
+        MeterRegistry meterRegistry() {
+            return new SimpleMeterRegistry();
+        }
+
+        @Bean
+        TaskHandler greet() {
+            return new TaskHandler() {
+                @Override
+                public String kind() {
+                    return "greet";
+                }
+
+                @Override
+                public Object handle(TaskContext ctx) {
+                    Greeting g = ctx.payload(Greeting.class);
+                    ctx.heartbeat(Map.of("step", 1), "greeting");
+                    return Map.of("text", "thanks for order " + g.orderId() + " (" + g.item() + ")");
+                }
+            };
+        }
+
+        @Bean
+        Orders orders(JdbcTemplate jdbc, TaskClient tasks) {
+            return new Orders(jdbc, tasks);
+        }
+    }
+
+    @Service
+    static class Orders {
+        final JdbcTemplate jdbc;
+        final TaskClient tasks;
+
+        Orders(JdbcTemplate jdbc, TaskClient tasks) {
+            this.jdbc = jdbc;
+            this.tasks = tasks;
+        }
+
+        /** The order row and its task commit together, or neither does. */
+        @Transactional
+        public long place(String item, boolean fail) {
+            Long id = jdbc.queryForObject("INSERT INTO orders (item) VALUES (?) RETURNING id", Long.class, item);
+            long task = tasks.enqueue("greet", new Greeting(id, item));
+            if (fail) throw new IllegalStateException("payment declined");
+            return task;
+        }
+    }
+
+    @Autowired
+    Orders orders;
+    @Autowired
+    JdbcTemplate jdbc;
+    @Autowired
+    MeterRegistry registry;
+    @Autowired
+    PgdispatchHealthIndicator health;
+
+    @Test
+    void aTaskEnqueuedInTheApplicationsTransactionRunsOnItsHandlerBean() {
+        long id = orders.place("book", false);
+
+        await().atMost(20, TimeUnit.SECONDS).until(() -> "succeeded".equals(
+                jdbc.queryForObject("SELECT status FROM tasks WHERE id = ?", String.class, id)));
+        assertThat(jdbc.queryForObject("SELECT result->>'text' FROM tasks WHERE id = ?", String.class, id))
+                .isEqualTo("thanks for order 1 (book)");
+        assertThat(registry.find("pgdispatch.tasks.succeeded").tag("kind", "greet").counter().count()).isEqualTo(1.0);
+    }
+
+    @Test
+    void aRolledBackTransactionLeavesNeitherTheOrderNorTheTask() {
+        long before = jdbc.queryForObject("SELECT count(*) FROM tasks", Long.class);
+        assertThatThrownBy(() -> orders.place("pen", true)).hasMessage("payment declined");
+        assertThat(jdbc.queryForObject("SELECT count(*) FROM tasks", Long.class)).isEqualTo(before);
+        assertThat(jdbc.queryForObject("SELECT count(*) FROM orders WHERE item = 'pen'", Long.class)).isZero();
+    }
+
+    @Test
+    void bothMigrationHistoriesLiveSideBySide() {
+        assertThat(jdbc.queryForList("SELECT script FROM flyway_schema_history WHERE version IS NOT NULL", String.class))
+                .containsExactly("V1__orders.sql");
+        assertThat(jdbc.queryForObject("SELECT count(*) FROM pgdispatch_schema_history WHERE script = 'V1__tasks.sql'",
+                Long.class)).isOne();
+    }
+
+    @Test
+    void healthIsUpWithTheNodesName() {
+        var h = health.health();
+        assertThat(h.getStatus()).isEqualTo(Status.UP);
+        assertThat(h.getDetails()).containsEntry("node", "spring-a");
+    }
+
+    @Test
+    void aBadPropertyIsNamedAsAPropertyAndNothingStarts() {
+        new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(PgdispatchAutoConfiguration.class))
+                .withPropertyValues("pgdispatch.database-url=" + URL.jdbcUrl(), "pgdispatch.task-lease-s=-5",
+                        "pgdispatch.task-renew-s=600")
+                .run(ctx -> assertThat(ctx).hasFailed().getFailure().rootCause()
+                        .hasMessage("pgdispatch.task-lease-s=-5 must be a positive whole number of seconds (at most 31536000)"));
+    }
+
+    @Test
+    void closingTheContextStopsTheNodeGracefully() {
+        var runner = new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(PgdispatchAutoConfiguration.class))
+                .withPropertyValues("pgdispatch.database-url=" + URL.jdbcUrl() + "?user=" + URL.user(),
+                        "pgdispatch.dispatcher-node-id=spring-b", "pgdispatch.builtin-handlers=true",
+                        "pgdispatch.task-drain-s=1");
+        runner.run(ctx -> assertThat(ctx.getBean(PgdispatchNode.class).isRunning()).isTrue());
+        assertThat(jdbc.queryForObject("SELECT stopped_at IS NOT NULL FROM dispatcher_nodes WHERE node_id = 'spring-b'",
+                Boolean.class)).isTrue();
+    }
+
+    @Test
+    void propertyNamesFollowTheEnvironmentVariables() {
+        assertThat(PgdispatchAutoConfiguration.asProperty("TASK_RENEW_S=600 must be shorter than TASK_LEASE_S=600"))
+                .isEqualTo("pgdispatch.task-renew-s=600 must be shorter than pgdispatch.task-lease-s=600");
+    }
+}
