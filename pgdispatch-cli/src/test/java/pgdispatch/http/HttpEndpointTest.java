@@ -48,7 +48,7 @@ class HttpEndpointTest {
      */
     static final List<String> DOCUMENTED = List.of(
             "pgdispatch_tasks_claimed_total", "pgdispatch_tasks_succeeded_total", "pgdispatch_tasks_failed_total",
-            "pgdispatch_tasks_retried_total", "pgdispatch_tasks_in_flight", "pgdispatch_claim_seconds",
+            "pgdispatch_tasks_retried_total", "pgdispatch_tasks_in_flight", "pgdispatch_tasks_unhandled", "pgdispatch_claim_seconds",
             "pgdispatch_handler_seconds", "pgdispatch_leases_renewed_total", "pgdispatch_leases_lost_total",
             "pgdispatch_completions_refused_total", "pgdispatch_startup_recovered_total", "pgdispatch_tasks_requeued_total",
             "pgdispatch_tasks_quarantined_total", "pgdispatch_reaper_sweeps_total", "pgdispatch_reaper_rows_total",

@@ -90,6 +90,8 @@ public final class DispatchMetrics {
             registerQueueGauges(q);
         }
         for (String k : kinds) handlerTimer(k);
+        // the served kinds at 0, so the series exists (for alerts and dashboards) before the first orphan
+        for (String k : kinds) unhandledGauge(k);
     }
 
     /**
@@ -97,17 +99,19 @@ public final class DispatchMetrics {
      * seen before and now absent drops to 0, so an alert on {@code > 0} clears.
      */
     public void unhandled(Map<String, Long> pendingByKind) {
-        for (var e : pendingByKind.entrySet()) {
-            unhandled.computeIfAbsent(e.getKey(), k -> {
-                var v = new java.util.concurrent.atomic.AtomicLong();
-                Gauge.builder("pgdispatch.tasks.unhandled", v, java.util.concurrent.atomic.AtomicLong::get)
-                        .description("Pending tasks whose kind no live node has a handler for (they wait forever)")
-                        .tag("kind", k).register(registry);
-                return v;
-            }).set(e.getValue());
-        }
+        for (var e : pendingByKind.entrySet()) unhandledGauge(e.getKey()).set(e.getValue());
         unhandled.forEach((k, v) -> {
             if (!pendingByKind.containsKey(k)) v.set(0);
+        });
+    }
+
+    private java.util.concurrent.atomic.AtomicLong unhandledGauge(String kind) {
+        return unhandled.computeIfAbsent(kind, k -> {
+            var v = new java.util.concurrent.atomic.AtomicLong();
+            Gauge.builder("pgdispatch.tasks.unhandled", v, java.util.concurrent.atomic.AtomicLong::get)
+                    .description("Pending tasks whose kind no live node has a handler for (they wait forever)")
+                    .tag("kind", k).register(registry);
+            return v;
         });
     }
 
