@@ -168,6 +168,14 @@ class PgdispatchAutoConfigurationTest {
     }
 
     @Test
+    void everyNodeSettingHasItsProperty() {
+        // a variable added to DispatcherConfig without a property here fails this (the HTTP endpoint is the CLI's)
+        var variables = new java.util.TreeSet<>(pgdispatch.config.DispatcherConfig.defaults(URL).describe().keySet());
+        variables.removeIf(v -> v.startsWith("PGDISPATCH_HTTP_"));
+        assertThat(PgdispatchProperties.NAMES.keySet()).containsExactlyInAnyOrderElementsOf(variables);
+    }
+
+    @Test
     void propertyNamesFollowTheEnvironmentVariables() {
         assertThat(PgdispatchAutoConfiguration.asProperty("TASK_RENEW_S=600 must be shorter than TASK_LEASE_S=600"))
                 .isEqualTo("pgdispatch.task-renew-s=600 must be shorter than pgdispatch.task-lease-s=600");
