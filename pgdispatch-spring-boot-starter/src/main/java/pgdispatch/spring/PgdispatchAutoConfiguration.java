@@ -108,8 +108,9 @@ public class PgdispatchAutoConfiguration {
                                          ObjectProvider<TaskHandler> handlers, ObjectProvider<MeterRegistry> registry,
                                          ObjectProvider<RetryPolicy> retryPolicy) {
         List<TaskHandler> all = new ArrayList<>(handlers.orderedStream().toList());
+        // a RetryPolicy bean wins; without one, pgdispatch.task-retry-base-s / -max-s decide
         return new PgdispatchNode(cfg, database, all, properties.isBuiltinHandlers(), registry.getIfAvailable(),
-                retryPolicy.getIfAvailable(() -> RetryPolicy.DEFAULT));
+                retryPolicy.getIfAvailable());
     }
 
     /** {@code /actuator/health/pgdispatch}, when the application has Actuator. */

@@ -20,7 +20,8 @@ public class PgdispatchNode implements SmartLifecycle {
 
     PgdispatchNode(DispatcherConfig cfg, Database database, List<TaskHandler> handlers, boolean builtins,
                    MeterRegistry registry, RetryPolicy retryPolicy) {
-        var b = Dispatcher.builder(cfg).database(database).handlers(handlers).builtins(builtins).retryPolicy(retryPolicy);
+        var b = Dispatcher.builder(cfg).database(database).handlers(handlers).builtins(builtins);
+        if (retryPolicy != null) b.retryPolicy(retryPolicy);
         if (registry != null) b.meterRegistry(registry);
         this.dispatcher = b.build();
     }

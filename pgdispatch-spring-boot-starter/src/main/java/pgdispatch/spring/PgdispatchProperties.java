@@ -65,6 +65,15 @@ public class PgdispatchProperties {
     /** Largest payload TaskClient accepts, in bytes. Default 1048576. (TASK_MAX_PAYLOAD_BYTES) */
     private Integer taskMaxPayloadBytes;
 
+    /** Largest handler result (JSON, UTF-8 bytes); a larger one fails its task for good. Default 1048576. (TASK_MAX_RESULT_BYTES) */
+    private Integer taskMaxResultBytes;
+
+    /** Seconds before the first retry of a failed attempt; doubles per attempt. Default 1. (TASK_RETRY_BASE_S) */
+    private Long taskRetryBaseS;
+
+    /** Cap of the retry delay in seconds; at least task-retry-base-s. Default 3600. (TASK_RETRY_MAX_S) */
+    private Long taskRetryMaxS;
+
     /** Connections of the node's own pool (3-1000). Default 8. (PGDISPATCH_POOL_SIZE) */
     private Integer poolSize;
 
@@ -88,6 +97,9 @@ public class PgdispatchProperties {
             Map.entry("TASK_DRAIN_S", "pgdispatch.task-drain-s"),
             Map.entry("TASK_RETENTION_S", "pgdispatch.task-retention-s"),
             Map.entry("TASK_MAX_PAYLOAD_BYTES", "pgdispatch.task-max-payload-bytes"),
+            Map.entry("TASK_MAX_RESULT_BYTES", "pgdispatch.task-max-result-bytes"),
+            Map.entry("TASK_RETRY_BASE_S", "pgdispatch.task-retry-base-s"),
+            Map.entry("TASK_RETRY_MAX_S", "pgdispatch.task-retry-max-s"),
             Map.entry("PGDISPATCH_POOL_SIZE", "pgdispatch.pool-size"),
             Map.entry("PGDISPATCH_SOCKET_TIMEOUT_S", "pgdispatch.socket-timeout-s")
     );
@@ -110,6 +122,9 @@ public class PgdispatchProperties {
         put(env, "TASK_DRAIN_S", taskDrainS);
         put(env, "TASK_RETENTION_S", taskRetentionS);
         put(env, "TASK_MAX_PAYLOAD_BYTES", taskMaxPayloadBytes);
+        put(env, "TASK_MAX_RESULT_BYTES", taskMaxResultBytes);
+        put(env, "TASK_RETRY_BASE_S", taskRetryBaseS);
+        put(env, "TASK_RETRY_MAX_S", taskRetryMaxS);
         put(env, "PGDISPATCH_POOL_SIZE", poolSize);
         put(env, "PGDISPATCH_SOCKET_TIMEOUT_S", socketTimeoutS);
         return env;
@@ -261,6 +276,30 @@ public class PgdispatchProperties {
 
     public void setTaskMaxPayloadBytes(Integer v) {
         this.taskMaxPayloadBytes = v;
+    }
+
+    public Integer getTaskMaxResultBytes() {
+        return taskMaxResultBytes;
+    }
+
+    public void setTaskMaxResultBytes(Integer v) {
+        this.taskMaxResultBytes = v;
+    }
+
+    public Long getTaskRetryBaseS() {
+        return taskRetryBaseS;
+    }
+
+    public void setTaskRetryBaseS(Long v) {
+        this.taskRetryBaseS = v;
+    }
+
+    public Long getTaskRetryMaxS() {
+        return taskRetryMaxS;
+    }
+
+    public void setTaskRetryMaxS(Long v) {
+        this.taskRetryMaxS = v;
     }
 
     public Integer getPoolSize() {

@@ -8,7 +8,6 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.actuate.health.Status;
@@ -33,7 +32,8 @@ import pgdispatch.testing.PgServer;
  * migrations and pgdispatch's in one database and schema, a handler bean, enqueue in the application's
  * transaction, the application's MeterRegistry, Actuator health. One context for the class (they are slow).
  */
-@SpringBootTest(classes = PgdispatchAutoConfigurationTest.App.class, properties = {
+@org.springframework.test.annotation.DirtiesContext(classMode = org.springframework.test.annotation.DirtiesContext.ClassMode.AFTER_CLASS)
+@SpringBootTest(classes = {PgdispatchAutoConfigurationTest.App.class, PgdispatchAutoConfigurationTest.DropDatabase.class}, properties = {
         "pgdispatch.dispatcher-node-id=spring-a", "pgdispatch.task-poll-ms=200", "pgdispatch.task-renew-s=1",
         "pgdispatch.task-lease-s=5", "pgdispatch.task-drain-s=1", "pgdispatch.task-concurrency=2"})
 class PgdispatchAutoConfigurationTest {
@@ -46,9 +46,17 @@ class PgdispatchAutoConfigurationTest {
         r.add("spring.datasource.username", URL::user);
     }
 
-    @AfterAll
-    static void drop() {
-        PgServer.get().drop(DB);
+    /**
+     * Drops the database when the context closes (after the class: @DirtiesContext), which is after the
+     * node stopped: lifecycle beans stop before any bean is destroyed. Dropped from @AfterAll instead,
+     * the cached context's node would run on against a dropped database until the JVM exits.
+     */
+    @org.springframework.boot.test.context.TestConfiguration
+    static class DropDatabase {
+        @org.springframework.context.annotation.Bean
+        org.springframework.beans.factory.DisposableBean dropTestDatabase() {
+            return () -> PgServer.get().drop(DB);
+        }
     }
 
     /** Payload of the application's task kind: a typed record, serialised by TaskClient. */

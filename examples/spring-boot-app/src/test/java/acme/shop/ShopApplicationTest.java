@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
@@ -16,7 +15,8 @@ import pgdispatch.config.DatabaseUrl;
 import pgdispatch.testing.PgServer;
 
 /** The example shop on the real PostgreSQL: its own Flyway V1 and pgdispatch's in one database and schema. */
-@SpringBootTest(properties = {"pgdispatch.dispatcher-node-id=shop-1", "pgdispatch.task-poll-ms=200"})
+@org.springframework.test.annotation.DirtiesContext(classMode = org.springframework.test.annotation.DirtiesContext.ClassMode.AFTER_CLASS)
+@SpringBootTest(classes = {ShopApplication.class, ShopApplicationTest.DropDatabase.class}, properties = {"pgdispatch.dispatcher-node-id=shop-1", "pgdispatch.task-poll-ms=200"})
 class ShopApplicationTest {
     static final String DB = "pgd_t_example_shop_" + Long.toHexString(System.nanoTime());
     static final DatabaseUrl URL = PgServer.get().createEmpty(DB);
@@ -27,9 +27,17 @@ class ShopApplicationTest {
         r.add("spring.datasource.username", URL::user);
     }
 
-    @AfterAll
-    static void drop() {
-        PgServer.get().drop(DB);
+    /**
+     * Drops the database when the context closes (after the class: @DirtiesContext), which is after the
+     * node stopped: lifecycle beans stop before any bean is destroyed. Dropped from @AfterAll instead,
+     * the cached context's node would run on against a dropped database until the JVM exits.
+     */
+    @org.springframework.boot.test.context.TestConfiguration
+    static class DropDatabase {
+        @org.springframework.context.annotation.Bean
+        org.springframework.beans.factory.DisposableBean dropTestDatabase() {
+            return () -> PgServer.get().drop(DB);
+        }
     }
 
     @Autowired
