@@ -26,9 +26,10 @@ import pgdispatch.store.TaskStore;
  * injected at random (kill -9 and restart under the same node id, SIGTERM and restart, connection
  * drops, stalls and blackholes, {@code pg_terminate_backend} of the nodes' sessions, SIGSTOP longer
  * than the lease, a restart of a private PostgreSQL); then everything healed, the queue drained, the
- * nodes stopped and the {@link Invariants} checked. Prints one summary line on stdout:
- * {@code chaos: tasks=N kills=K stops=S cuts=C zombies=Z pg_restarts=R lost=0 double_accepted=0
- * over_budget=0 stuck=0 seconds=T}; details go to stderr. Exit 0 when every invariant holds, 1 on any
+ * nodes stopped and the {@link Invariants} checked. Handlers attack too ({@link FaultyHandlers}), and the
+ * {@link StallWatch} checks meanwhile that no node says ready while it sits on a task. Prints one
+ * summary line on stdout: {@code chaos: tasks=N kills=K stops=S cuts=C zombies=Z pg_restarts=R
+ * handler_faults=H lost=0 double_accepted=0 over_budget=0 stuck=0 stalled=0 seconds=T}; details go to stderr. Exit 0 when every invariant holds, 1 on any
  * violation, 2 on bad arguments, 3 when the run itself could not be set up or finish.
  *
  * <p>It lives in main, not test scope, so CI and operators run it from the shipped jar alone
@@ -58,6 +59,9 @@ public final class ChaosRun {
     private final List<String> unexpectedExits = Collections.synchronizedList(new ArrayList<>());
     private final long startedMs = System.currentTimeMillis();
     private FaultInjector faults;
+    private StallWatch stallWatch;
+    /** Each node's HTTP port, kept across its restarts: the stall watch asks /health/ready there. */
+    private final Map<String, Integer> httpPorts = new HashMap<>();
     private PrivateCluster cluster;
     private DatabaseUrl admin;
     private DatabaseUrl url;
@@ -111,7 +115,11 @@ public final class ChaosRun {
         // sleeps may fill at most 40% of the worker slots over the fault window (at most 7% of the tasks):
         // the tens of thousands of noop of a full run must not queue behind them
         double sleepShare = Math.min(0.07, 0.4 * o.nodes * o.concurrency * o.seconds / (Workload.MEAN_SLEEP_S * o.tasks));
-        Workload workload = new Workload(o.seed, sleepShare, new TaskStore(db), db.dataSource());
+        // handler faults (FaultyHandlers): 0.5% of the tasks, at least 25, so that a short run meets each kind
+        double faultShare = Math.min(0.05, Math.max(25.0, o.tasks / 200.0) / o.tasks);
+        Workload workload = new Workload(o.seed, sleepShare, faultShare, new TaskStore(db), db.dataSource());
+        stallWatch = new StallWatch(nodes, httpPorts, db.dataSource(), line -> log("%s", line));
+        stallWatch.start();
         int initial = Math.max(1, o.tasks * 2 / 5);
         enqueueGuarded(workload, initial, deadline);
         Thread producer = Thread.ofPlatform().daemon().name("chaos-producer").start(() -> produce(workload, initial, deadline));
@@ -123,6 +131,7 @@ public final class ChaosRun {
         heal();
         boolean drained = awaitDrained(Math.min(deadline - 30_000, System.currentTimeMillis() + o.drainS * 1000L));
         if (!drained) log("queue not drained within %ds; the rest counts as stuck", o.drainS);
+        stallWatch.stop();
         stopNodes();
 
         Invariants.Verdict v;
@@ -131,11 +140,13 @@ public final class ChaosRun {
         }
         long seconds = (System.currentTimeMillis() - startedMs) / 1000;
         detail(v, workload);
-        out.printf(Locale.ROOT, "chaos: tasks=%d kills=%d stops=%d cuts=%d zombies=%d pg_restarts=%d lost=%d double_accepted=%d "
-                        + "over_budget=%d stuck=%d seconds=%d%n", v.tasks(), faults.count("kills"), faults.count("stops"),
-                faults.count("cuts"), faults.count("zombies"), faults.count("pg_restarts"), v.lost(), v.doubleAccepted(), v.overBudget(), v.stuck(), seconds);
+        long stalled = stallWatch.stalled();
+        out.printf(Locale.ROOT, "chaos: tasks=%d kills=%d stops=%d cuts=%d zombies=%d pg_restarts=%d handler_faults=%d lost=%d "
+                        + "double_accepted=%d over_budget=%d stuck=%d stalled=%d seconds=%d%n", v.tasks(), faults.count("kills"),
+                faults.count("stops"), faults.count("cuts"), faults.count("zombies"), faults.count("pg_restarts"),
+                workload.handlerFaults(), v.lost(), v.doubleAccepted(), v.overBudget(), v.stuck(), stalled, seconds);
         out.flush();
-        return v.ok() ? OK : VIOLATION;
+        return v.ok() && stalled == 0 ? OK : VIOLATION;
     }
 
     // ------------------------------------------------------------------ set-up
@@ -187,13 +198,20 @@ public final class ChaosRun {
             env.put("TASK_CONCURRENCY", Integer.toString(o.concurrency));
             env.put("TASK_POLL_MS", "500");
             env.put("PGDISPATCH_POOL_SIZE", "5");
-            env.put("PGDISPATCH_HTTP_PORT", "off");
+            httpPorts.put(id, freePort());
+            env.put("PGDISPATCH_HTTP_PORT", Integer.toString(httpPorts.get(id)));
             env.put("PGD_CHAOS_RUN", o.runId); // the bash front's trap kills only processes carrying this mark
             List<String> cmd = List.of(java, "-Xmx160m", "-Xss512k", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                     "-jar", jar, "run");
             NodeProcess n = new NodeProcess(id, proxy, cmd, env, new File(runDir, id + ".log"), pids);
             nodes.add(n);
             n.start();
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
         }
     }
 
@@ -345,6 +363,7 @@ public final class ChaosRun {
                 unexpectedExits.isEmpty() ? "none" : unexpectedExits);
         log("proxy connections accepted: %s", proxies.stream().map(p -> Long.toString(p.acceptedConnections())).toList());
         log("history: %s", v.stats());
+        log("stall watch: %s", stallWatch.stats());
         if (!v.ok()) {
             log("VIOLATIONS: %s", v.byRule());
             v.examples().forEach((rule, ex) -> ex.forEach(e -> log("  %s: %s", rule, e)));

@@ -19,7 +19,8 @@ import pgdispatch.store.TaskStore;
  * 5% {@code fail}; a share of {@code sleep} sized by the caller to the cluster's worker slots;
  * {@code sleep} of varied length, some longer than the renewal interval and some longer than the lease
  * (only renewals keep those alive); {@code fail} with {"times":1..2} and max_attempts 1, 2 or 5, so
- * some succeed after retries and some fail for good. Every payload carries its wave and group, so an
+ * some succeed after retries and some fail for good; and a share of handler faults
+ * ({@link FaultyHandlers}, max_attempts 2). Every payload carries its wave and group, so an
  * insert whose outcome is unknown (connection cut at commit) is settled by looking, never by guessing.
  */
 final class Workload {
@@ -33,16 +34,21 @@ final class Workload {
 
     private final Random random;
     private final double sleepShare;
+    private final double faultShare;
     private final TaskStore store;
     private final DataSource ds;
     private final AtomicLong committed = new AtomicLong();
     private final Map<String, Long> byKind = new LinkedHashMap<>();
     private int wave;
 
-    /** {@code sleepShare}: the fraction of tasks that sleep (the rest: 5% fail, the others noop). */
-    Workload(long seed, double sleepShare, TaskStore store, DataSource ds) {
+    /**
+     * {@code sleepShare}: the fraction of tasks that sleep; {@code faultShare}: the fraction that run a
+     * faulty handler (the rest: 5% fail, the others noop).
+     */
+    Workload(long seed, double sleepShare, double faultShare, TaskStore store, DataSource ds) {
         this.random = new Random(seed);
         this.sleepShare = sleepShare;
+        this.faultShare = faultShare;
         this.store = store;
         this.ds = ds;
     }
@@ -56,6 +62,13 @@ final class Workload {
         return Map.copyOf(byKind);
     }
 
+    /** Tasks enqueued (committed) for the faulty handlers. */
+    synchronized long handlerFaults() {
+        long n = 0;
+        for (String k : FaultyHandlers.KINDS) n += byKind.getOrDefault(k, 0L);
+        return n;
+    }
+
     /** Enqueues {@code n} tasks as one wave (a few statements, one per kind and setting). */
     synchronized void enqueue(int n, long deadlineMs) throws InterruptedException {
         int w = ++wave;
@@ -65,7 +78,11 @@ final class Workload {
             String kind;
             int maxAttempts = 5;
             String body;
-            if (r >= 0.05 + sleepShare) {
+            if (random.nextDouble() < faultShare) {
+                kind = FaultyHandlers.KINDS[random.nextInt(FaultyHandlers.KINDS.length)];
+                maxAttempts = 2;
+                body = ",\"v\":" + random.nextInt(12);
+            } else if (r >= 0.05 + sleepShare) {
                 kind = "noop";
                 body = "";
             } else if (r >= 0.05) {
