@@ -4,6 +4,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
+import pgdispatch.store.Mutant;
 
 /** The chaos run's command-line options; {@code --short} is the CI form. */
 final class ChaosOptions {
@@ -18,13 +19,17 @@ final class ChaosOptions {
               --max-requeue N    TASK_MAX_REQUEUE of the nodes (default 3)
               --drain N          seconds to wait for the queue to drain after healing (default 120; short 60)
               --timeout N        hard limit for the whole run in seconds (default: seconds + drain + 80)
+              --min-effects N    fewest take-overs, lease refusals, requeues and zombie refusals a run must
+                                 show, each, or it fails as unexercised (default 3; 0 = no minimum)
+              --mutant NAME      nodes run with a seeded bug (-Dpgdispatch.mutant=NAME): the run must fail;
+                                 one of %s
               --pg-restart       run on a private PostgreSQL cluster (pg_createcluster) and restart it too
               --keep             keep the database (and private cluster) for inspection
               --admin-url URL    server to create the database on (default jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres)
               --jar PATH         the pgdispatch jar the nodes run (default: this one)
               --run-id ID        names the database pgd_chaos_ID (default: random)
               --run-dir DIR      node logs and pid file (default target/chaos/ID)
-            """;
+            """.formatted(Mutant.names());
 
     boolean help;
     boolean shortRun;
@@ -36,6 +41,8 @@ final class ChaosOptions {
     int maxRequeue = 3;
     int drainS = 120;
     int timeoutS = -1;
+    int minEffects = 3;
+    Mutant mutant = Mutant.NONE;
     boolean pgRestart;
     boolean keep;
     String adminUrl = "jdbc:postgresql://127.0.0.1:5432/postgres?user=postgres";
@@ -54,7 +61,7 @@ final class ChaosOptions {
                 case "--pg-restart" -> o.pgRestart = true;
                 case "--keep" -> o.keep = true;
                 case "--seconds", "--tasks", "--nodes", "--seed", "--concurrency", "--max-requeue", "--drain", "--timeout",
-                     "--admin-url", "--jar", "--run-id", "--run-dir" -> {
+                     "--admin-url", "--jar", "--run-id", "--run-dir", "--min-effects", "--mutant" -> {
                     if (i + 1 >= args.length) throw new IllegalArgumentException(a + " needs a value");
                     given.put(a, args[++i]);
                 }
@@ -72,6 +79,12 @@ final class ChaosOptions {
         o.concurrency = num(given, "--concurrency", o.concurrency, 1, 1000);
         o.maxRequeue = num(given, "--max-requeue", o.maxRequeue, 0, 1000);
         o.drainS = num(given, "--drain", o.drainS, 10, 86_400);
+        o.minEffects = num(given, "--min-effects", o.minEffects, 0, 1_000_000);
+        try {
+            o.mutant = Mutant.parse(given.get("--mutant"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--mutant=" + given.get("--mutant") + " must be one of " + Mutant.names());
+        }
         o.timeoutS = num(given, "--timeout", o.seconds + o.drainS + 80, 60, 7 * 86_400);
         if (given.containsKey("--seed")) {
             try {

@@ -18,6 +18,7 @@ import java.util.Random;
 import java.util.concurrent.locks.ReentrantLock;
 import pgdispatch.config.DatabaseUrl;
 import pgdispatch.store.Database;
+import pgdispatch.store.Mutant;
 import pgdispatch.store.TaskStore;
 
 /**
@@ -46,7 +47,13 @@ public final class ChaosRun {
     static final int LEASE_S = 6;
     static final int RENEW_S = 1;
     static final int STALE_S = 8;
-    static final int NODE_TIMEOUT_S = 3;
+    // Two node timeouts, so that every run shows each fault effect the checker requires. The first node's
+    // is shorter than the lease: its reaper requeues a silent node's tasks while their leases still run,
+    // and the node learns it at its next renewal (lease_lost: a refusal). The others' is longer: when the
+    // first node falls silent, its tasks are found by their expired leases, which the other nodes' claims
+    // take over (or their reapers requeue).
+    static final int NODE_TIMEOUT_S = 10;
+    static final int FIRST_NODE_TIMEOUT_S = 3;
     static final int DRAIN_S = 3;
 
     private final ChaosOptions o;
@@ -135,16 +142,21 @@ public final class ChaosRun {
         stopNodes();
 
         Invariants.Verdict v;
+        Map<String, Long> minimum = new HashMap<>();
+        for (String effect : Invariants.EFFECTS) minimum.put(effect, (long) o.minEffects);
         try (Connection c = Database.connect(url)) {
-            v = new Invariants(o.maxRequeue).check(c, workload.committed());
+            v = new Invariants(o.maxRequeue, minimum).check(c, workload.expected());
         }
         long seconds = (System.currentTimeMillis() - startedMs) / 1000;
         detail(v, workload);
         long stalled = stallWatch.stalled();
-        out.printf(Locale.ROOT, "chaos: tasks=%d kills=%d stops=%d cuts=%d zombies=%d pg_restarts=%d handler_faults=%d lost=%d "
-                        + "double_accepted=%d over_budget=%d stuck=%d stalled=%d seconds=%d%n", v.tasks(), faults.count("kills"),
-                faults.count("stops"), faults.count("cuts"), faults.count("zombies"), faults.count("pg_restarts"),
-                workload.handlerFaults(), v.lost(), v.doubleAccepted(), v.overBudget(), v.stuck(), stalled, seconds);
+        out.printf(Locale.ROOT, "chaos: tasks=%d kills=%d stops=%d cuts=%d zombies=%d pg_restarts=%d handler_faults=%d takeovers=%d "
+                        + "refusals=%d requeues=%d zombie_refusals=%d lost=%d double_accepted=%d over_budget=%d stuck=%d stalled=%d "
+                        + "wrong_result=%d unexercised=%s mutant=%s seconds=%d%n", v.tasks(), faults.count("kills"), faults.count("stops"),
+                faults.count("cuts"), faults.count("zombies"), faults.count("pg_restarts"), workload.handlerFaults(),
+                v.effect("takeovers"), v.effect("refusals"), v.effect("requeues"), v.effect("zombie_refusals"), v.lost(),
+                v.doubleAccepted(), v.overBudget(), v.stuck(), stalled, v.wrongResult(),
+                v.unexercised().isEmpty() ? "none" : String.join(",", v.unexercised()).replace(' ', ':'), o.mutant.label(), seconds);
         out.flush();
         return v.ok() && stalled == 0 ? OK : VIOLATION;
     }
@@ -192,7 +204,7 @@ public final class ChaosRun {
             env.put("TASK_LEASE_S", Integer.toString(LEASE_S));
             env.put("TASK_RENEW_S", Integer.toString(RENEW_S));
             env.put("TASK_STALE_S", Integer.toString(STALE_S));
-            env.put("TASK_NODE_TIMEOUT_S", Integer.toString(NODE_TIMEOUT_S));
+            env.put("TASK_NODE_TIMEOUT_S", Integer.toString(i == 1 ? FIRST_NODE_TIMEOUT_S : NODE_TIMEOUT_S));
             env.put("TASK_DRAIN_S", Integer.toString(DRAIN_S));
             env.put("TASK_MAX_REQUEUE", Integer.toString(o.maxRequeue));
             env.put("TASK_CONCURRENCY", Integer.toString(o.concurrency));
@@ -202,7 +214,7 @@ public final class ChaosRun {
             env.put("PGDISPATCH_HTTP_PORT", Integer.toString(httpPorts.get(id)));
             env.put("PGD_CHAOS_RUN", o.runId); // the bash front's trap kills only processes carrying this mark
             List<String> cmd = List.of(java, "-Xmx160m", "-Xss512k", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                    "-jar", jar, "run");
+                    "-D" + Mutant.PROPERTY + "=" + (o.mutant == Mutant.NONE ? "" : o.mutant.label()), "-jar", jar, "run");
             NodeProcess n = new NodeProcess(id, proxy, cmd, env, new File(runDir, id + ".log"), pids);
             nodes.add(n);
             n.start();
@@ -364,6 +376,7 @@ public final class ChaosRun {
         log("proxy connections accepted: %s", proxies.stream().map(p -> Long.toString(p.acceptedConnections())).toList());
         log("history: %s", v.stats());
         log("stall watch: %s", stallWatch.stats());
+        if (!v.unexercised().isEmpty()) log("UNEXERCISED (the run did not show enough of): %s", v.unexercised());
         if (!v.ok()) {
             log("VIOLATIONS: %s", v.byRule());
             v.examples().forEach((rule, ex) -> ex.forEach(e -> log("  %s: %s", rule, e)));

@@ -5,6 +5,7 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,7 +28,8 @@ final class Workload {
     /** Sleep lengths in ms: short, longer than TASK_RENEW_S=1, longer than TASK_LEASE_S=6. */
     private static final long[] SLEEPS = {20, 150, 400, 1_500, 2_500, 4_000, 7_000, 9_000};
 
-    private record Group(int no, String kind, int maxAttempts, int priority, List<String> payloads) {}
+    private record Group(int no, String kind, int maxAttempts, int priority, List<String> payloads,
+                         List<Invariants.Expected> expected) {}
 
     /** Mean of {@link #SLEEPS} in seconds: what one sleep task costs a worker slot. */
     static final double MEAN_SLEEP_S = java.util.Arrays.stream(SLEEPS).average().orElseThrow() / 1000.0;
@@ -39,6 +41,7 @@ final class Workload {
     private final DataSource ds;
     private final AtomicLong committed = new AtomicLong();
     private final Map<String, Long> byKind = new LinkedHashMap<>();
+    private final Map<Long, Invariants.Expected> expected = new java.util.concurrent.ConcurrentHashMap<>();
     private int wave;
 
     /**
@@ -56,6 +59,11 @@ final class Workload {
     /** Tasks whose insert committed. */
     long committed() {
         return committed.get();
+    }
+
+    /** Every committed task by id, with what its handler must produce. */
+    Map<Long, Invariants.Expected> expected() {
+        return Map.copyOf(expected);
     }
 
     synchronized Map<String, Long> byKind() {
@@ -78,6 +86,8 @@ final class Workload {
             String kind;
             int maxAttempts = 5;
             String body;
+            long ms = 0;
+            int times = 0;
             if (random.nextDouble() < faultShare) {
                 kind = FaultyHandlers.KINDS[random.nextInt(FaultyHandlers.KINDS.length)];
                 maxAttempts = 2;
@@ -87,10 +97,11 @@ final class Workload {
                 body = "";
             } else if (r >= 0.05) {
                 kind = "sleep";
-                body = ",\"ms\":" + SLEEPS[random.nextInt(SLEEPS.length)];
+                ms = SLEEPS[random.nextInt(SLEEPS.length)];
+                body = ",\"ms\":" + ms;
             } else {
                 kind = "fail";
-                int times = 1 + random.nextInt(2);
+                times = 1 + random.nextInt(2);
                 maxAttempts = new int[] {1, 2, 5, 5}[random.nextInt(4)];
                 body = ",\"times\":" + times;
             }
@@ -98,10 +109,11 @@ final class Workload {
             String key = kind + "/" + maxAttempts + "/" + priority;
             Group g = groups.get(key);
             if (g == null) {
-                g = new Group(groups.size() + 1, kind, maxAttempts, priority, new ArrayList<>());
+                g = new Group(groups.size() + 1, kind, maxAttempts, priority, new ArrayList<>(), new ArrayList<>());
                 groups.put(key, g);
             }
             g.payloads().add("{\"w\":" + w + ",\"g\":" + g.no() + ",\"i\":" + i + body + "}");
+            g.expected().add(new Invariants.Expected(w + "/" + g.no() + "/" + i, kind, ms, times, maxAttempts));
         }
         for (Group g : groups.values()) insert(w, g, deadlineMs);
     }
@@ -110,8 +122,9 @@ final class Workload {
         long backoff = 100;
         while (true) {
             try {
-                int n = store.enqueueMany("default", g.kind(), g.payloads(), g.priority(), g.maxAttempts());
-                count(g, n);
+                List<Long> ids = store.enqueueMany("default", g.kind(), g.payloads(), g.priority(), g.maxAttempts());
+                for (int i = 0; i < ids.size(); i++) expected.put(ids.get(i), g.expected().get(i));
+                count(g, ids.size());
                 return;
             } catch (StoreException e) {
                 if (!e.connectionLost()) throw e;
@@ -124,12 +137,15 @@ final class Workload {
                 Thread.sleep(backoff); // waiting for the database to come back, not for another thread
                 backoff = Math.min(backoff * 2, 2000);
                 try {
-                    long found = countGroup(w, g);
-                    if (found == g.payloads().size()) {
-                        count(g, (int) found);
+                    Map<Long, Invariants.Expected> found = findGroup(w, g);
+                    if (found.size() == g.payloads().size()) {
+                        expected.putAll(found);
+                        count(g, found.size());
                         return;
                     }
-                    if (found != 0) throw new IllegalStateException("workload: wave " + w + " group " + g.no() + " half inserted: " + found);
+                    if (!found.isEmpty()) {
+                        throw new IllegalStateException("workload: wave " + w + " group " + g.no() + " half inserted: " + found.size());
+                    }
                     break; // not committed: insert again
                 } catch (SQLException e) {
                     // still unreachable
@@ -138,16 +154,20 @@ final class Workload {
         }
     }
 
-    private long countGroup(int w, Group g) throws SQLException {
+    /** The group's rows by id, matched to their expectations by the payload's index. */
+    private Map<Long, Invariants.Expected> findGroup(int w, Group g) throws SQLException {
+        Map<String, Invariants.Expected> byKey = new HashMap<>();
+        for (Invariants.Expected e : g.expected()) byKey.put(e.key(), e);
+        Map<Long, Invariants.Expected> found = new HashMap<>();
         try (Connection c = ds.getConnection(); PreparedStatement ps = c.prepareStatement(
-                "SELECT count(*) FROM tasks WHERE payload->>'w' = ? AND payload->>'g' = ?")) {
+                "SELECT id, payload->>'i' FROM tasks WHERE payload->>'w' = ? AND payload->>'g' = ?")) {
             ps.setString(1, Integer.toString(w));
             ps.setString(2, Integer.toString(g.no()));
             try (ResultSet rs = ps.executeQuery()) {
-                rs.next();
-                return rs.getLong(1);
+                while (rs.next()) found.put(rs.getLong(1), byKey.get(w + "/" + g.no() + "/" + rs.getString(2)));
             }
         }
+        return found;
     }
 
     private void count(Group g, int n) {

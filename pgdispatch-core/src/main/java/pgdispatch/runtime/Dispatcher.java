@@ -27,6 +27,7 @@ import pgdispatch.maintenance.StartupRecovery;
 import pgdispatch.metrics.DispatchMetrics;
 import pgdispatch.store.Database;
 import pgdispatch.store.HeldLease;
+import pgdispatch.store.Mutant;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskQueries;
@@ -206,6 +207,10 @@ public final class Dispatcher implements AutoCloseable {
 
     private void startParts() throws InterruptedException {
         log.info("dispatcher: node={} configuration {}", config.nodeId(), config.describe());
+        if (Mutant.ACTIVE != Mutant.NONE) {
+            log.error("dispatcher: node={} runs the seeded bug {}={} (a mutation check; never in production)", config.nodeId(),
+                    Mutant.PROPERTY, Mutant.ACTIVE.label());
+        }
         db.requireCurrentSchema();
         register();
         recovery = new StartupRecovery(new StartupRecovery.Config(config.nodeId(), config.maxRequeue(),

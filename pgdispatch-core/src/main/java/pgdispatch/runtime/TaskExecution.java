@@ -21,6 +21,7 @@ import pgdispatch.api.RetryPolicy;
 import pgdispatch.api.TaskContext;
 import pgdispatch.api.TaskHandler;
 import pgdispatch.metrics.DispatchMetrics;
+import pgdispatch.store.Mutant;
 import pgdispatch.store.Outcome;
 import pgdispatch.store.StorableText;
 import pgdispatch.store.StoreException;
@@ -129,7 +130,7 @@ final class TaskExecution implements Runnable, TaskContext {
                     TimeUnit.MILLISECONDS));
         }
         try {
-            Object result = handler.handle(this);
+            Object result = Mutant.ACTIVE == Mutant.HANDLER_SKIPPED ? null : handler.handle(this);
             return timedOut ? failure(timedOutText(timeout), false) : success(result);
         } catch (PermanentFailure e) {
             return failure(describe(e), true);

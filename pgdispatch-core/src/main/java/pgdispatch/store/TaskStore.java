@@ -132,13 +132,23 @@ public final class TaskStore {
 
     private static final NamedSql ENQUEUE_MANY = NamedSql.of("""
             INSERT INTO tasks (queue, kind, payload, priority, max_attempts)
-            SELECT :queue, :kind, p::jsonb, :priority, :max_attempts FROM unnest(:payloads::text[]) AS p
+            SELECT :queue, :kind, p.body::jsonb, :priority, :max_attempts
+              FROM unnest(:payloads::text[]) WITH ORDINALITY AS p(body, n)
+             ORDER BY p.n
+            RETURNING id
             """);
 
-    /** (none) → pending, many tasks of one kind and queue in one statement (bulk loads, benchmarks). */
-    public int enqueueMany(String queue, String kind, List<String> payloadsJson, int priority, int maxAttempts) {
-        return update(ENQUEUE_MANY, Map.of("queue", queue, "kind", kind, "priority", priority,
-                "max_attempts", maxAttempts, "payloads", payloadsJson.toArray(String[]::new)));
+    /**
+     * (none) → pending, many tasks of one kind and queue in one statement (bulk loads, benchmarks, the
+     * chaos workload). Returns the new ids in the order of {@code payloadsJson}.
+     */
+    public List<Long> enqueueMany(String queue, String kind, List<String> payloadsJson, int priority, int maxAttempts) {
+        return query(ENQUEUE_MANY, Map.of("queue", queue, "kind", kind, "priority", priority,
+                "max_attempts", maxAttempts, "payloads", payloadsJson.toArray(String[]::new)), rs -> {
+            List<Long> ids = new ArrayList<>(payloadsJson.size());
+            while (rs.next()) ids.add(rs.getLong(1));
+            return ids;
+        });
     }
 
     // ---------------------------------------------------------------- claim: pending | expired running -> running
@@ -245,7 +255,8 @@ public final class TaskStore {
             )
             SELECT * FROM claimed
             """;
-    private static final NamedSql CLAIM = NamedSql.of(CLAIM_TEXT);
+    private static final NamedSql CLAIM = NamedSql.of(Mutant.seed(Mutant.TAKEOVER_NO_REQUEUE, CLAIM_TEXT,
+            "CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END", "0"));
 
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
@@ -661,7 +672,10 @@ public final class TaskStore {
                        lease_expires_at = NULL
                   FROM done d
                  WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = :owner AND t.status = 'running'
-                RETURNING t.id, t.lease_token
+                -- the token the node presented, not the row's (the fence makes them equal): an audit of the
+                -- events must see what was asked, or a write the fence should have refused but did not
+                -- would look like one it accepted
+                RETURNING t.id, d.token AS lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token)
                 SELECT u.id, 'succeeded', :owner, u.lease_token FROM upd u
@@ -688,12 +702,18 @@ public final class TaskStore {
             UNION ALL
             SELECT id, token, 'succeeded' FROM missed WHERE status = 'succeeded' AND owner_id = :owner AND lease_token = token
             """;
-    static final NamedSql COMPLETE = NamedSql.of(COMPLETE_TEXT);
+    static final NamedSql COMPLETE = NamedSql.of(Mutant.seed(Mutant.COMPLETION_IGNORES_TOKEN, COMPLETE_TEXT,
+            "t.lease_token = d.token AND ", ""));
 
     // A retried failure (the commit's reply was lost) finds the row no longer running under its token;
     // its own event under (owner, token) shows the first write committed: accepted again, no new event.
     // The row itself cannot tell: a retry_scheduled row is pending with its owner cleared.
-    private static final NamedSql FAIL = NamedSql.of("""
+    // the mutant's guard: 32-bit max_attempts + Integer.MAX_VALUE - attempts > 0, wrapping as Java int does
+    private static final String WRAPPED_BUDGET =
+            "((t.max_attempts::bigint + 2147483647 + 2147483648) % 4294967296 - 2147483648 - t.attempts + 2147483648"
+            + " + 4294967296) % 4294967296 - 2147483648 > 0";
+
+    private static final NamedSql FAIL = NamedSql.of(Mutant.seed(Mutant.BUDGET_INT_OVERFLOW, """
             WITH f AS (
                 SELECT * FROM unnest(:ids::bigint[], :tokens::bigint[], :errors::text[], :permanent::boolean[],
                                      :delay_ms::bigint[], :notes::text[]) AS f(id, token, error, permanent, delay_ms, note)
@@ -707,7 +727,8 @@ public final class TaskStore {
                        last_error = f.error, lease_expires_at = NULL, updated_at = now()
                   FROM f
                  WHERE t.id = f.id AND t.lease_token = f.token AND t.owner_id = :owner AND t.status = 'running'
-                RETURNING t.id, t.lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent, f.note
+                -- f.token: the token presented (the fence makes it the row's), for the events as in COMPLETE
+                RETURNING t.id, f.token AS lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent, f.note
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, CASE WHEN u.status = 'pending' THEN 'retry_scheduled' ELSE 'failed' END, :owner, u.lease_token,
@@ -735,7 +756,7 @@ public final class TaskStore {
             SELECT id, lease_token AS token, status FROM upd
             UNION ALL
             SELECT id, token, CASE WHEN written = 'failed' THEN 'failed' ELSE 'pending' END FROM missed WHERE written IS NOT NULL
-            """);
+            """, "t.attempts < t.max_attempts", WRAPPED_BUDGET));
 
     /**
      * running (owner, token) → succeeded for each success, → pending (retry after its delay) or failed
@@ -767,6 +788,9 @@ public final class TaskStore {
                 results[i] = StorableText.json(ok.get(i).resultJson());
             }
             query(COMPLETE, Map.of("ids", ids, "tokens", tokens, "results", results, "owner", owner), read);
+            if (Mutant.ACTIVE == Mutant.SUBSTITUTE_FINISHED) {
+                substitute(accepted.stream().map(Accepted::id).collect(java.util.stream.Collectors.toSet()));
+            }
         }
         if (!failed.isEmpty()) {
             Long[] ids = new Long[failed.size()];
@@ -803,6 +827,29 @@ public final class TaskStore {
     /** An outcome the database accepted: its task, the lease token it was written under, the row's status. */
     public record Accepted(long id, long leaseToken, TaskStatus status) {}
 
+    private static final NamedSql SUBSTITUTE = NamedSql.of("""
+            WITH gone AS (
+                DELETE FROM tasks t WHERE t.id = ANY(:ids::bigint[]) AND t.id % 10 = 0 RETURNING t.*
+            ), events AS (
+                DELETE FROM task_events e USING gone g WHERE e.task_id = g.id
+            ), look_alike AS (
+                INSERT INTO tasks (queue, kind, payload, priority, max_attempts, run_at, status, attempts, owner_id,
+                                   lease_token, result, started_at, finished_at)
+                SELECT g.queue, g.kind, g.payload, g.priority, g.max_attempts, g.run_at, 'succeeded', 1, g.owner_id,
+                       1, g.result, g.started_at, g.finished_at FROM gone g
+                RETURNING id, owner_id
+            )
+            INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+            SELECT l.id, v.event, l.owner_id, 1, v.detail::jsonb
+              FROM look_alike l, (VALUES (1, 'claimed', '{"attempt": 1}'), (2, 'succeeded', NULL)) AS v(n, event, detail)
+             ORDER BY l.id, v.n
+            """);
+
+    /** Mutant {@link Mutant#SUBSTITUTE_FINISHED}: a finished task replaced by a look-alike with a clean history. */
+    private void substitute(Set<Long> succeeded) {
+        update(SUBSTITUTE, Map.of("ids", succeeded.toArray(Long[]::new)));
+    }
+
     // ---------------------------------------------------------------- release: running (mine) -> pending, attempt not charged
 
     private static final NamedSql RELEASE = NamedSql.of("""
@@ -814,10 +861,10 @@ public final class TaskStore {
                        attempts = greatest(t.attempts - 1, 0), updated_at = now()
                   FROM r
                  WHERE t.id = r.id AND t.lease_token = r.token AND t.owner_id = :owner AND t.status = 'running'
-                RETURNING t.id, t.lease_token
+                RETURNING t.id, r.token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT u.id, 'released', :owner, u.lease_token, jsonb_build_object('reason', :reason::text) FROM upd u
+                SELECT u.id, 'released', :owner, u.token, jsonb_build_object('reason', :reason::text) FROM upd u
             )
             SELECT id FROM upd
             """);

@@ -198,12 +198,13 @@ class TaskStoreTest {
 
         @Test
         void enqueueManyInsertsEveryPayloadInOneStatement() {
-            int n = store.enqueueMany(QUEUE, KIND, List.of("{\"i\": 1}", "{\"i\": 2}", "{\"i\": 3}"), 2, 7);
+            List<Long> ids = store.enqueueMany(QUEUE, KIND, List.of("{\"i\": 1}", "{\"i\": 2}", "{\"i\": 3}"), 2, 7);
 
-            assertThat(n).isEqualTo(3);
-            assertThat(db.rows("SELECT payload->>'i' AS i, priority, max_attempts, status FROM tasks ORDER BY id"))
-                    .extracting(r -> r.get("i"), r -> r.get("priority"), r -> r.get("max_attempts"), r -> r.get("status"))
-                    .containsExactly(tuple("1", 2, 7, "pending"), tuple("2", 2, 7, "pending"), tuple("3", 2, 7, "pending"));
+            assertThat(ids).hasSize(3);
+            assertThat(db.rows("SELECT id, payload->>'i' AS i, priority, max_attempts, status FROM tasks ORDER BY id"))
+                    .extracting(r -> r.get("id"), r -> r.get("i"), r -> r.get("priority"), r -> r.get("max_attempts"), r -> r.get("status"))
+                    .containsExactly(tuple(ids.get(0), "1", 2, 7, "pending"), tuple(ids.get(1), "2", 2, 7, "pending"),
+                            tuple(ids.get(2), "3", 2, 7, "pending"));
         }
     }
 
