@@ -22,7 +22,7 @@ import javax.sql.DataSource;
 
 /**
  * The faults of a chaos run, chosen at random: kill -9 and restart under the same node id, SIGTERM and
- * restart, SIGSTOP past the lease, a proxy drop/stall/blackhole, {@code pg_terminate_backend} of a
+ * restart, SIGSTOP past the lease (a zombie) or just short of it, a proxy drop/stall/blackhole, {@code pg_terminate_backend} of a
  * node's sessions, a restart of the private cluster. The fault happens on the calling thread (so the
  * next pick sees the node's new state); its sequel (restart, resume, heal) runs on a fault thread and
  * is cut short by {@link #stop()}.
@@ -147,8 +147,17 @@ final class FaultInjector {
                 }
                 case PAUSE -> {
                     n.pause();
-                    count("zombies", 1);
-                    long ms = (ChaosRun.LEASE_S + 1) * 1000L + random.nextInt(4000); // longer than its lease: it wakes up a zombie
+                    long ms;
+                    if (random.nextBoolean()) {
+                        count("zombies", 1);
+                        ms = (ChaosRun.LEASE_S + 1) * 1000L + random.nextInt(4000); // longer than its lease: it wakes up a zombie
+                    } else {
+                        // longer than the first node's node timeout, shorter than the lease: that node's reaper
+                        // requeues the paused node's tasks while their leases run, and the node, resumed, is
+                        // refused at its next renewal (lease_lost)
+                        count("short_pauses", 1);
+                        ms = (ChaosRun.FIRST_NODE_TIMEOUT_S + 1) * 1000L + random.nextInt(1000);
+                    }
                     async("resume " + n.nodeId, () -> {
                         pause(ms);
                         n.resume();
