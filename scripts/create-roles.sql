@@ -2,7 +2,9 @@
 --   pgdispatch_owner  migration role: owns the tables, sequences and functions that db/migrations create.
 --                     Use it for `pgdispatch migrate` (scripts/migrate.sh, scripts/adopt-existing-db.sh).
 --   pgdispatch_app    runtime role: `pgdispatch run` and the other commands. It reads and writes rows of
---                     tasks, dispatcher_nodes and task_events, reads pgdispatch_schema_history (a node
+--                     tasks and dispatcher_nodes, reads and appends to task_events (the audit trail:
+--                     no UPDATE or DELETE; old events go only through pgdispatch_prune_finished, which
+--                     deletes them with their old finished tasks), reads pgdispatch_schema_history (a node
 --                     refuses to start on a schema version it does not know), and runs
 --                     pgdispatch_reap_stale. It cannot create, alter or drop anything.
 --
@@ -86,7 +88,13 @@ BEGIN
         IF to_regclass('public.' || t) IS NULL THEN
             CONTINUE;  -- not migrated yet: the default privileges above will cover it
         END IF;
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.%I TO pgdispatch_app', t);
+        IF t = 'task_events' THEN
+            -- append-only for the runtime: an earlier run of this script granted UPDATE and DELETE
+            EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON TABLE public.%I FROM pgdispatch_app', t);
+            EXECUTE format('GRANT SELECT, INSERT ON TABLE public.%I TO pgdispatch_app', t);
+        ELSE
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.%I TO pgdispatch_app', t);
+        END IF;
         -- identity columns' sequences (tasks.id, task_events.id)
         FOR seq IN
             SELECT s.oid::regclass::text
@@ -102,6 +110,10 @@ BEGIN
         -- read-only: the runtime checks the schema version; only migrations write the history
         REVOKE ALL ON TABLE public.pgdispatch_schema_history FROM pgdispatch_app;
         GRANT SELECT ON TABLE public.pgdispatch_schema_history TO pgdispatch_app;
+    END IF;
+
+    IF to_regprocedure('public.pgdispatch_prune_finished(interval, integer)') IS NOT NULL THEN
+        GRANT EXECUTE ON FUNCTION public.pgdispatch_prune_finished(interval, integer) TO pgdispatch_app;
     END IF;
 
     IF to_regprocedure('public.pgdispatch_reap_stale(interval, integer, integer, boolean)') IS NOT NULL THEN

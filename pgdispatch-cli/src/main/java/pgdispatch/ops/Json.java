@@ -35,6 +35,8 @@ final class Json {
     }
 
     static String time(OffsetDateTime t) {
+        if (OffsetDateTime.MAX.equals(t)) return "infinity"; // a legacy run_at from before V9 (TaskQueries)
+        if (OffsetDateTime.MIN.equals(t)) return "-infinity";
         // ISO_OFFSET_DATE_TIME always prints the seconds (toString drops ":00")
         return t == null ? null : t.withOffsetSameInstant(ZoneOffset.UTC).format(DateTimeFormatter.ISO_OFFSET_DATE_TIME);
     }

@@ -11,6 +11,8 @@ import java.util.Optional;
 import javax.sql.DataSource;
 import org.jooq.Condition;
 import org.jooq.DSLContext;
+import org.jooq.Field;
+import org.jooq.Record;
 import org.jooq.impl.DSL;
 import pgdispatch.store.jooq.tables.records.TasksRecord;
 
@@ -62,8 +64,9 @@ public final class TaskQueries {
                        count(*) FILTER (WHERE t.status = 'failed')      AS failed,
                        count(*) FILTER (WHERE t.status = 'cancelled')   AS cancelled,
                        count(*) FILTER (WHERE t.status = 'quarantined') AS quarantined,
+                       -- isfinite: a legacy run_at of -infinity (before V9) is never claimed and has no age
                        coalesce(extract(epoch FROM now() - min(t.run_at) FILTER (
-                                WHERE t.status = 'pending' AND t.run_at <= now())), 0)::float8 AS lag,
+                                WHERE t.status = 'pending' AND t.run_at <= now() AND isfinite(t.run_at))), 0)::float8 AS lag,
                        count(*) FILTER (WHERE t.status = 'running' AND """ + TaskStore.STALE_PREDICATE
                         .replace(":stale_ms", "{0}").replace(":node_timeout_ms", "{1}") + """
                                 ) AS stale,
@@ -240,8 +243,22 @@ public final class TaskQueries {
                 """, DSL.val(nodeTimeout.toMillis())).fetchMap(r -> r.get("kind", String.class), r -> r.get("n", Long.class));
     }
 
+    // A legacy run_at of 'infinity' or '-infinity' (before V9's check) is no instant jOOQ can read: it is
+    // read as NULL plus its sign, and shown as OffsetDateTime.MAX or MIN (docs/CLI.md prints the word).
+    private static final Field<OffsetDateTime> FINITE_RUN_AT = DSL.field("CASE WHEN isfinite({0}) THEN {0} END",
+            OffsetDateTime.class, TASKS.RUN_AT).as(TASKS.RUN_AT.getName());
+    private static final Field<Integer> RUN_AT_INFINITE = DSL.field(
+            "CASE WHEN isfinite({0}) THEN 0 WHEN {0} > now() THEN 1 ELSE -1 END", Integer.class, TASKS.RUN_AT).as("run_at_infinite");
+
+    private org.jooq.SelectJoinStep<Record> selectTasks() {
+        List<Field<?>> fields = new java.util.ArrayList<>();
+        for (Field<?> f : TASKS.fields()) fields.add(f.equals(TASKS.RUN_AT) ? FINITE_RUN_AT : f);
+        fields.add(RUN_AT_INFINITE);
+        return dsl.select(fields).from(TASKS);
+    }
+
     public Optional<TaskView> task(long id) {
-        return dsl.selectFrom(TASKS).where(TASKS.ID.eq(id)).fetchOptional(TaskQueries::view);
+        return selectTasks().where(TASKS.ID.eq(id)).fetchOptional(TaskQueries::view);
     }
 
     /** Tasks filtered by status and queue (either may be null), newest first. */
@@ -249,7 +266,7 @@ public final class TaskQueries {
         Condition c = DSL.trueCondition();
         if (status != null) c = c.and(TASKS.STATUS.eq(status));
         if (queue != null) c = c.and(TASKS.QUEUE.eq(queue));
-        return dsl.selectFrom(TASKS).where(c).orderBy(TASKS.ID.desc()).limit(limit).fetch(TaskQueries::view);
+        return selectTasks().where(c).orderBy(TASKS.ID.desc()).limit(limit).fetch(TaskQueries::view);
     }
 
     /** One task's events, oldest first. */
@@ -281,19 +298,26 @@ public final class TaskQueries {
                 .fetchMap(TASKS.OWNER_ID, DSL.count().cast(Long.class));
     }
 
-    /** Due pending depth and lag (seconds) by queue, for gauges; a queue with only later tasks has depth 0. */
+    /**
+     * Due pending depth and lag (seconds) by queue, for gauges; a queue with only later tasks has depth 0.
+     * A legacy row with an infinite run_at (before V9) is never claimed, so it counts in neither.
+     */
     public Map<String, double[]> depthAndLag() {
         return dsl.resultQuery("""
-                SELECT queue, (count(*) FILTER (WHERE run_at <= now()))::float8 AS depth,
-                       coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)::float8 AS lag
+                SELECT queue, (count(*) FILTER (WHERE run_at <= now() AND isfinite(run_at)))::float8 AS depth,
+                       coalesce(extract(epoch FROM now() - min(run_at) FILTER (
+                                WHERE run_at <= now() AND isfinite(run_at))), 0)::float8 AS lag
                   FROM tasks WHERE status = 'pending' GROUP BY queue
                 """).fetchMap(r -> r.get("queue", String.class),
                 r -> new double[] {r.get("depth", Double.class), r.get("lag", Double.class)});
     }
 
-    private static TaskView view(TasksRecord r) {
+    private static TaskView view(Record row) {
+        TasksRecord r = row.into(TASKS);
+        int infinite = row.get(RUN_AT_INFINITE);
+        OffsetDateTime runAt = infinite > 0 ? OffsetDateTime.MAX : infinite < 0 ? OffsetDateTime.MIN : r.getRunAt();
         return new TaskView(r.getId(), r.getQueue(), r.getKind(), r.getStatus(), r.getPriority(), r.getAttempts(),
-                r.getMaxAttempts(), r.getRequeueCount(), r.getOwnerId(), r.getLeaseToken(), r.getRunAt(),
+                r.getMaxAttempts(), r.getRequeueCount(), r.getOwnerId(), r.getLeaseToken(), runAt,
                 r.getLeaseExpiresAt(), r.getLastHeartbeatAt(), r.getCreatedAt(), r.getFinishedAt(), r.getLastError(),
                 r.getPayload() == null ? null : r.getPayload().data(), r.getResult() == null ? null : r.getResult().data(),
                 r.getProgress() == null ? null : r.getProgress().data(), r.getIdempotencyKey());

@@ -200,6 +200,9 @@ public final class TaskStore {
              AS poison
                       FROM tasks t
                      WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
+                       -- a legacy run_at of '-infinity' (before V9's NOT VALID check) would fail that check
+                       -- on this UPDATE and take the batch down: left pending, shown to operators
+                       AND t.run_at > '-infinity'
                        AND t.kind = ANY(:kinds::text[])
                        -- legacy rows from before V3's NOT VALID checks would fail them on this UPDATE and
                        -- take the whole batch down with them: leave them pending, visible to operators.
@@ -1101,6 +1104,7 @@ public final class TaskStore {
             WITH upd AS (
                 UPDATE tasks t
                    SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                       run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check: a legacy infinite run_at
                        last_error = coalesce(:reason::text, t.last_error)
                  WHERE t.id = :id AND t.status IN ('pending', 'running')
                 RETURNING t.id, t.owner_id, t.lease_token
@@ -1153,6 +1157,7 @@ public final class TaskStore {
             WITH upd AS (
                 UPDATE tasks t
                    SET status = 'quarantined', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                       run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check: a legacy infinite run_at
                        last_error = 'quarantined by operator: ' || :reason::text
                  WHERE t.id = :id AND t.status IN ('pending', 'running', 'failed')
                 RETURNING t.id, t.owner_id, t.lease_token
@@ -1171,20 +1176,10 @@ public final class TaskStore {
 
     // ---------------------------------------------------------------- prune: finished -> (deleted)
 
+    // the statement lives in the database (V9): it runs with its owner's rights, so the runtime role
+    // needs no DELETE on task_events, whose rows it otherwise only inserts
     private static final NamedSql PRUNE = NamedSql.of("""
-            WITH old AS (
-                SELECT id FROM tasks
-                 WHERE status IN ('succeeded', 'failed', 'cancelled')
-                   AND finished_at < now() - :retention_ms * interval '1 millisecond'
-                 ORDER BY finished_at
-                 LIMIT :batch
-                   FOR UPDATE SKIP LOCKED
-            ), gone AS (
-                DELETE FROM tasks t USING old o WHERE t.id = o.id RETURNING t.id
-            ), events AS (
-                DELETE FROM task_events e USING gone g WHERE e.task_id = g.id
-            )
-            SELECT count(*) FROM gone
+            SELECT pgdispatch_prune_finished(:retention_ms * interval '1 millisecond', :batch)
             """);
 
     /**

@@ -21,7 +21,8 @@ import pgdispatch.testing.PgServer;
 import pgdispatch.testing.TestDatabase;
 
 /**
- * The runtime needs no more than DML on its three tables, read access to Flyway's history and the
+ * The runtime needs no more than DML on tasks and dispatcher_nodes, SELECT and INSERT on task_events,
+ * the prune function, read access to Flyway's history and the
  * identity sequences: a role with exactly that (no DDL, no ownership, not a superuser) runs a node,
  * enqueues, reaps and completes tasks; the same role cannot change the schema.
  */
@@ -38,7 +39,9 @@ class LeastPrivilegeTest {
         PgServer.get().exec("CREATE ROLE " + ROLE + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '" + PASSWORD + "'");
         db.exec("GRANT CONNECT ON DATABASE " + db.url().database() + " TO " + ROLE);
         db.exec("GRANT USAGE ON SCHEMA public TO " + ROLE);
-        db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, task_events, dispatcher_nodes TO " + ROLE);
+        db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, dispatcher_nodes TO " + ROLE);
+        db.exec("GRANT SELECT, INSERT ON task_events TO " + ROLE); // the audit trail is append-only (issue 13)
+        db.exec("GRANT EXECUTE ON FUNCTION pgdispatch_prune_finished(interval, integer) TO " + ROLE);
         db.exec("GRANT SELECT ON pgdispatch_schema_history TO " + ROLE);
         db.exec("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + ROLE);
         DatabaseUrl u = db.url();

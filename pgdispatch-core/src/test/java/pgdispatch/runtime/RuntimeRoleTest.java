@@ -82,6 +82,45 @@ class RuntimeRoleTest {
     }
 
     @Test
+    void theRuntimeRoleAppendsToTheAuditTrailButCannotRewriteOrEraseIt() throws Exception { // issue 13
+        long old;
+        long recent;
+        try (Database asApp = Database.open(app, 3, "pgd-test-app")) {
+            TaskStore store = new TaskStore(asApp);
+            old = store.enqueue(new pgdispatch.store.NewTask("default", "noop", "{}", 0, null, 5, null));
+            recent = store.enqueue(new pgdispatch.store.NewTask("default", "noop", "{}", 0, null, 5, null));
+            var claimed = store.claimDue(new pgdispatch.store.ClaimRequest("node-a", List.of("default"),
+                    java.util.Map.of("noop", Duration.ofMinutes(5)), 10, 3));
+            store.completeIfOwned("node-a", claimed.stream()
+                    .map(t -> (pgdispatch.store.Outcome) new pgdispatch.store.Outcome.Success(t.id(), t.leaseToken(), null)).toList());
+        }
+        String mine = "SELECT * FROM task_events WHERE task_id IN (" + old + ", " + recent + ") ORDER BY id";
+        List<java.util.Map<String, Object>> trail = db.rows(mine);
+        assertThat(trail).hasSize(4);
+
+        try (Connection c = Database.connect(app); Statement st = c.createStatement()) {
+            for (String rewrite : new String[] {
+                    "UPDATE task_events SET event = 'failed' WHERE event = 'succeeded'",
+                    "UPDATE task_events SET owner_id = 'someone-else'",
+                    "DELETE FROM task_events WHERE task_id = " + recent,
+                    "TRUNCATE task_events"}) {
+                assertThatThrownBy(() -> st.execute(rewrite)).as(rewrite).isInstanceOf(SQLException.class)
+                        .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
+            }
+        }
+        assertThat(db.rows(mine)).isEqualTo(trail);
+
+        // the pruner, as the same role, still removes old finished tasks with their events, and only those
+        db.exec("UPDATE tasks SET finished_at = now() - interval '30 days' WHERE id = " + old);
+        try (Database asApp = Database.open(app, 3, "pgd-test-app")) {
+            assertThat(new TaskStore(asApp).pruneFinished(Duration.ofDays(7), 100)).isEqualTo(1);
+        }
+        assertThat(db.count("task_events WHERE task_id = " + old)).isZero();
+        assertThat(db.count("task_events WHERE task_id = " + recent)).isEqualTo(2);
+        assertThat(db.count("tasks WHERE id = " + recent)).isEqualTo(1);
+    }
+
+    @Test
     void theRuntimeRoleCannotChangeTheSchemaOrTheMigrationHistory() throws Exception {
         try (Connection c = Database.connect(app); Statement st = c.createStatement()) {
             assertThatThrownBy(() -> st.execute("CREATE TABLE intruder (id int)")).isInstanceOf(SQLException.class)

@@ -118,6 +118,7 @@ class MigrationsTest {
                         tuple("tasks_payload_object_check", false),
                         tuple("tasks_priority_range_check", false),
                         tuple("tasks_queue_name_check", false),
+                        tuple("tasks_run_at_finite_check", false), // V9
                         tuple("tasks_status_check", true));
     }
 

@@ -4,17 +4,12 @@
 package pgdispatch.store.jooq;
 
 
-import java.time.OffsetDateTime;
-
 import org.jooq.Configuration;
 import org.jooq.Field;
-import org.jooq.JSONB;
 import org.jooq.Result;
 import org.jooq.types.YearToSecond;
 
-import pgdispatch.store.jooq.routines.PgdispatchEnqueue;
-import pgdispatch.store.jooq.routines.PgdispatchIsStuck;
-import pgdispatch.store.jooq.routines.PgdispatchSilenceBoundMs;
+import pgdispatch.store.jooq.routines.PgdispatchPruneFinished;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
 
@@ -26,223 +21,45 @@ import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
 public class Routines {
 
     /**
-     * Call <code>public.pgdispatch_enqueue</code>
+     * Call <code>public.pgdispatch_prune_finished</code>
      */
-    public static Long pgdispatchEnqueue(
+    public static Integer pgdispatchPruneFinished(
           Configuration configuration
-        , String pKind
-        , JSONB pPayload
-        , String pQueue
-        , Integer pPriority
-        , OffsetDateTime pRunAt
-        , Integer pMaxAttempts
-        , String pIdempotencyKey
+        , YearToSecond pRetention
+        , Integer pBatch
     ) {
-        PgdispatchEnqueue f = new PgdispatchEnqueue();
-        f.setPKind(pKind);
-        f.setPPayload(pPayload);
-        f.setPQueue(pQueue);
-        f.setPPriority(pPriority);
-        f.setPRunAt(pRunAt);
-        f.setPMaxAttempts(pMaxAttempts);
-        f.setPIdempotencyKey(pIdempotencyKey);
+        PgdispatchPruneFinished f = new PgdispatchPruneFinished();
+        f.setPRetention(pRetention);
+        f.setPBatch(pBatch);
 
         f.execute(configuration);
         return f.getReturnValue();
     }
 
     /**
-     * Get <code>public.pgdispatch_enqueue</code> as a field.
+     * Get <code>public.pgdispatch_prune_finished</code> as a field.
      */
-    public static Field<Long> pgdispatchEnqueue(
-          String pKind
-        , JSONB pPayload
-        , String pQueue
-        , Integer pPriority
-        , OffsetDateTime pRunAt
-        , Integer pMaxAttempts
-        , String pIdempotencyKey
+    public static Field<Integer> pgdispatchPruneFinished(
+          YearToSecond pRetention
+        , Integer pBatch
     ) {
-        PgdispatchEnqueue f = new PgdispatchEnqueue();
-        f.setPKind(pKind);
-        f.setPPayload(pPayload);
-        f.setPQueue(pQueue);
-        f.setPPriority(pPriority);
-        f.setPRunAt(pRunAt);
-        f.setPMaxAttempts(pMaxAttempts);
-        f.setPIdempotencyKey(pIdempotencyKey);
+        PgdispatchPruneFinished f = new PgdispatchPruneFinished();
+        f.setPRetention(pRetention);
+        f.setPBatch(pBatch);
 
         return f.asField();
     }
 
     /**
-     * Get <code>public.pgdispatch_enqueue</code> as a field.
+     * Get <code>public.pgdispatch_prune_finished</code> as a field.
      */
-    public static Field<Long> pgdispatchEnqueue(
-          Field<String> pKind
-        , Field<JSONB> pPayload
-        , Field<String> pQueue
-        , Field<Integer> pPriority
-        , Field<OffsetDateTime> pRunAt
-        , Field<Integer> pMaxAttempts
-        , Field<String> pIdempotencyKey
+    public static Field<Integer> pgdispatchPruneFinished(
+          Field<YearToSecond> pRetention
+        , Field<Integer> pBatch
     ) {
-        PgdispatchEnqueue f = new PgdispatchEnqueue();
-        f.setPKind(pKind);
-        f.setPPayload(pPayload);
-        f.setPQueue(pQueue);
-        f.setPPriority(pPriority);
-        f.setPRunAt(pRunAt);
-        f.setPMaxAttempts(pMaxAttempts);
-        f.setPIdempotencyKey(pIdempotencyKey);
-
-        return f.asField();
-    }
-
-    /**
-     * Call <code>public.pgdispatch_is_stuck</code>
-     */
-    public static Boolean pgdispatchIsStuck(
-          Configuration configuration
-        , OffsetDateTime pLast
-        , OffsetDateTime pQuietUntil
-        , Integer pCount
-        , Double pIntervalMs
-        , Double pFactor
-        , Long pFloorMs
-        , Long pStaleMs
-        , Boolean pJudgeSilent
-    ) {
-        PgdispatchIsStuck f = new PgdispatchIsStuck();
-        f.setPLast(pLast);
-        f.setPQuietUntil(pQuietUntil);
-        f.setPCount(pCount);
-        f.setPIntervalMs(pIntervalMs);
-        f.setPFactor(pFactor);
-        f.setPFloorMs(pFloorMs);
-        f.setPStaleMs(pStaleMs);
-        f.setPJudgeSilent(pJudgeSilent);
-
-        f.execute(configuration);
-        return f.getReturnValue();
-    }
-
-    /**
-     * Get <code>public.pgdispatch_is_stuck</code> as a field.
-     */
-    public static Field<Boolean> pgdispatchIsStuck(
-          OffsetDateTime pLast
-        , OffsetDateTime pQuietUntil
-        , Integer pCount
-        , Double pIntervalMs
-        , Double pFactor
-        , Long pFloorMs
-        , Long pStaleMs
-        , Boolean pJudgeSilent
-    ) {
-        PgdispatchIsStuck f = new PgdispatchIsStuck();
-        f.setPLast(pLast);
-        f.setPQuietUntil(pQuietUntil);
-        f.setPCount(pCount);
-        f.setPIntervalMs(pIntervalMs);
-        f.setPFactor(pFactor);
-        f.setPFloorMs(pFloorMs);
-        f.setPStaleMs(pStaleMs);
-        f.setPJudgeSilent(pJudgeSilent);
-
-        return f.asField();
-    }
-
-    /**
-     * Get <code>public.pgdispatch_is_stuck</code> as a field.
-     */
-    public static Field<Boolean> pgdispatchIsStuck(
-          Field<OffsetDateTime> pLast
-        , Field<OffsetDateTime> pQuietUntil
-        , Field<Integer> pCount
-        , Field<Double> pIntervalMs
-        , Field<Double> pFactor
-        , Field<Long> pFloorMs
-        , Field<Long> pStaleMs
-        , Field<Boolean> pJudgeSilent
-    ) {
-        PgdispatchIsStuck f = new PgdispatchIsStuck();
-        f.setPLast(pLast);
-        f.setPQuietUntil(pQuietUntil);
-        f.setPCount(pCount);
-        f.setPIntervalMs(pIntervalMs);
-        f.setPFactor(pFactor);
-        f.setPFloorMs(pFloorMs);
-        f.setPStaleMs(pStaleMs);
-        f.setPJudgeSilent(pJudgeSilent);
-
-        return f.asField();
-    }
-
-    /**
-     * Call <code>public.pgdispatch_silence_bound_ms</code>
-     */
-    public static Double pgdispatchSilenceBoundMs(
-          Configuration configuration
-        , Integer pCount
-        , Double pIntervalMs
-        , Double pFactor
-        , Long pFloorMs
-        , Long pStaleMs
-        , Boolean pJudgeSilent
-    ) {
-        PgdispatchSilenceBoundMs f = new PgdispatchSilenceBoundMs();
-        f.setPCount(pCount);
-        f.setPIntervalMs(pIntervalMs);
-        f.setPFactor(pFactor);
-        f.setPFloorMs(pFloorMs);
-        f.setPStaleMs(pStaleMs);
-        f.setPJudgeSilent(pJudgeSilent);
-
-        f.execute(configuration);
-        return f.getReturnValue();
-    }
-
-    /**
-     * Get <code>public.pgdispatch_silence_bound_ms</code> as a field.
-     */
-    public static Field<Double> pgdispatchSilenceBoundMs(
-          Integer pCount
-        , Double pIntervalMs
-        , Double pFactor
-        , Long pFloorMs
-        , Long pStaleMs
-        , Boolean pJudgeSilent
-    ) {
-        PgdispatchSilenceBoundMs f = new PgdispatchSilenceBoundMs();
-        f.setPCount(pCount);
-        f.setPIntervalMs(pIntervalMs);
-        f.setPFactor(pFactor);
-        f.setPFloorMs(pFloorMs);
-        f.setPStaleMs(pStaleMs);
-        f.setPJudgeSilent(pJudgeSilent);
-
-        return f.asField();
-    }
-
-    /**
-     * Get <code>public.pgdispatch_silence_bound_ms</code> as a field.
-     */
-    public static Field<Double> pgdispatchSilenceBoundMs(
-          Field<Integer> pCount
-        , Field<Double> pIntervalMs
-        , Field<Double> pFactor
-        , Field<Long> pFloorMs
-        , Field<Long> pStaleMs
-        , Field<Boolean> pJudgeSilent
-    ) {
-        PgdispatchSilenceBoundMs f = new PgdispatchSilenceBoundMs();
-        f.setPCount(pCount);
-        f.setPIntervalMs(pIntervalMs);
-        f.setPFactor(pFactor);
-        f.setPFloorMs(pFloorMs);
-        f.setPStaleMs(pStaleMs);
-        f.setPJudgeSilent(pJudgeSilent);
+        PgdispatchPruneFinished f = new PgdispatchPruneFinished();
+        f.setPRetention(pRetention);
+        f.setPBatch(pBatch);
 
         return f.asField();
     }

@@ -252,6 +252,7 @@ public class Tasks extends TableImpl<TasksRecord> {
             Internal.createCheck(this, DSL.name("tasks_payload_object_check"), "((jsonb_typeof(payload) = 'object'::text)) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_priority_range_check"), "(((priority >= '-1000'::integer) AND (priority <= 1000))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_queue_name_check"), "(((queue ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(queue) <= 100))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_run_at_finite_check"), "(isfinite(run_at)) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text])))", true)
         );
     }
