@@ -35,6 +35,9 @@ public final class Main implements Runnable {
     /** Runs one command line with the given output streams; returns the exit code (tests call this). */
     public static int execute(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cl = new CommandLine(new Main());
+        // picocli reads an argument "@path" as a file of more arguments by default: `--kind @/etc/hostname`
+        // then enqueued the file's first word, and errors echoed the file's text. A value is what was typed.
+        cl.setExpandAtFiles(false);
         cl.setOut(out);
         cl.setErr(err);
         cl.setExitCodeExceptionMapper(e -> e instanceof ConfigException || e instanceof IllegalArgumentException ? USAGE : FAILURE);

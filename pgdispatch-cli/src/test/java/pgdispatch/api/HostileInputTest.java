@@ -117,6 +117,45 @@ class HostileInputTest {
                 "payload contains \\u0000, which PostgreSQL jsonb cannot store");
     }
 
+    @Test
+    void numbersBeyondDoubleAreStoredExactlyAsSent() { // issue 13: 1e400 was stored as "Infinity", 20 digits rounded
+        String big = "123456789012345678901234567890.12345678901234567890";
+        long id = client.enqueue(TaskClient.Enqueue.of("noop",
+                "{\"a\":1e400,\"b\":12345678901234567890,\"c\":" + big + ",\"d\":-0.1}"));
+
+        Map<String, Object> row = db.rows("SELECT payload->'a' = '1e400'::jsonb AS a, payload->>'b' AS b, payload->>'c' AS c,"
+                + " payload->>'d' AS d, jsonb_typeof(payload->'a') AS ta FROM tasks WHERE id = " + id).get(0);
+        assertThat(row).containsEntry("a", true).containsEntry("b", "12345678901234567890").containsEntry("c", big)
+                .containsEntry("d", "-0.1").containsEntry("ta", "number");
+    }
+
+    @Test
+    void loneSurrogateIsRefusedNotReplacedByAQuestionMark() { // issue 13: stored as "?"
+        refused(TaskClient.Enqueue.of("noop", "{\"a\":\"x\\ud800y\"}"), "payload",
+                "payload.a contains a lone UTF-16 surrogate \\uD800, which is not a Unicode character; send a surrogate pair"
+                        + " or another character");
+        refused(TaskClient.Enqueue.of("noop", "{\"a\":[\"\udc00\"]}"), "payload",
+                "payload.a[0] contains a lone UTF-16 surrogate \\uDC00, which is not a Unicode character; send a surrogate pair"
+                        + " or another character");
+        refused(TaskClient.Enqueue.of("noop", "{\"\ud800\":1}"), "payload", // a raw one: Jackson refuses the escape in a key itself
+                "payload key contains a lone UTF-16 surrogate \\uD800, which is not a Unicode character; send a surrogate pair"
+                        + " or another character");
+        long pair = client.enqueue(TaskClient.Enqueue.of("noop", "{\"a\":\"\\ud83d\\ude00\"}"));
+        assertThat(db.rows("SELECT payload->>'a' AS a FROM tasks WHERE id = " + pair).get(0)).containsEntry("a", "\ud83d\ude00");
+    }
+
+    @Test
+    void payloadNestedDeeperThanTheLimitIsRefusedNamingTheRule() { // issue 13: an NPE for 5,000 levels
+        TaskClient roomy = new TaskClient(new TaskStore(db.database()), 1 << 20);
+        String deep = "{\"a\":" + "[".repeat(5000) + "]".repeat(5000) + "}";
+        assertThatThrownBy(() -> roomy.enqueue(TaskClient.Enqueue.of("noop", deep)))
+                .isInstanceOf(InvalidTaskException.class)
+                .hasMessage("payload nests objects and arrays deeper than 200 levels (the nesting limit)");
+        assertThat(snapshot()).isEqualTo(before);
+        String atLimit = "{\"a\":" + "[".repeat(199) + "]".repeat(199) + "}";
+        assertThat(roomy.enqueue(TaskClient.Enqueue.of("noop", atLimit))).isPositive();
+    }
+
     // ---------------------------------------------------------------- numbers and times
 
     @ParameterizedTest

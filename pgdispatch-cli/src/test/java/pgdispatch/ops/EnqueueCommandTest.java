@@ -3,10 +3,13 @@ package pgdispatch.ops;
 import static org.assertj.core.api.Assertions.assertThat;
 import static pgdispatch.ops.ReapCommandTest.assertUsage;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
 import pgdispatch.testing.TestDatabase;
 
 class EnqueueCommandTest {
@@ -56,6 +59,38 @@ class EnqueueCommandTest {
                 .startsWith("pgdispatch: Invalid value for option '--priority': 'high' is not an int");
         assertThat(Cli.run(db.url(), "enqueue").errLines()).singleElement().asString()
                 .startsWith("pgdispatch: Missing required option: '--kind=K'");
+        assertThat(db.count("tasks")).isZero();
+    }
+
+    @Test
+    void payloadIsStoredExactlyAsSentOrRefusedWithTheRule() { // issue 13
+        Cli.Run r = Cli.run(db.url(), "enqueue", "--kind", "noop", "--payload", "{\"a\":1e400,\"b\":12345678901234567890}");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(db.rows("SELECT payload->'a' = '1e400'::jsonb AS a, payload->>'b' AS b FROM tasks").get(0))
+                .containsEntry("a", true).containsEntry("b", "12345678901234567890");
+
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "noop", "--payload", "{\"a\":\"\\udc00\"}"),
+                "pgdispatch: payload.a contains a lone UTF-16 surrogate \\uDC00, which is not a Unicode character; send a surrogate"
+                        + " pair or another character");
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "noop", "--payload", "[".repeat(5000) + "]".repeat(5000)),
+                "pgdispatch: payload nests objects and arrays deeper than 200 levels (the nesting limit)");
+        assertThat(db.count("tasks")).isOne();
+    }
+
+    @Test
+    void argumentStartingWithAtIsTheLiteralValueNeverAFileToRead(@TempDir Path dir) throws Exception { // issue 13
+        Path file = dir.resolve("args");
+        Files.writeString(file, "vm-secret-kind\n");
+
+        Cli.Run r = Cli.run(db.url(), "enqueue", "--kind", "@" + file);
+
+        assertUsage(r, "pgdispatch: kind='@" + file + "' must be 1-200 of letters, digits, _ . : - starting with a letter or digit");
+        assertThat(r.out() + r.err()).doesNotContain("vm-secret-kind");
+        assertThat(db.count("tasks")).isZero();
+
+        Cli.Run payload = Cli.run(db.url(), "enqueue", "--kind", "noop", "--payload", "@" + file);
+        assertThat(payload.code()).isEqualTo(2);
+        assertThat(payload.out() + payload.err()).doesNotContain("vm-secret-kind");
         assertThat(db.count("tasks")).isZero();
     }
 }

@@ -22,9 +22,19 @@ public final class TaskClient {
     // Strict: a payload is exactly one JSON object. Jackson's defaults would take "{...} junk" or two
     // concatenated objects as the first one and a repeated key as its last value: silent repairs that
     // hide a producer's bug and store something else than what was sent.
-    static final ObjectMapper JSON = new ObjectMapper()
+    // The parse only validates: the text sent is what is stored (jsonb keeps numbers as numeric, exact),
+    // never Jackson's rewrite of it, which turned 1e400 into "Infinity" and rounded a 20-digit decimal
+    // to a double. The nesting limit is ours, checked by the parser before it recurses any deeper.
+    static final ObjectMapper JSON = new ObjectMapper(com.fasterxml.jackson.core.JsonFactory.builder()
+            .streamReadConstraints(com.fasterxml.jackson.core.StreamReadConstraints.builder()
+                    .maxNestingDepth(TaskClient.MAX_PAYLOAD_DEPTH).build())
+            .build())
             .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+            .enable(com.fasterxml.jackson.databind.DeserializationFeature.USE_BIG_INTEGER_FOR_INTS)
             .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    /** How deep objects and arrays may nest in a payload (PostgreSQL's own parser recurses per level too). */
+    public static final int MAX_PAYLOAD_DEPTH = 200;
     private static final Pattern QUEUE = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}");
     private static final Pattern KIND = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}");
     /** How far ahead a task may be scheduled, and how far back a run-at may lie (likely a bug then). */
@@ -150,8 +160,15 @@ public final class TaskClient {
         JsonNode node;
         try {
             node = JSON.readTree(raw);
+        } catch (com.fasterxml.jackson.core.exc.StreamConstraintsException ex) {
+            if (ex.getOriginalMessage().contains("nesting depth")) {
+                throw new InvalidTaskException("payload", "payload nests objects and arrays deeper than "
+                        + MAX_PAYLOAD_DEPTH + " levels (the nesting limit)");
+            }
+            throw new InvalidTaskException("payload", "payload exceeds a parser limit: " + ex.getOriginalMessage());
         } catch (JsonProcessingException ex) {
-            String where = " (line " + ex.getLocation().getLineNr() + ", column " + ex.getLocation().getColumnNr() + ")";
+            String where = ex.getLocation() == null ? ""
+                    : " (line " + ex.getLocation().getLineNr() + ", column " + ex.getLocation().getColumnNr() + ")";
             if (ex.getOriginalMessage().startsWith("Trailing token")) {
                 throw new InvalidTaskException("payload", "payload has more after its JSON value" + where
                         + "; send exactly one JSON object");
@@ -184,16 +201,42 @@ public final class TaskClient {
             throw new InvalidTaskException("idempotency_key", "idempotency_key must be 1-200 characters, got "
                     + e.idempotencyKey().length());
         }
-        String normalised;
-        try {
-            normalised = JSON.writeValueAsString(node);
-        } catch (JsonProcessingException ex) {
-            throw new IllegalStateException(ex);
+        checkText(node, "payload");
+        return new NewTask(e.queue(), e.kind(), raw, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey());
+    }
+
+    /**
+     * Refuses text jsonb cannot store as sent: U+0000, and a lone UTF-16 surrogate (PostgreSQL refuses the
+     * escape; a raw one would reach the database as "?"). Walks every key and string value; the depth is
+     * bounded by {@link #MAX_PAYLOAD_DEPTH}.
+     */
+    private static void checkText(JsonNode node, String path) {
+        if (node.isTextual()) {
+            checkString(node.textValue(), path);
+        } else if (node.isObject()) {
+            for (var field : node.properties()) {
+                checkString(field.getKey(), path + " key");
+                checkText(field.getValue(), path + "." + field.getKey());
+            }
+        } else if (node.isArray()) {
+            for (int i = 0; i < node.size(); i++) checkText(node.get(i), path + "[" + i + "]");
         }
-        if (normalised.indexOf("\\u0000") >= 0) {
-            throw new InvalidTaskException("payload", "payload contains \\u0000, which PostgreSQL jsonb cannot store");
+    }
+
+    private static void checkString(String s, String path) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == 0) {
+                throw new InvalidTaskException("payload", "payload contains \\u0000, which PostgreSQL jsonb cannot store");
+            }
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw new InvalidTaskException("payload", path + " contains a lone UTF-16 surrogate \\u"
+                        + Integer.toHexString(c).toUpperCase(java.util.Locale.ROOT)
+                        + ", which is not a Unicode character; send a surrogate pair or another character");
+            }
         }
-        return new NewTask(e.queue(), e.kind(), normalised, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey());
     }
 
     private static String quote(String s) {
