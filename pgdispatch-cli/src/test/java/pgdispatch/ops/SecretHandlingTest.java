@@ -123,6 +123,28 @@ class SecretHandlingTest {
                 .satisfies(e -> assertThat(chain(e)).doesNotContain("SECRET").doesNotContain("CRET"));
     }
 
+    @ParameterizedTest // issue 13: each named nothing ("Failed to get driver instance" exit 1, or "has no host name")
+    @ValueSource(strings = {
+            "postgres://app:SECRET@db:99999/x|port 99999 must be from 1 to 65535",
+            "postgres://app:SECRET@db:5x/x|port '5x' must be a number from 1 to 65535",
+            "postgres://app:SE@CRET@db:5432/x|has an @ in its user or password: write it percent-encoded as %40",
+            "postgres://app:SECRET@dbé/x|host 'dbé' must be an ASCII host name or IP address; its ASCII (punycode) form is xn--db-cja"})
+    void brokenDatabaseUrlExitsTwoNamingTheVariableTheMaskedValueAndTheRule(String rawAndRule) {
+        String raw = rawAndRule.substring(0, rawAndRule.indexOf('|'));
+        String rule = rawAndRule.substring(rawAndRule.indexOf('|') + 1);
+        Env.override(Map.of("DATABASE_URL", raw));
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        for (String[] command : new String[][] {{"status"}, {"enqueue", "--kind", "noop"}, {"migrate"}, {"run"}}) {
+            int code = Main.execute(new PrintWriter(out), new PrintWriter(err), command);
+            assertThat(code).as(String.join(" ", command) + ": " + err).isEqualTo(Main.USAGE);
+        }
+        assertThat(err.toString().lines().distinct()).singleElement().asString()
+                .startsWith("pgdispatch: DATABASE_URL=" + raw.replaceAll(":SE.*@", ":***@"))
+                .endsWith(" " + rule)
+                .doesNotContain("CRET");
+    }
+
     @Test
     void runningNodeKeepsThePasswordOutOfLogsStatusMetricsAndHealth() throws Exception {
         Map<String, String> env = new HashMap<>();

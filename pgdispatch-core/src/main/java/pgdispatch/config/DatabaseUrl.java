@@ -50,9 +50,12 @@ public record DatabaseUrl(String host, int port, String database, String user, S
             URI uri = new URI("pg://" + rest);
             String host = uri.getHost();
             if (host == null || host.isBlank()) {
-                throw new ConfigException(variable + "=" + maskRaw(s) + " has no host name");
+                throw new ConfigException(variable + "=" + maskRaw(s) + " " + whyNoHost(uri.getRawAuthority(), rest));
             }
             int port = uri.getPort() == -1 ? 5432 : uri.getPort();
+            if (port < 1 || port > 65535) {
+                throw new ConfigException(variable + "=" + maskRaw(s) + " port " + port + " must be from 1 to 65535");
+            }
             String path = uri.getPath() == null ? "" : uri.getPath();
             String db = path.startsWith("/") ? path.substring(1) : path;
             if (db.isEmpty()) {
@@ -90,6 +93,43 @@ public record DatabaseUrl(String host, int port, String database, String user, S
             throw new ConfigException(variable + "=" + maskRaw(s) + " is not a valid URL: "
                     + e.getMessage().replace(rest, "…"));
         }
+    }
+
+    /**
+     * Why {@link URI} found no host in {@code authority} ([user[:password]@]host[:port]), as a rule the
+     * operator can act on; the password is never part of the answer.
+     */
+    static String whyNoHost(String authority, String rest) {
+        if (authority == null || authority.isEmpty()) return "has no host name";
+        if (authority.indexOf('@') < 0 && rest.indexOf('@') > authority.length()) {
+            // the authority ended at a / ? or # of the password: what follows it is no host or port to show
+            return "has a / ? or # in its user or password: write them percent-encoded (%2F %3F %23)";
+        }
+        int at = authority.lastIndexOf('@');
+        String userInfo = at < 0 ? "" : authority.substring(0, at);
+        String hostPort = authority.substring(at + 1);
+        if (userInfo.indexOf('@') >= 0) {
+            return "has an @ in its user or password: write it percent-encoded as %40";
+        }
+        if (hostPort.startsWith("[")) return "host " + hostPort + " must be an IPv6 address in brackets, e.g. [::1]:5432";
+        int colon = hostPort.lastIndexOf(':');
+        String host = colon < 0 ? hostPort : hostPort.substring(0, colon);
+        String port = colon < 0 ? null : hostPort.substring(colon + 1);
+        if (port != null && !port.matches("[0-9]{1,5}")) {
+            return "port '" + port + "' must be a number from 1 to 65535";
+        }
+        if (host.isEmpty()) return "has no host name";
+        if (!host.chars().allMatch(c -> c < 128)) {
+            String ascii;
+            try {
+                ascii = java.net.IDN.toASCII(host);
+            } catch (IllegalArgumentException e) {
+                ascii = null;
+            }
+            return "host '" + host + "' must be an ASCII host name or IP address"
+                    + (ascii == null ? "" : "; its ASCII (punycode) form is " + ascii);
+        }
+        return "host '" + host + "' must be a host name of letters, digits, - and . (no _), or an IP address";
     }
 
     private static String encode(String s) {

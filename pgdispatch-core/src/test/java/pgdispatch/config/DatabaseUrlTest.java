@@ -110,6 +110,43 @@ class DatabaseUrlTest {
     }
 
     @Test
+    void refusesAPortOutOfRangeNamingIt() { // issue 13: accepted, then "Failed to get driver instance", exit 1
+        assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "postgres://app:secret@db:99999/x"))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("DATABASE_URL=postgres://app:***@db:99999/x port 99999 must be from 1 to 65535");
+        assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "jdbc:postgresql://db:0/x"))
+                .hasMessage("DATABASE_URL=jdbc:postgresql://db:0/x port 0 must be from 1 to 65535");
+    }
+
+    @Test
+    void refusesABadPortNamingIt() { // issue 13: "has no host name"
+        assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "postgres://app:secret@db:54x2/x"))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("DATABASE_URL=postgres://app:***@db:54x2/x port '54x2' must be a number from 1 to 65535");
+    }
+
+    @Test
+    void refusesARawAtInThePasswordWithoutShowingIt() { // issue 13: "has no host name"
+        assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "postgres://app:p@ss@db:5432/x"))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("DATABASE_URL=postgres://app:***@db:5432/x has an @ in its user or password: write it"
+                        + " percent-encoded as %40")
+                .hasMessageNotContaining("p@ss").hasMessageNotContaining("ss@");
+        assertThat(DatabaseUrl.parse("DATABASE_URL", "postgres://app:p%40ss@db:5432/x").password()).isEqualTo("p@ss");
+    }
+
+    @Test
+    void refusesAUnicodeHostNamingItsAsciiForm() { // issue 13: "has no host name"
+        assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "postgres://app:secret@dbé.example/x"))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("DATABASE_URL=postgres://app:***@dbé.example/x host 'dbé.example' must be an ASCII host name or IP"
+                        + " address; its ASCII (punycode) form is xn--db-cja.example");
+        assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "postgres://app@my_db:5432/x"))
+                .hasMessage("DATABASE_URL=postgres://app@my_db:5432/x host 'my_db' must be a host name of letters, digits, - and ."
+                        + " (no _), or an IP address");
+    }
+
+    @Test
     void refusesAUrlWithoutDatabase() {
         assertThatThrownBy(() -> DatabaseUrl.parse("DATABASE_URL", "postgres://app:secret@host:5432/"))
                 .hasMessage("DATABASE_URL=postgres://app:***@host:5432/ names no database (…/DBNAME)");
