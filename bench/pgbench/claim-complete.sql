@@ -38,6 +38,9 @@ END AS poison
 END AS poison
           FROM tasks t
          WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
+           -- a legacy run_at of '-infinity' (before V9's NOT VALID check) would fail that check
+           -- on this UPDATE and take the batch down: left pending, shown to operators
+           AND t.run_at > '-infinity'
            AND t.kind = ANY('{noop}'::text[])
            -- legacy rows from before V3's NOT VALID checks would fail them on this UPDATE and
            -- take the whole batch down with them: leave them pending, visible to operators.
@@ -101,10 +104,12 @@ WITH done AS (
            lease_expires_at = NULL
       FROM done d
      WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status = 'running'
-    RETURNING t.id, t.lease_token
+    RETURNING t.id, d.token
 ), ev AS (
+    -- the token the node presented, not the row's: an audit of the events must see what was
+    -- asked, or a write the fence should have refused would look like one it accepted
     INSERT INTO task_events (task_id, event, owner_id, lease_token)
-    SELECT u.id, 'succeeded', ('pgbench-' || :client_id), u.lease_token FROM upd u
+    SELECT u.id, 'succeeded', ('pgbench-' || :client_id), u.token FROM upd u
 ), missed AS (
     -- outcomes the update did not take (normally none), with the row as it is; only these are
     -- looked up again, by primary key: a join of every outcome with the finished rows would

@@ -111,7 +111,6 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
         return ((Number) v).longValue();
     }
 
-    /** The newest migration version among the files in db/migrations (tests run in the project directory). */
     /** How many migration files db/migrations holds (numbers may have gaps: each engineer has a range). */
     public static int migrationCount() {
         try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
