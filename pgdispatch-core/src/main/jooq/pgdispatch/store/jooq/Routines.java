@@ -4,12 +4,16 @@
 package pgdispatch.store.jooq;
 
 
+import java.time.OffsetDateTime;
+
 import org.jooq.Configuration;
 import org.jooq.Field;
 import org.jooq.Result;
 import org.jooq.types.YearToSecond;
 
+import pgdispatch.store.jooq.routines.PgdispatchIsStuck;
 import pgdispatch.store.jooq.routines.PgdispatchPruneFinished;
+import pgdispatch.store.jooq.routines.PgdispatchSilenceBoundMs;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
 
@@ -19,6 +23,86 @@ import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
  */
 @SuppressWarnings({ "all", "unchecked", "rawtypes", "this-escape" })
 public class Routines {
+
+    /**
+     * Call <code>public.pgdispatch_is_stuck</code>
+     */
+    public static Boolean pgdispatchIsStuck(
+          Configuration configuration
+        , OffsetDateTime pLast
+        , OffsetDateTime pQuietUntil
+        , Integer pCount
+        , Double pIntervalMs
+        , Double pFactor
+        , Long pFloorMs
+        , Long pStaleMs
+        , Boolean pJudgeSilent
+    ) {
+        PgdispatchIsStuck f = new PgdispatchIsStuck();
+        f.setPLast(pLast);
+        f.setPQuietUntil(pQuietUntil);
+        f.setPCount(pCount);
+        f.setPIntervalMs(pIntervalMs);
+        f.setPFactor(pFactor);
+        f.setPFloorMs(pFloorMs);
+        f.setPStaleMs(pStaleMs);
+        f.setPJudgeSilent(pJudgeSilent);
+
+        f.execute(configuration);
+        return f.getReturnValue();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_is_stuck</code> as a field.
+     */
+    public static Field<Boolean> pgdispatchIsStuck(
+          OffsetDateTime pLast
+        , OffsetDateTime pQuietUntil
+        , Integer pCount
+        , Double pIntervalMs
+        , Double pFactor
+        , Long pFloorMs
+        , Long pStaleMs
+        , Boolean pJudgeSilent
+    ) {
+        PgdispatchIsStuck f = new PgdispatchIsStuck();
+        f.setPLast(pLast);
+        f.setPQuietUntil(pQuietUntil);
+        f.setPCount(pCount);
+        f.setPIntervalMs(pIntervalMs);
+        f.setPFactor(pFactor);
+        f.setPFloorMs(pFloorMs);
+        f.setPStaleMs(pStaleMs);
+        f.setPJudgeSilent(pJudgeSilent);
+
+        return f.asField();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_is_stuck</code> as a field.
+     */
+    public static Field<Boolean> pgdispatchIsStuck(
+          Field<OffsetDateTime> pLast
+        , Field<OffsetDateTime> pQuietUntil
+        , Field<Integer> pCount
+        , Field<Double> pIntervalMs
+        , Field<Double> pFactor
+        , Field<Long> pFloorMs
+        , Field<Long> pStaleMs
+        , Field<Boolean> pJudgeSilent
+    ) {
+        PgdispatchIsStuck f = new PgdispatchIsStuck();
+        f.setPLast(pLast);
+        f.setPQuietUntil(pQuietUntil);
+        f.setPCount(pCount);
+        f.setPIntervalMs(pIntervalMs);
+        f.setPFactor(pFactor);
+        f.setPFloorMs(pFloorMs);
+        f.setPStaleMs(pStaleMs);
+        f.setPJudgeSilent(pJudgeSilent);
+
+        return f.asField();
+    }
 
     /**
      * Call <code>public.pgdispatch_prune_finished</code>
@@ -60,6 +144,74 @@ public class Routines {
         PgdispatchPruneFinished f = new PgdispatchPruneFinished();
         f.setPRetention(pRetention);
         f.setPBatch(pBatch);
+
+        return f.asField();
+    }
+
+    /**
+     * Call <code>public.pgdispatch_silence_bound_ms</code>
+     */
+    public static Double pgdispatchSilenceBoundMs(
+          Configuration configuration
+        , Integer pCount
+        , Double pIntervalMs
+        , Double pFactor
+        , Long pFloorMs
+        , Long pStaleMs
+        , Boolean pJudgeSilent
+    ) {
+        PgdispatchSilenceBoundMs f = new PgdispatchSilenceBoundMs();
+        f.setPCount(pCount);
+        f.setPIntervalMs(pIntervalMs);
+        f.setPFactor(pFactor);
+        f.setPFloorMs(pFloorMs);
+        f.setPStaleMs(pStaleMs);
+        f.setPJudgeSilent(pJudgeSilent);
+
+        f.execute(configuration);
+        return f.getReturnValue();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_silence_bound_ms</code> as a field.
+     */
+    public static Field<Double> pgdispatchSilenceBoundMs(
+          Integer pCount
+        , Double pIntervalMs
+        , Double pFactor
+        , Long pFloorMs
+        , Long pStaleMs
+        , Boolean pJudgeSilent
+    ) {
+        PgdispatchSilenceBoundMs f = new PgdispatchSilenceBoundMs();
+        f.setPCount(pCount);
+        f.setPIntervalMs(pIntervalMs);
+        f.setPFactor(pFactor);
+        f.setPFloorMs(pFloorMs);
+        f.setPStaleMs(pStaleMs);
+        f.setPJudgeSilent(pJudgeSilent);
+
+        return f.asField();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_silence_bound_ms</code> as a field.
+     */
+    public static Field<Double> pgdispatchSilenceBoundMs(
+          Field<Integer> pCount
+        , Field<Double> pIntervalMs
+        , Field<Double> pFactor
+        , Field<Long> pFloorMs
+        , Field<Long> pStaleMs
+        , Field<Boolean> pJudgeSilent
+    ) {
+        PgdispatchSilenceBoundMs f = new PgdispatchSilenceBoundMs();
+        f.setPCount(pCount);
+        f.setPIntervalMs(pIntervalMs);
+        f.setPFactor(pFactor);
+        f.setPFloorMs(pFloorMs);
+        f.setPStaleMs(pStaleMs);
+        f.setPJudgeSilent(pJudgeSilent);
 
         return f.asField();
     }
