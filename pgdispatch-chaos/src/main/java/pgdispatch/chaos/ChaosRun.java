@@ -30,8 +30,10 @@ import pgdispatch.store.TaskStore;
  * nodes stopped and the {@link Invariants} checked. Handlers attack too ({@link FaultyHandlers}), and the
  * {@link StallWatch} checks meanwhile that no node says ready while it sits on a task. Prints one
  * summary line on stdout: {@code chaos: tasks=N kills=K stops=S cuts=C zombies=Z pg_restarts=R
- * handler_faults=H lost=0 double_accepted=0 over_budget=0 stuck=0 stalled=0 seconds=T}; details go to stderr. Exit 0 when every invariant holds, 1 on any
- * violation, 2 on bad arguments, 3 when the run itself could not be set up or finish.
+ * handler_faults=H takeovers=T refusals=F requeues=Q zombie_refusals=Z lost=0 double_accepted=0
+ * over_budget=0 stuck=0 stalled=0 wrong_result=0 unexercised=none mutant=none seconds=T}; details go to
+ * stderr. Exit 0 when every invariant holds and the run showed every fault effect it must, 1 on any
+ * violation or unexercised effect, 2 on bad arguments, 3 when the run itself could not be set up or finish.
  *
  * <p>It lives in main, not test scope, so CI and operators run it from the shipped jar alone
  * ({@code java -cp pgdispatch.jar pgdispatch.chaos.ChaosRun}, via {@code scripts/chaos}), and tests
