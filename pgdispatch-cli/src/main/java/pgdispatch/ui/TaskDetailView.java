@@ -88,7 +88,7 @@ final class TaskDetailView {
     }
 
     private static String relative(OffsetDateTime now, OffsetDateTime t) {
-        if (t == null) return "";
+        if (t == null || OffsetDateTime.MAX.equals(t) || OffsetDateTime.MIN.equals(t)) return "";
         double s = Duration.between(now, t).toMillis() / 1000.0;
         return s >= 0 ? " (in " + Views.age(s) + ")" : " (" + Views.age(-s) + " ago)";
     }

@@ -81,6 +81,8 @@ public final class Views {
     public record Login(Page page, String error) {}
 
     static String time(OffsetDateTime t) {
+        if (OffsetDateTime.MAX.equals(t)) return "infinity"; // a legacy run_at from before V9 (TaskQueries)
+        if (OffsetDateTime.MIN.equals(t)) return "-infinity";
         return t == null ? "" : t.withOffsetSameInstant(ZoneOffset.UTC).format(TIME);
     }
 

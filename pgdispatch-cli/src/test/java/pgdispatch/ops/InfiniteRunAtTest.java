@@ -82,6 +82,11 @@ class InfiniteRunAtTest {
         Cli.Run json = Cli.run(db.url(), "tasks", "show", "" + future, "--json");
         assertThat(json.code()).as(json.err()).isZero();
         assertThat(json.out()).contains("\"run_at\" : \"infinity\"");
+
+        // the dashboard's listing reads the same way: MAX/MIN stand for the infinities
+        var page = new TaskQueries(db.database().dataSource()).page(TaskQueries.TaskFilter.NONE, null, 10);
+        assertThat(page.tasks()).extracting(t -> t.id() + "=" + t.runAt())
+                .contains(future + "=" + java.time.OffsetDateTime.MAX, past + "=" + java.time.OffsetDateTime.MIN);
     }
 
     @Test

@@ -137,7 +137,7 @@ public final class TaskQueries {
                 .map(r -> r.get(0, String.class)).stream().reduce((a, b) -> a + "\n" + b).orElse("");
     }
 
-    private org.jooq.SelectLimitPercentStep<TasksRecord> pageQuery(TaskFilter f, Long beforeId, int limit) {
+    private org.jooq.SelectLimitPercentStep<Record> pageQuery(TaskFilter f, Long beforeId, int limit) {
         Condition c = DSL.trueCondition();
         if (f.id() != null) c = c.and(TASKS.ID.eq(f.id()));
         if (f.queue() != null) c = c.and(TASKS.QUEUE.eq(f.queue()));
@@ -147,7 +147,7 @@ public final class TaskQueries {
         if (f.createdFrom() != null) c = c.and(TASKS.CREATED_AT.ge(f.createdFrom()));
         if (f.createdTo() != null) c = c.and(TASKS.CREATED_AT.lt(f.createdTo()));
         if (beforeId != null) c = c.and(TASKS.ID.lt(beforeId));
-        return dsl.selectFrom(TASKS).where(c).orderBy(TASKS.ID.desc()).limit(limit);
+        return selectTasks().where(c).orderBy(TASKS.ID.desc()).limit(limit);
     }
 
     /**
