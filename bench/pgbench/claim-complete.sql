@@ -104,12 +104,13 @@ WITH done AS (
            lease_expires_at = NULL
       FROM done d
      WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status = 'running'
-    RETURNING t.id, d.token
+    -- the token the node presented, not the row's (the fence makes them equal): an audit of the
+    -- events must see what was asked, or a write the fence should have refused but did not
+    -- would look like one it accepted
+    RETURNING t.id, d.token AS lease_token
 ), ev AS (
-    -- the token the node presented, not the row's: an audit of the events must see what was
-    -- asked, or a write the fence should have refused would look like one it accepted
     INSERT INTO task_events (task_id, event, owner_id, lease_token)
-    SELECT u.id, 'succeeded', ('pgbench-' || :client_id), u.token FROM upd u
+    SELECT u.id, 'succeeded', ('pgbench-' || :client_id), u.lease_token FROM upd u
 ), missed AS (
     -- outcomes the update did not take (normally none), with the row as it is; only these are
     -- looked up again, by primary key: a join of every outcome with the finished rows would
