@@ -20,7 +20,7 @@ final class ChaosOptions {
               --drain N          seconds to wait for the queue to drain after healing (default 120; short 60)
               --timeout N        hard limit for the whole run in seconds (default: seconds + drain + 80)
               --min-effects N    fewest take-overs, lease refusals, requeues and zombie refusals a run must
-                                 show, each, or it fails as unexercised (default 3; 0 = no minimum)
+                                 show, each, or it fails as unexercised (default 1; 0 = no minimum)
               --mutant NAME      nodes run with a seeded bug (-Dpgdispatch.mutant=NAME): the run must fail;
                                  one of %s
               --pg-restart       run on a private PostgreSQL cluster (pg_createcluster) and restart it too
@@ -41,7 +41,7 @@ final class ChaosOptions {
     int maxRequeue = 3;
     int drainS = 120;
     int timeoutS = -1;
-    int minEffects = 3;
+    int minEffects = 1;
     Mutant mutant = Mutant.NONE;
     boolean pgRestart;
     boolean keep;

@@ -146,9 +146,15 @@ final class FaultInjector {
                     });
                 }
                 case PAUSE -> {
-                    n.pause();
+                    // a short pause needs the first node awake (its reaper requeues the paused node's tasks)
+                    // and another node to pause: else it is a zombie pause
+                    NodeProcess first = nodes.get(0);
+                    List<NodeProcess> others = up.stream().filter(x -> x != first).toList();
+                    boolean shortPause = random.nextBoolean() && first.state() == NodeProcess.State.UP && !others.isEmpty();
+                    NodeProcess target = shortPause ? others.get(random.nextInt(others.size())) : n;
+                    target.pause();
                     long ms;
-                    if (random.nextBoolean()) {
+                    if (!shortPause) {
                         count("zombies", 1);
                         ms = (ChaosRun.LEASE_S + 1) * 1000L + random.nextInt(4000); // longer than its lease: it wakes up a zombie
                     } else {
@@ -158,9 +164,10 @@ final class FaultInjector {
                         count("short_pauses", 1);
                         ms = (ChaosRun.FIRST_NODE_TIMEOUT_S + 1) * 1000L + random.nextInt(1000);
                     }
-                    async("resume " + n.nodeId, () -> {
-                        pause(ms);
-                        n.resume();
+                    long duration = ms;
+                    async("resume " + target.nodeId, () -> {
+                        pause(duration);
+                        target.resume();
                     });
                 }
                 default -> injectNetworkFault(f, n);
