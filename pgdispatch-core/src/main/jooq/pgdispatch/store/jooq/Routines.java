@@ -8,9 +8,11 @@ import java.time.OffsetDateTime;
 
 import org.jooq.Configuration;
 import org.jooq.Field;
+import org.jooq.JSONB;
 import org.jooq.Result;
 import org.jooq.types.YearToSecond;
 
+import pgdispatch.store.jooq.routines.PgdispatchEnqueue;
 import pgdispatch.store.jooq.routines.PgdispatchIsStuck;
 import pgdispatch.store.jooq.routines.PgdispatchPruneFinished;
 import pgdispatch.store.jooq.routines.PgdispatchSilenceBoundMs;
@@ -23,6 +25,80 @@ import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
  */
 @SuppressWarnings({ "all", "unchecked", "rawtypes", "this-escape" })
 public class Routines {
+
+    /**
+     * Call <code>public.pgdispatch_enqueue</code>
+     */
+    public static Long pgdispatchEnqueue(
+          Configuration configuration
+        , String pKind
+        , JSONB pPayload
+        , String pQueue
+        , Integer pPriority
+        , OffsetDateTime pRunAt
+        , Integer pMaxAttempts
+        , String pIdempotencyKey
+    ) {
+        PgdispatchEnqueue f = new PgdispatchEnqueue();
+        f.setPKind(pKind);
+        f.setPPayload(pPayload);
+        f.setPQueue(pQueue);
+        f.setPPriority(pPriority);
+        f.setPRunAt(pRunAt);
+        f.setPMaxAttempts(pMaxAttempts);
+        f.setPIdempotencyKey(pIdempotencyKey);
+
+        f.execute(configuration);
+        return f.getReturnValue();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_enqueue</code> as a field.
+     */
+    public static Field<Long> pgdispatchEnqueue(
+          String pKind
+        , JSONB pPayload
+        , String pQueue
+        , Integer pPriority
+        , OffsetDateTime pRunAt
+        , Integer pMaxAttempts
+        , String pIdempotencyKey
+    ) {
+        PgdispatchEnqueue f = new PgdispatchEnqueue();
+        f.setPKind(pKind);
+        f.setPPayload(pPayload);
+        f.setPQueue(pQueue);
+        f.setPPriority(pPriority);
+        f.setPRunAt(pRunAt);
+        f.setPMaxAttempts(pMaxAttempts);
+        f.setPIdempotencyKey(pIdempotencyKey);
+
+        return f.asField();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_enqueue</code> as a field.
+     */
+    public static Field<Long> pgdispatchEnqueue(
+          Field<String> pKind
+        , Field<JSONB> pPayload
+        , Field<String> pQueue
+        , Field<Integer> pPriority
+        , Field<OffsetDateTime> pRunAt
+        , Field<Integer> pMaxAttempts
+        , Field<String> pIdempotencyKey
+    ) {
+        PgdispatchEnqueue f = new PgdispatchEnqueue();
+        f.setPKind(pKind);
+        f.setPPayload(pPayload);
+        f.setPQueue(pQueue);
+        f.setPPriority(pPriority);
+        f.setPRunAt(pRunAt);
+        f.setPMaxAttempts(pMaxAttempts);
+        f.setPIdempotencyKey(pIdempotencyKey);
+
+        return f.asField();
+    }
 
     /**
      * Call <code>public.pgdispatch_is_stuck</code>
