@@ -207,6 +207,9 @@ public final class ChaosRun {
             env.put("TASK_RENEW_S", Integer.toString(RENEW_S));
             env.put("TASK_STALE_S", Integer.toString(STALE_S));
             env.put("TASK_NODE_TIMEOUT_S", Integer.toString(i == 1 ? FIRST_NODE_TIMEOUT_S : NODE_TIMEOUT_S));
+            // must not exceed the node timeout, and is at least 5 s when on: off at these short timings
+            // (a blackholed proxy closes its connections when it passes traffic again)
+            env.put("PGDISPATCH_SOCKET_TIMEOUT_S", "0");
             env.put("TASK_DRAIN_S", Integer.toString(DRAIN_S));
             env.put("TASK_MAX_REQUEUE", Integer.toString(o.maxRequeue));
             env.put("TASK_CONCURRENCY", Integer.toString(o.concurrency));

@@ -73,6 +73,7 @@ class DatabaseOutageTest {
         DatabaseUrl viaProxy = new DatabaseUrl("127.0.0.1", proxy.port(), direct.database(), direct.user(), direct.password(),
                 direct.params());
         DispatcherConfig cfg = db.config().withDatabaseUrl(viaProxy).withHttpPort(DispatcherConfig.HTTP_OFF)
+                .withSocketTimeout(Duration.ofSeconds(10)) // at most TASK_NODE_TIMEOUT_S
                 .withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60), Duration.ofSeconds(20));
         node = Dispatcher.builder(cfg).handler(gate).build().start();
     }

@@ -42,14 +42,14 @@ class SilentNetworkLossTest {
         DatabaseUrl viaProxy = new DatabaseUrl("127.0.0.1", proxy.port(), direct.database(), direct.user(), direct.password(),
                 direct.params());
         DispatcherConfig cfg = db.config().withDatabaseUrl(viaProxy).withHttpPort(DispatcherConfig.HTTP_OFF)
-                .withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60), Duration.ofSeconds(20))
-                .withSocketTimeout(Duration.ofSeconds(2));
+                .withSocketTimeout(Duration.ofSeconds(5)) // the shortest the configuration allows
+                .withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60), Duration.ofSeconds(20));
         node = Dispatcher.builder(cfg).build().start();
         await().atMost(Duration.ofSeconds(10)).until(node::listening);
 
         proxy.set(ChaosProxy.Mode.BLACKHOLE);
-        // a probe every 2 s, answered never: the read gives up after 2 s
-        await().atMost(Duration.ofSeconds(15)).until(() -> !node.listening());
+        // a probe every 5 s, answered never: the read gives up after 5 s
+        await().atMost(Duration.ofSeconds(20)).until(() -> !node.listening());
 
         proxy.set(ChaosProxy.Mode.PASS);
         await().atMost(Duration.ofSeconds(30)).until(node::listening);

@@ -81,7 +81,9 @@ final class DemoCommand implements Callable<Integer> {
         }
         out = spec.commandLine().getOut();
         DatabaseUrl url = env.databaseUrl().withDatabase(database);
-        DispatcherConfig base = DispatcherConfig.defaults(url).withTimings(LEASE, RENEW, STALE, NODE_TIMEOUT)
+        DispatcherConfig base = DispatcherConfig.defaults(url)
+                .withSocketTimeout(Duration.ZERO) // no value from 5 s to the 3 s node timeout exists
+                .withTimings(LEASE, RENEW, STALE, NODE_TIMEOUT)
                 .withHttpPort(DispatcherConfig.HTTP_OFF);
         var logLevel = quietLogs();
         startNanos = System.nanoTime();

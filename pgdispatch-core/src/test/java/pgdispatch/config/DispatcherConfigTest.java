@@ -42,7 +42,7 @@ class DispatcherConfigTest {
     @Test
     void socketTimeoutIsOffAtZeroAndOtherwiseAtLeastFiveSeconds() {
         assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "0")).socketTimeout()).isZero();
-        assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "300")).socketTimeout()).hasSeconds(300);
+        assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "90")).socketTimeout()).hasSeconds(90);
         assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "2")))
                 .isInstanceOf(ConfigException.class)
                 .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=2 must be 0 (off) or at least 5 (every statement of a node must fit"
@@ -217,5 +217,98 @@ class DispatcherConfigTest {
         assertThat(e).isNotNull();
         assertThat(e.problems()).hasSize(2);
         assertThat(e.getMessage()).doesNotContain("Zq9-secret");
+    }
+
+    // ---- issue 11 item 7: every construction path passes the same rules
+
+    private static DispatcherConfig valid() {
+        return DispatcherConfig.fromEnv(env());
+    }
+
+    @Test
+    void withTimingsRefusesARenewalLongerThanTheLease() {
+        // a 5 s lease renewed every 60 s was accepted before: the lease ran out between renewals
+        assertThatThrownBy(() -> valid().withTimings(Duration.ofSeconds(5), Duration.ofSeconds(60),
+                Duration.ofSeconds(120), Duration.ofSeconds(180)))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("TASK_RENEW_S=60 must be shorter than TASK_LEASE_S=5 (renew a few times per lease, e.g. TASK_RENEW_S=1)");
+    }
+
+    @Test
+    void recordConstructorRefusesARenewalLongerThanTheLease() {
+        DispatcherConfig c = valid();
+        assertThatThrownBy(() -> new DispatcherConfig(c.databaseUrl(), c.nodeId(), c.queues(), c.concurrency(),
+                Duration.ofSeconds(5), c.stale(), c.maxRequeue(), c.reapBatch(), Duration.ofSeconds(60), c.nodeTimeout(),
+                c.pollInterval(), c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.poolSize(), c.socketTimeout(),
+                c.httpHost(), c.httpPort()))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("TASK_RENEW_S=60 must be shorter than TASK_LEASE_S=5 (renew a few times per lease, e.g. TASK_RENEW_S=1)");
+    }
+
+    @Test
+    void recordConstructorReportsEveryProblemAndEveryMissingValue() {
+        DispatcherConfig c = valid();
+        ConfigException e = catchThrowableOfType(ConfigException.class, () -> new DispatcherConfig(null, "bad id",
+                List.of("default"), 0, c.lease(), null, -1, c.reapBatch(), c.renewInterval(), c.nodeTimeout(),
+                c.pollInterval(), c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.poolSize(), c.socketTimeout(),
+                c.httpHost(), 70_000));
+
+        assertThat(e).isNotNull();
+        assertThat(e.problems()).containsExactly(
+                "DATABASE_URL must be set (got null)",
+                "DISPATCHER_NODE_ID=bad id must be 1-100 of letters, digits, _ . : - starting with a letter or digit",
+                "PGDISPATCH_HTTP_PORT=70000 must be a whole number from 0 to 65535",
+                "TASK_CONCURRENCY=0 must be a whole number from 1 to 10000",
+                "TASK_MAX_REQUEUE=-1 must be a whole number from 0 to 1000",
+                "TASK_STALE_S must be set (got null)");
+    }
+
+    @Test
+    void withMethodsCheckTheRulesToo() {
+        assertThatThrownBy(() -> valid().withNode("node-a", List.of("ok", "bad queue"), 4))
+                .hasMessage("TASK_QUEUES=ok,bad queue has an invalid queue name 'bad queue': 1-100 of letters, digits, _ . : -"
+                        + " starting with a letter or digit");
+        assertThatThrownBy(() -> valid().withNode("node-a", List.of(), 4))
+                .hasMessage("TASK_QUEUES= must name at least one queue");
+        assertThatThrownBy(() -> valid().withPollInterval(Duration.ofMillis(5)))
+                .hasMessage("TASK_POLL_MS=5 must be a whole number of milliseconds from 10 to 3600000");
+        assertThatThrownBy(() -> valid().withDrainTimeout(Duration.ofSeconds(-1)))
+                .hasMessage("TASK_DRAIN_S=-1 must be a non-negative whole number of seconds (at most 31536000)");
+        assertThatThrownBy(() -> valid().withMaxRequeue(1001))
+                .hasMessage("TASK_MAX_REQUEUE=1001 must be a whole number from 0 to 1000");
+        assertThatThrownBy(() -> valid().withSocketTimeout(Duration.ofMillis(2500)))
+                .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=2.5 must be 0 (off) or at least 5 (every statement of a node must fit"
+                        + " in it, a renewal of 10,000 leases included)");
+    }
+
+    @Test
+    void subSecondTimingsAreAllowedThroughTheConstructorAndShownWithTheirFraction() {
+        DispatcherConfig c = valid().withSocketTimeout(Duration.ZERO).withTimings(Duration.ofMillis(1500),
+                Duration.ofMillis(500), Duration.ofSeconds(3), Duration.ofSeconds(2));
+        assertThat(c.renewInterval()).isEqualTo(Duration.ofMillis(500));
+        assertThatThrownBy(() -> c.withTimings(Duration.ofMillis(1500), Duration.ofMillis(1500), Duration.ofSeconds(3),
+                Duration.ofSeconds(2)))
+                .hasMessage("TASK_RENEW_S=1.5 must be shorter than TASK_LEASE_S=1.5 (renew a few times per lease, e.g. TASK_RENEW_S=1)");
+    }
+
+    @Test
+    void refusesASocketTimeoutLongerThanTheNodeTimeout() {
+        // a renewal hung on a dead socket for 60 s outlives a 20 s node timeout: the reaper requeues live work
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5",
+                "PGDISPATCH_SOCKET_TIMEOUT_S", "60")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=60 must not exceed TASK_NODE_TIMEOUT_S=20 (a renewal stuck on a dead"
+                        + " socket longer than that lets the reaper requeue this live node's tasks; use 0 (off) only with"
+                        + " TCP keepalive tuned)");
+        assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5",
+                "PGDISPATCH_SOCKET_TIMEOUT_S", "20")).socketTimeout()).hasSeconds(20);
+        // not set: the shorter of 60 s and the node timeout
+        assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5")).socketTimeout())
+                .hasSeconds(20);
+        assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5",
+                "PGDISPATCH_SOCKET_TIMEOUT_S", "0")).socketTimeout()).isZero();
+        assertThatThrownBy(() -> valid().withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60),
+                Duration.ofSeconds(20)))
+                .hasMessageStartingWith("PGDISPATCH_SOCKET_TIMEOUT_S=60 must not exceed TASK_NODE_TIMEOUT_S=20");
     }
 }

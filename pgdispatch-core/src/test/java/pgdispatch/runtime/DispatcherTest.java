@@ -53,7 +53,8 @@ class DispatcherTest {
     }
 
     private DispatcherConfig config(String node, int concurrency) {
-        return db.config().withNode(node, List.of("default"), concurrency)
+        // a 2 s node timeout leaves no socket timeout in the allowed range (5 s up to the node timeout): off
+        return db.config().withNode(node, List.of("default"), concurrency).withSocketTimeout(Duration.ZERO)
                 .withTimings(Duration.ofSeconds(4), Duration.ofSeconds(1), Duration.ofSeconds(8), Duration.ofSeconds(2))
                 .withPollInterval(Duration.ofMillis(200)).withDrainTimeout(Duration.ofMillis(500));
     }
@@ -192,9 +193,10 @@ class DispatcherTest {
     void zombieCompletionIsRefusedAndTheNewOwnersResultIsKept() throws Exception {
         CountDownLatch resume = new CountDownLatch(1);
         AtomicBoolean zombieReturned = new AtomicBoolean();
-        // node-a's renewer ticks once a minute: its 2 s lease runs out while its handler is "paused"
+        // node-a's renewer ticks every 5 min (first tick at a random point of that): its lease is expired by
+        // hand below, as if node-a had been paused, and node-a notices nothing until its handler returns
         DispatcherConfig paused = config("node-a", 1)
-                .withTimings(Duration.ofSeconds(2), Duration.ofSeconds(60), Duration.ofSeconds(120), Duration.ofSeconds(180));
+                .withTimings(Duration.ofSeconds(600), Duration.ofSeconds(300), Duration.ofSeconds(900), Duration.ofSeconds(1000));
         start(paused, Handler.of("job", c -> {
             resume.await();
             zombieReturned.set(true);
@@ -206,7 +208,12 @@ class DispatcherTest {
         DispatcherConfig b = config("node-b", 1)
                 .withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60), Duration.ofSeconds(180));
         start(b, Handler.of("job", c -> Map.of("by", "node-b")));
-        await().atMost(15, TimeUnit.SECONDS).until(() -> "succeeded".equals(status(id)));
+        // expired again on every poll: a renewal tick of node-a in between cannot keep the lease alive
+        await().atMost(15, TimeUnit.SECONDS).until(() -> {
+            db.exec("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = " + id
+                    + " AND owner_id = 'node-a' AND status = 'running'");
+            return "succeeded".equals(status(id));
+        });
 
         resume.countDown();
         await().atMost(10, TimeUnit.SECONDS).until(() -> events(id, "completion_refused") == 1);
