@@ -21,7 +21,7 @@ final class RecoveryScenario implements Scenario {
     /** Short timings: lease 10 s renewed every 1 s; a node is dead 3 s after its last heartbeat. */
     static final Map<String, String> SHORT = Map.of("TASK_LEASE_S", "10", "TASK_RENEW_S", "1", "TASK_STALE_S", "5",
             "TASK_NODE_TIMEOUT_S", "3", "TASK_DRAIN_S", "0",
-            // a socket timeout must not exceed the node timeout and is at least 5 s: off at these timings
+            // a socket timeout must not exceed the 3 s node timeout: off, so a slow statement is not cut
             "PGDISPATCH_SOCKET_TIMEOUT_S", "0");
 
     @Override

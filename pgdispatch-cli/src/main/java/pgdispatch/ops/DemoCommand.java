@@ -82,7 +82,7 @@ final class DemoCommand implements Callable<Integer> {
         out = spec.commandLine().getOut();
         DatabaseUrl url = env.databaseUrl().withDatabase(database);
         DispatcherConfig base = DispatcherConfig.defaults(url)
-                .withSocketTimeout(Duration.ZERO) // no value from 5 s to the 3 s node timeout exists
+                .withSocketTimeout(Duration.ZERO) // off: at most the 3 s node timeout, which a slow statement may need
                 .withTimings(LEASE, RENEW, STALE, NODE_TIMEOUT)
                 .withHttpPort(DispatcherConfig.HTTP_OFF);
         var logLevel = quietLogs();

@@ -302,7 +302,13 @@ class DispatcherConfigTest {
                         + " TCP keepalive tuned)");
         assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5",
                 "PGDISPATCH_SOCKET_TIMEOUT_S", "20")).socketTimeout()).hasSeconds(20);
-        // not set: the shorter of 60 s and the node timeout
+        // not set: the shorter of 60 s and the node timeout; under 5 s the node timeout is the least allowed
+        assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "3", "TASK_RENEW_S", "1")).socketTimeout())
+                .hasSeconds(3);
+        assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "3", "TASK_RENEW_S", "1",
+                "PGDISPATCH_SOCKET_TIMEOUT_S", "2")))
+                .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=2 must be 0 (off) or at least TASK_NODE_TIMEOUT_S=3 (every"
+                        + " statement of a node must fit in it, a renewal of 10,000 leases included)");
         assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5")).socketTimeout())
                 .hasSeconds(20);
         assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5",

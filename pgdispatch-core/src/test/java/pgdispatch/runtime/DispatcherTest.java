@@ -53,7 +53,7 @@ class DispatcherTest {
     }
 
     private DispatcherConfig config(String node, int concurrency) {
-        // a 2 s node timeout leaves no socket timeout in the allowed range (5 s up to the node timeout): off
+        // off: the default would be the 2 s node timeout, short enough to cut statements on a loaded machine
         return db.config().withNode(node, List.of("default"), concurrency).withSocketTimeout(Duration.ZERO)
                 .withTimings(Duration.ofSeconds(4), Duration.ofSeconds(1), Duration.ofSeconds(8), Duration.ofSeconds(2))
                 .withPollInterval(Duration.ofMillis(200)).withDrainTimeout(Duration.ofMillis(500));
