@@ -313,8 +313,16 @@ class DispatcherConfigTest {
                 .hasSeconds(20);
         assertThat(DispatcherConfig.fromEnv(env("TASK_NODE_TIMEOUT_S", "20", "TASK_RENEW_S", "5",
                 "PGDISPATCH_SOCKET_TIMEOUT_S", "0")).socketTimeout()).isZero();
-        assertThatThrownBy(() -> valid().withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60),
-                Duration.ofSeconds(20)))
-                .hasMessageStartingWith("PGDISPATCH_SOCKET_TIMEOUT_S=60 must not exceed TASK_NODE_TIMEOUT_S=20");
+        // withTimings: a longer socket timeout follows the node timeout down, as its default does
+        assertThat(valid().withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofSeconds(60),
+                Duration.ofSeconds(20)).socketTimeout()).hasSeconds(20);
+        assertThat(valid().withSocketTimeout(Duration.ZERO).withTimings(Duration.ofSeconds(30), Duration.ofSeconds(1),
+                Duration.ofSeconds(60), Duration.ofSeconds(20)).socketTimeout()).isZero();
+        DispatcherConfig c = valid();
+        assertThatThrownBy(() -> new DispatcherConfig(c.databaseUrl(), c.nodeId(), c.queues(), c.concurrency(), c.lease(),
+                c.stale(), c.maxRequeue(), c.reapBatch(), c.renewInterval(), Duration.ofSeconds(40), c.pollInterval(),
+                c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.poolSize(), Duration.ofSeconds(60), c.httpHost(),
+                c.httpPort()))
+                .hasMessageStartingWith("PGDISPATCH_SOCKET_TIMEOUT_S=60 must not exceed TASK_NODE_TIMEOUT_S=40");
     }
 }
