@@ -8,8 +8,11 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.net.BindException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.time.Duration;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.eclipse.jetty.server.HttpConnectionFactory;
@@ -20,10 +23,12 @@ import org.slf4j.LoggerFactory;
 import pgdispatch.config.ConfigException;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.runtime.Dispatcher;
+import pgdispatch.runtime.Health;
 
 /**
  * {@code /metrics} (Prometheus text), {@code /health/live} (the process answers) and
- * {@code /health/ready} (database reachable, schema at this build's version, node registered), bound to
+ * {@code /health/ready} ({@link Dispatcher#health()}: every part of the node doing its work, the database
+ * reachable and at this build's schema; 503 with each problem otherwise), bound to
  * {@code PGDISPATCH_HTTP_HOST} (loopback by default), plus whatever else the node serves on the same port
  * (the dashboard).
  *
@@ -34,6 +39,7 @@ import pgdispatch.runtime.Dispatcher;
  */
 public final class HttpEndpoint {
     private static final Logger log = LoggerFactory.getLogger(HttpEndpoint.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** A connection that sends nothing for this long (mid-request or between requests) is closed. */
     public static final Duration IDLE_TIMEOUT = Duration.ofSeconds(30);
@@ -139,19 +145,26 @@ public final class HttpEndpoint {
         ctx.contentType("application/json").result("{\"status\":\"up\"}\n");
     }
 
-    private static void ready(Context ctx, Dispatcher d, Supplier<String> startupProblem) {
-        String problem = d == null ? startupProblem.get() : readiness(d);
-        if (problem == null) {
-            ctx.contentType("application/json").result("{\"status\":\"ready\",\"node\":\"" + d.nodeId() + "\"}\n");
-        } else {
-            ctx.status(503).contentType("application/json")
-                    .result("{\"status\":\"not_ready\",\"reason\":\"" + problem.replace("\\", "\\\\").replace("\"", "'") + "\"}\n");
+    /**
+     * 200 with the node id while {@link Dispatcher#health()} is ready; else 503 with every problem, as one
+     * {@code reason} ({@code part: reason; ...}) and as a list. Before the node exists, the startup problem.
+     */
+    private static void ready(Context ctx, Dispatcher d, Supplier<String> startupProblem) throws Exception {
+        Health h = d == null ? new Health(List.of(new Health.Problem(Health.Part.LIFECYCLE, startupProblem.get())))
+                : d.health();
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("status", h.ready() ? "ready" : "not_ready");
+        if (d != null) body.put("node", d.nodeId());
+        if (!h.ready()) {
+            body.put("reason", h.reason());
+            body.put("problems", h.problems().stream().map(p -> {
+                Map<String, String> x = new LinkedHashMap<>();
+                x.put("part", p.part().tag());
+                x.put("reason", p.reason());
+                return x;
+            }).toList());
         }
-    }
-
-    /** Null when ready, else why not. */
-    static String readiness(Dispatcher d) {
-        return d.readinessProblem();
+        ctx.status(h.ready() ? 200 : 503).contentType("application/json").result(JSON.writeValueAsString(body) + "\n");
     }
 
     public int port() {

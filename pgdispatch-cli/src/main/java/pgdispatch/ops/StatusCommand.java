@@ -81,7 +81,19 @@ final class StatusCommand implements Callable<Integer> {
                 x.put("requeued_total", s.requeuedTotal());
                 return x;
             }).toList());
-            m.put("running", running);
+            // snake_case like every other key of this document (docs/CLI.md), not the record's camelCase
+            m.put("running", running.stream().map(r -> {
+                Map<String, Object> x = new LinkedHashMap<>();
+                x.put("id", r.id());
+                x.put("queue", r.queue());
+                x.put("kind", r.kind());
+                x.put("owner", r.owner());
+                x.put("lease_token", r.leaseToken());
+                x.put("attempt", r.attempt());
+                x.put("lease_seconds_left", r.leaseSecondsLeft());
+                x.put("heartbeat_age_seconds", r.heartbeatAgeSeconds());
+                return x;
+            }).toList());
             m.put("leases", leases);
             m.put("nodes", nodes.stream().map(n -> {
                 Map<String, Object> x = new LinkedHashMap<>(); // fixed key order, for people reading it
@@ -93,6 +105,9 @@ final class StatusCommand implements Callable<Integer> {
                 x.put("seconds_since_seen", n.secondsSinceSeen());
                 x.put("queues", n.queues());
                 x.put("kinds", n.kinds());
+                // what the node's readiness said at its last report (null = ready), stored on its row
+                x.put("ready", n.ready());
+                x.put("health", n.health());
                 return x;
             }).toList());
             m.put("events_last_hour", events);
@@ -133,9 +148,10 @@ final class StatusCommand implements Callable<Integer> {
         out.printf("%nNODES (dead = not seen for TASK_NODE_TIMEOUT_S=%d)%n", cfg.nodeTimeout().toSeconds());
         if (nodes.isEmpty()) out.println("(none registered)");
         for (var n : nodes) {
-            out.printf("%-24s %-7s host=%s pid=%d last_seen=%.1fs ago queues=%s kinds=%s%n", n.nodeId(),
+            out.printf("%-24s %-7s host=%s pid=%d last_seen=%.1fs ago queues=%s kinds=%s%s%n", n.nodeId(),
                     n.stoppedAt() != null ? "STOPPED" : n.alive() ? "LIVE" : "DEAD", n.host(), n.pid(),
-                    n.secondsSinceSeen(), String.join(",", n.queues()), String.join(",", n.kinds()));
+                    n.secondsSinceSeen(), String.join(",", n.queues()), String.join(",", n.kinds()),
+                    n.stoppedAt() != null || n.ready() ? "" : "\n" + " ".repeat(25) + "NOT READY: " + n.health());
         }
         out.printf("%nEVENTS (last hour) %s%n", events.isEmpty() ? "(none)" : events);
         if (!orphanKinds.isEmpty()) {

@@ -59,7 +59,10 @@ class HttpEndpointTest {
             // issue 14: registered per handled kind at start
             "pgdispatch_tasks_stuck_total", "pgdispatch_lease_extensions_total", "pgdispatch_running_expiring",
             "pgdispatch_running_stale", "pgdispatch_running_stuck", "pgdispatch_running_silence_max_seconds",
-            "pgdispatch_running_renewals_avg", "pgdispatch_running_renewals_max", "pgdispatch_running_extensions_max");
+            "pgdispatch_running_renewals_avg", "pgdispatch_running_renewals_max", "pgdispatch_running_extensions_max",
+            "pgdispatch_node_ready", "pgdispatch_health_problem", "pgdispatch_claimer_cycle_age_seconds",
+            "pgdispatch_renewer_success_age_seconds", "pgdispatch_renewer_failures", "pgdispatch_completer_unwritten_age_seconds",
+            "pgdispatch_completer_unwritten");
 
     private final HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private Dispatcher dispatcher;
@@ -102,7 +105,8 @@ class HttpEndpointTest {
 
         HttpResponse<String> notReady = get("/health/ready");
         assertThat(notReady.statusCode()).isEqualTo(503);
-        assertThat(notReady.body()).isEqualTo("{\"status\":\"not_ready\",\"reason\":\"node not registered\"}\n");
+        assertThat(notReady.body()).isEqualTo("{\"status\":\"not_ready\",\"node\":\"node-a\",\"reason\":\"lifecycle: node is"
+                + " stopped\",\"problems\":[{\"part\":\"lifecycle\",\"reason\":\"node is stopped\"}]}\n");
         assertThat(get("/health/live").statusCode()).isEqualTo(200);
     }
 
@@ -175,6 +179,47 @@ class HttpEndpointTest {
                 assertThat(r.statusCode()).as(method + " " + path).isEqualTo(405);
             }
         }
+    }
+
+    /**
+     * Issue 11 item 8: a claim loop stuck in its statement (a trigger waits on an advisory lock the test
+     * holds) turns readiness 503 naming the claimer; it answered 200 before, asking only the database.
+     */
+    @Test
+    void readyAnswers503NamingAStalledClaimLoop() throws Exception {
+        // short timings: the claimer's bound is 2 x TASK_RENEW_S + 4 x TASK_POLL_MS = 2.8 s
+        dispatcher.stop();
+        http.stop();
+        DispatcherConfig cfg = db.config().withHttpPort(0).withSocketTimeout(Duration.ZERO)
+                .withTimings(Duration.ofSeconds(4), Duration.ofSeconds(1), Duration.ofSeconds(8), Duration.ofSeconds(3))
+                .withPollInterval(Duration.ofMillis(200));
+        dispatcher = Dispatcher.builder(cfg).meterRegistry(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)).build().start();
+        http = HttpEndpoint.startIfEnabled(cfg, dispatcher);
+        await().atMost(Duration.ofSeconds(10)).until(() -> get("/health/ready").statusCode() == 200);
+        db.exec("""
+                CREATE OR REPLACE FUNCTION test_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_advisory_xact_lock_shared(4712);
+                    RETURN NEW;
+                END $$""");
+        db.exec("CREATE TRIGGER test_stall_claim BEFORE UPDATE ON tasks FOR EACH ROW"
+                + " WHEN (OLD.status = 'pending' AND NEW.status = 'running') EXECUTE FUNCTION test_stall()");
+        try (var c = db.database().dataSource().getConnection(); var st = c.createStatement()) {
+            st.execute("SELECT pg_advisory_lock(4712)");
+            try {
+                new TaskClient(new TaskStore(db.database()), 1 << 20).enqueue(TaskClient.Enqueue.of("noop", "{}"));
+                await().atMost(Duration.ofSeconds(20)).until(() -> get("/health/ready").statusCode() == 503);
+                HttpResponse<String> r = get("/health/ready");
+                assertThat(r.body()).contains("\"status\":\"not_ready\"")
+                        .containsPattern("\"reason\":\"claimer: no claim cycle completed for \\d+\\.\\ds \\(bound 2\\.8s\\)\"")
+                        .contains("{\"part\":\"claimer\",\"reason\":\"no claim cycle completed for ");
+                assertThat(value(scrape(), "pgdispatch_health_problem", "part=\"claimer\"")).isEqualTo(1.0);
+            } finally {
+                st.execute("SELECT pg_advisory_unlock(4712)");
+                db.exec("DROP TRIGGER test_stall_claim ON tasks");
+            }
+        }
+        await().atMost(Duration.ofSeconds(20)).until(() -> get("/health/ready").statusCode() == 200);
     }
 
     @Test

@@ -52,7 +52,18 @@ class StatusCommandTest {
         assertThat(def.get("counts").get("pending").asInt()).isEqualTo(2);
         assertThat(def.get("counts").get("running").asInt()).isEqualTo(1);
         assertThat(def.get("lag_seconds").asDouble()).isGreaterThanOrEqualTo(30.0);
-        assertThat(j.get("running").get(0).get("leaseSecondsLeft").asDouble()).isBetween(0.0, 100.0);
+        // snake_case like every other key, as docs/CLI.md says (issue 11 item 10: they were camelCase)
+        JsonNode running = j.get("running").get(0);
+        assertThat(running.get("lease_seconds_left").asDouble()).isBetween(0.0, 100.0);
+        assertThat(running.get("heartbeat_age_seconds").isNumber()).isTrue();
+        assertThat(running.get("lease_token").asLong()).isPositive();
+        java.util.List<String> keys = new java.util.ArrayList<>();
+        running.fieldNames().forEachRemaining(keys::add);
+        assertThat(keys).containsExactly("id", "queue", "kind", "owner", "lease_token", "attempt", "lease_seconds_left",
+                "heartbeat_age_seconds");
+        // readiness per node, as the node stored it (null = ready)
+        assertThat(j.get("nodes").get(0).has("ready")).isTrue();
+        assertThat(j.get("nodes").get(0).has("health")).isTrue();
         JsonNode leases = j.get("leases").get(0); // issue 14: lease figures by kind
         assertThat(leases.get("running").asInt()).isEqualTo(1);
         assertThat(leases.get("stale").asInt()).isZero();

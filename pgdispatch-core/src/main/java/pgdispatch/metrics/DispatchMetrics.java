@@ -115,6 +115,52 @@ public final class DispatchMetrics {
         });
     }
 
+    /** What readiness judges, read by the health gauges at each scrape (the node's parts, no database I/O). */
+    public interface HealthFigures {
+        double claimerCycleAgeSeconds();
+
+        double renewerSuccessAgeSeconds();
+
+        double renewerFailuresInARow();
+
+        double completerOldestUnwrittenAgeSeconds();
+
+        double completerUnwritten();
+
+        /** Whether readiness reports a problem of {@code part} now. */
+        boolean problem(String part);
+
+        /** The part tags {@link #problem} knows. */
+        java.util.List<String> parts();
+    }
+
+    /**
+     * Registers the readiness gauges over {@code f} (once the node runs): one 0/1 per part, and the
+     * figure each part is judged by, so an alert can fire on the figure before readiness flips.
+     */
+    public void health(HealthFigures f) {
+        Gauge.builder("pgdispatch.node.ready", f, x -> x.parts().stream().anyMatch(x::problem) ? 0 : 1)
+                .description("1 when no part of this node reports a problem (the database is not asked)")
+                .strongReference(true).register(registry);
+        for (String part : f.parts()) {
+            Gauge.builder("pgdispatch.health.problem", f, x -> x.problem(part) ? 1 : 0)
+                    .description("1 while readiness reports a problem of this part").tag("part", part)
+                    .strongReference(true).register(registry);
+        }
+        Gauge.builder("pgdispatch.claimer.cycle.age", f, HealthFigures::claimerCycleAgeSeconds).baseUnit("seconds")
+                .description("Seconds since the claim loop last completed a cycle").strongReference(true).register(registry);
+        Gauge.builder("pgdispatch.renewer.success.age", f, HealthFigures::renewerSuccessAgeSeconds).baseUnit("seconds")
+                .description("Seconds since the last successful lease renewal tick").strongReference(true).register(registry);
+        Gauge.builder("pgdispatch.renewer.failures", f, HealthFigures::renewerFailuresInARow)
+                .description("Renewal ticks failed in a row (0 when the last one renewed)").strongReference(true)
+                .register(registry);
+        Gauge.builder("pgdispatch.completer.unwritten.age", f, HealthFigures::completerOldestUnwrittenAgeSeconds)
+                .baseUnit("seconds").description("Seconds the oldest outcome not yet written has waited (0 when none)")
+                .strongReference(true).register(registry);
+        Gauge.builder("pgdispatch.completer.unwritten", f, HealthFigures::completerUnwritten)
+                .description("Finished attempts whose outcome is not written yet").strongReference(true).register(registry);
+    }
+
     /** Metrics that go nowhere: for tools and tests that do not export them. */
     public static DispatchMetrics noop() {
         return new DispatchMetrics(new SimpleMeterRegistry());

@@ -67,6 +67,8 @@ final class ClaimLoop {
     /** The last claim came back full: more is probably due, so a freed slot is worth a claim. */
     private volatile boolean more = true;
     private volatile boolean stopped;
+    /** When the loop last completed a cycle (a claim, or finding nothing to claim): readiness reads it. */
+    private volatile long lastCycleNanos = System.nanoTime();
     private Thread thread;
     private boolean claimOutcomeUnknown;
     private long lastTakeOverCheck = System.nanoTime() - Long.MAX_VALUE / 2;
@@ -91,6 +93,7 @@ final class ClaimLoop {
     }
 
     void start() {
+        lastCycleNanos = System.nanoTime();
         thread = Thread.ofPlatform().daemon().name("pgdispatch-claimer").start(this::loop);
     }
 
@@ -113,6 +116,11 @@ final class ClaimLoop {
     /** The completer wrote a batch: if that was holding claims back, claim again. */
     void written() {
         if (more && want(outstanding.get()) > 0) signal();
+    }
+
+    /** {@link System#nanoTime()} when the loop last completed a cycle; a stuck claim or a dead loop stops it. */
+    long lastCycleNanos() {
+        return lastCycleNanos;
     }
 
     /** Tasks claimed and not yet finished by a worker (running or buffered). */
@@ -162,6 +170,7 @@ final class ClaimLoop {
                     more = got == want;
                 }
                 errorBackoffMs = 100;
+                lastCycleNanos = System.nanoTime();
                 if (want > 0 && got == want) continue; // more may be due: claim again at once when there is room
                 if (got > 0 || want == 0) idleWaitMs = pollInterval.toMillis();
                 else idleWaitMs = Math.min(idleWaitMs * 2, (listening.getAsBoolean() ? 4 : 2) * pollInterval.toMillis());

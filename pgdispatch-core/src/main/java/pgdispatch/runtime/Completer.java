@@ -30,7 +30,8 @@ final class Completer {
     private static final Logger transitions = LoggerFactory.getLogger("pgdispatch.transitions");
     static final int MAX_BATCH = 1000;
 
-    private record Pending(HeldLeases.Held held, Outcome outcome) {}
+    /** An outcome and when it was submitted (readiness: the oldest unwritten one's age). */
+    private record Pending(HeldLeases.Held held, Outcome outcome, long submittedNanos) {}
 
     private final String owner;
     private final TaskStore store;
@@ -42,7 +43,10 @@ final class Completer {
     private volatile boolean stopping;
     private volatile boolean halted;
     private Thread thread;
-    private int inBatch;
+    /** Outcomes submitted and not yet written (or refused): what awaitFlushed waits for. */
+    private final java.util.concurrent.atomic.AtomicInteger unwritten = new java.util.concurrent.atomic.AtomicInteger();
+    /** Submission time of the oldest outcome of the batch in hand; 0 when none is in hand. */
+    private volatile long batchSince;
 
     /** {@code onWritten}: after each batch is written (the claim loop may claim again). */
     Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics, Runnable onWritten) {
@@ -58,7 +62,10 @@ final class Completer {
     }
 
     void submit(HeldLeases.Held held, Outcome outcome) {
-        queue.add(new Pending(held, outcome));
+        // counted before it is queued and uncounted only after its batch is written: awaitFlushed never
+        // sees 0 while an outcome sits between the queue and the batch (issue 11 item 3b)
+        unwritten.incrementAndGet();
+        queue.add(new Pending(held, outcome, System.nanoTime()));
     }
 
     /** A discarded attempt: nothing to write, the lease is simply no longer held. */
@@ -69,6 +76,7 @@ final class Completer {
 
     private void loop() {
         List<Pending> batch = new ArrayList<>();
+        int formed = 0; // outcomes the batch in hand started with: write() empties it as it writes them
         long backoffMs = 100;
         while (!halted) {
             try {
@@ -80,14 +88,17 @@ final class Completer {
                     }
                     batch.add(first);
                     queue.drainTo(batch, MAX_BATCH - 1);
+                    formed = batch.size();
                     synchronized (idle) {
-                        inBatch = batch.size();
+                        batchSince = first.submittedNanos;
                     }
                 }
                 write(batch);
+                unwritten.addAndGet(-formed); // written, replaced or dropped: none is left unwritten
+                formed = 0;
                 batch.clear();
                 synchronized (idle) {
-                    inBatch = 0;
+                    batchSince = 0;
                     idle.notifyAll();
                 }
                 backoffMs = 100;
@@ -146,7 +157,7 @@ final class Completer {
                 t.leaseToken(), note);
         String error = "outcome not storable: " + why;
         Pending replacement = new Pending(p.held, new Outcome.Failure(t.id(), t.leaseToken(), TaskStore.truncate(error),
-                true, Duration.ZERO, note));
+                true, Duration.ZERO, note), p.submittedNanos);
         try {
             writeOnce(List.of(replacement));
             metrics.outcomesReplaced(1);
@@ -230,11 +241,27 @@ final class Completer {
         }
     }
 
+    /**
+     * {@link System#nanoTime()} when the oldest outcome not yet written was submitted (in hand, else the
+     * first queued), or 0 when every outcome is written.
+     */
+    long oldestUnwrittenNanos() {
+        long inHand = batchSince;
+        if (inHand != 0) return inHand;
+        Pending head = queue.peek();
+        return head == null ? 0 : head.submittedNanos;
+    }
+
+    /** Outcomes submitted and not yet written. */
+    int unwritten() {
+        return unwritten.get();
+    }
+
     /** Returns once every submitted outcome is written (or {@code timeoutMs} passed). */
     boolean awaitFlushed(long timeoutMs) throws InterruptedException {
         long until = System.currentTimeMillis() + timeoutMs;
         synchronized (idle) {
-            while (!queue.isEmpty() || inBatch > 0) {
+            while (unwritten.get() > 0 && !halted) {
                 long left = until - System.currentTimeMillis();
                 if (left <= 0) return false;
                 idle.wait(Math.min(left, 50));

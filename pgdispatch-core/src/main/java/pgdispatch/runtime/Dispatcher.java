@@ -13,7 +13,6 @@ import java.util.UUID;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.api.RetryPolicy;
@@ -59,9 +58,21 @@ public final class Dispatcher implements AutoCloseable {
     private final TaskStore store;
     private final NodeStore nodes;
     private final HeldLeases leases = new HeldLeases();
-    private final AtomicBoolean started = new AtomicBoolean();
-    private final AtomicBoolean stopped = new AtomicBoolean();
+    private final Health.Bounds bounds;
+    /**
+     * The lifecycle, one state at a time, guarded by {@code lifecycle}: NEW -start-> STARTING -> RUNNING
+     * -stop-> STOPPING -> STOPPED; stop or halt from NEW goes straight to STOPPED (closing the pool it
+     * opened); a stop or halt during STARTING is recorded and honoured by start() at its next step, and
+     * returns once start() has given up; a second stop waits for the first to finish.
+     */
+    private final Object lifecycle = new Object();
+    private State state = State.NEW;
+    private boolean stopRequested;
+    private boolean haltRequested;
+    /** Set once a worker may no longer start a buffered task: the drain has begun (or a halt). */
+    private volatile boolean draining;
     private volatile boolean registered;
+    private volatile String reportedHealth = "";
     private UUID incarnation;
     private WorkerPool workers;
     private ScheduledExecutorService timeouts;
@@ -91,6 +102,65 @@ public final class Dispatcher implements AutoCloseable {
         this.unhandledInterval = b.unhandledInterval;
         this.store = new TaskStore(db);
         this.nodes = new NodeStore(db);
+        this.bounds = Health.Bounds.of(config.renewInterval(), config.pollInterval());
+    }
+
+    /** Where a dispatcher is in its life; see {@link Dispatcher#state()}. */
+    public enum State {
+        /** Built, not started: holds only its connection pool. */
+        NEW,
+        /** start() is running: schema check, registration, recovery, threads. */
+        STARTING,
+        /** Claiming and working. */
+        RUNNING,
+        /** stop() is draining and releasing. */
+        STOPPING,
+        /** Stopped (gracefully or halted) or start() failed: no thread runs, the own pool is closed. */
+        STOPPED;
+
+        String word() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /** Thrown inside start() when a stop or halt was asked for meanwhile: start() then cleans up and returns. */
+    private static final class StartCancelled extends RuntimeException {
+        StartCancelled() {
+            super("stop requested while starting", null, false, false);
+        }
+    }
+
+    public State state() {
+        synchronized (lifecycle) {
+            return state;
+        }
+    }
+
+    private void moveTo(State next) {
+        synchronized (lifecycle) {
+            state = next;
+            lifecycle.notifyAll();
+        }
+    }
+
+    /** Called between the steps of start(): gives up when a stop or halt came meanwhile. */
+    private void checkCancelled() {
+        synchronized (lifecycle) {
+            if (stopRequested || haltRequested) throw new StartCancelled();
+        }
+    }
+
+    /** Waits, holding {@code lifecycle}, until the state is no longer {@code s}; false when interrupted. */
+    private boolean awaitLeaving(State s) {
+        while (state == s) {
+            try {
+                lifecycle.wait();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        return true;
     }
 
     public static Builder builder(DispatcherConfig config) {
@@ -193,14 +263,43 @@ public final class Dispatcher implements AutoCloseable {
         }
     }
 
-    /** Starts the node; returns once it is claiming. Refuses when the schema or the node id is not ours. */
+    /**
+     * Starts the node; returns once it is claiming. Refuses when the schema or the node id is not ours.
+     * A {@link #stop()} or {@link #halt()} called meanwhile makes it give up at its next step: it then
+     * returns with the node {@link State#STOPPED}, having started no claim.
+     */
     public Dispatcher start() throws InterruptedException {
-        if (!started.compareAndSet(false, true)) throw new IllegalStateException("already started");
+        synchronized (lifecycle) {
+            if (state != State.NEW) {
+                throw new IllegalStateException("node " + config.nodeId() + " cannot start: it is " + state.word());
+            }
+            state = State.STARTING;
+        }
         try {
             startParts();
+        } catch (StartCancelled e) {
+            boolean graceful;
+            synchronized (lifecycle) {
+                graceful = !haltRequested;
+            }
+            log.info("dispatcher: node={} {} while starting: no claim was made", config.nodeId(),
+                    graceful ? "stopped" : "halted");
+            if (graceful) stopParts();
+            else haltParts();
+            moveTo(State.STOPPED);
+            return this;
         } catch (RuntimeException | InterruptedException | Error e) {
-            halt(); // stop what did start (threads, own pool); the caller sees the real cause, not a follow-up error
+            haltParts(); // stop what did start (threads, own pool); the caller sees the real cause, not a follow-up error
+            moveTo(State.STOPPED);
             throw e;
+        }
+        synchronized (lifecycle) {
+            if (stopRequested || haltRequested) {
+                // asked during the last step: the waiting stop()/halt() carries on from RUNNING
+                log.info("dispatcher: node={} started and is asked to stop at once", config.nodeId());
+            }
+            state = State.RUNNING;
+            lifecycle.notifyAll();
         }
         return this;
     }
@@ -211,8 +310,10 @@ public final class Dispatcher implements AutoCloseable {
             log.error("dispatcher: node={} runs the seeded bug {}={} (a mutation check; never in production)", config.nodeId(),
                     Mutant.PROPERTY, Mutant.ACTIVE.label());
         }
-        db.requireCurrentSchema();
+        db.checkSchema();
+        checkCancelled();
         register();
+        checkCancelled();
         recovery = new StartupRecovery(new StartupRecovery.Config(config.nodeId(), config.maxRequeue(),
                 StartupRecovery.DEFAULT_BATCH), store, metrics).runOnce();
 
@@ -234,9 +335,9 @@ public final class Dispatcher implements AutoCloseable {
         });
         completer.start();
         TaskExecution.Node execution = new TaskExecution.Node(config.nodeId(), store, completer, timeouts, retryPolicy,
-                metrics, stopped::get, config.maxResultBytes(), workers);
+                metrics, () -> draining, config.maxResultBytes(), workers);
         renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
-                stuckRules(), metrics, this::onRegistrationLost);
+                stuckRules(), metrics, this::onRegistrationLost, this::reportHealth);
         renewer.start();
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
                 config.pollInterval(), config.concurrency(), claimBatch, config.maxPayloadBytes(), store, leases, metrics, workers,
@@ -244,6 +345,7 @@ public final class Dispatcher implements AutoCloseable {
                 () -> wakeups != null && wakeups.listening());
         wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
+        checkCancelled(); // the last moment before claims begin: a stop from here on finds a claim loop to stop
         claimLoop.start();
         reaper = new Reaper(new Reaper.Config(Reaper.intervalFor(config.renewInterval()), config.stale(), config.nodeTimeout(),
                 config.maxRequeue(), config.reapBatch()), store, metrics);
@@ -257,8 +359,7 @@ public final class Dispatcher implements AutoCloseable {
             metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
         });
         gauges.start();
-        unhandledKinds = new PeriodicService("unhandled-kinds", unhandledInterval, () -> warnUnhandled(queries));
-        unhandledKinds.start();
+        metrics.health(new HealthFigures());
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
                 config.lease().toSeconds(), config.renewInterval().toSeconds());
@@ -289,7 +390,8 @@ public final class Dispatcher implements AutoCloseable {
     }
 
     private void register() throws InterruptedException {
-        var ok = NodeRegistration.register(nodes, config, new ArrayList<>(handlers.keySet()), VERSION, force);
+        var ok = NodeRegistration.register(nodes, config, new ArrayList<>(handlers.keySet()), VERSION, force,
+                this::checkCancelled);
         incarnation = ok.incarnation();
         registered = true;
     }
@@ -302,6 +404,124 @@ public final class Dispatcher implements AutoCloseable {
         }
     }
 
+    /**
+     * Readiness: {@link Health#READY}, or every part that is not doing its work and why: the lifecycle
+     * (not running), the registration (another incarnation took the node id), the claim loop, the
+     * renewer and the completer (each against its {@link Health.Bounds}), and the database (a
+     * connection answers within 2 s; the schema is still this build's, checked by one query, Flyway
+     * only when the history changed). {@code /health/ready} answers 503 with {@link Health#reason()}.
+     */
+    public Health health() {
+        List<Health.Problem> problems = new ArrayList<>(partProblems());
+        if (state() == State.RUNNING) {
+            try (var c = db.dataSource().getConnection()) {
+                if (!c.isValid(2)) problems.add(new Health.Problem(Health.Part.DATABASE, "not reachable (no answer within 2s)"));
+                else db.checkSchema();
+            } catch (Database.SchemaMismatchException e) {
+                problems.add(new Health.Problem(Health.Part.DATABASE, e.getMessage()));
+            } catch (Exception e) {
+                problems.add(new Health.Problem(Health.Part.DATABASE, "not reachable: " + e.getClass().getSimpleName()
+                        + (e.getMessage() == null ? "" : ": " + e.getMessage())));
+            }
+        }
+        return problems.isEmpty() ? Health.READY : new Health(problems);
+    }
+
+    /** The problems of the node's own parts, without asking the database (metrics, the stored health). */
+    private List<Health.Problem> partProblems() {
+        State s = state();
+        if (s != State.RUNNING) return List.of(new Health.Problem(Health.Part.LIFECYCLE, "node is " + s.word()));
+        List<Health.Problem> p = new ArrayList<>();
+        if (!registered) {
+            p.add(new Health.Problem(Health.Part.REGISTRATION, "node id " + config.nodeId()
+                    + " was taken by another incarnation; this one stops"));
+        }
+        long now = System.nanoTime();
+        Duration claimAge = Duration.ofNanos(now - claimLoop.lastCycleNanos());
+        if (claimAge.compareTo(bounds.claimer()) > 0) {
+            p.add(new Health.Problem(Health.Part.CLAIMER, "no claim cycle completed for " + Health.seconds(claimAge)
+                    + " (bound " + Health.seconds(bounds.claimer()) + ")"));
+        }
+        Duration renewAge = Duration.ofNanos(now - renewer.lastSuccessNanos());
+        int failures = renewer.failuresInARow();
+        if (failures > 0) {
+            p.add(new Health.Problem(Health.Part.RENEWER, "last renewal failed (" + failures + " in a row, last success "
+                    + Health.seconds(renewAge) + " ago): " + renewer.lastError()));
+        } else if (renewAge.compareTo(bounds.renewer()) > 0) {
+            p.add(new Health.Problem(Health.Part.RENEWER, "no renewal completed for " + Health.seconds(renewAge)
+                    + " (bound " + Health.seconds(bounds.renewer()) + "; other nodes count this one dead after "
+                    + "TASK_NODE_TIMEOUT_S=" + config.nodeTimeout().toSeconds() + ")"));
+        }
+        long oldest = completer.oldestUnwrittenNanos();
+        if (oldest != 0) {
+            Duration age = Duration.ofNanos(now - oldest);
+            if (age.compareTo(bounds.completer()) > 0) {
+                p.add(new Health.Problem(Health.Part.COMPLETER, completer.unwritten() + " outcomes unwritten, the oldest for "
+                        + Health.seconds(age) + " (bound " + Health.seconds(bounds.completer()) + ")"));
+            }
+        }
+        return p;
+    }
+
+    /**
+     * After each successful renewal: stores what readiness says on the node row when it changed, so
+     * {@code pgdispatch status} shows it for every node (the database part is left out: it just answered).
+     */
+    private void reportHealth() {
+        List<Health.Problem> p = partProblems();
+        String now = p.isEmpty() ? null : new Health(p).reason();
+        if (java.util.Objects.equals(now, reportedHealth)) return;
+        try {
+            nodes.reportHealth(config.nodeId(), incarnation, now);
+            reportedHealth = now;
+        } catch (RuntimeException e) {
+            log.warn("dispatcher: storing the health of node {} failed ({}); next tick retries", config.nodeId(), e.getMessage());
+        }
+    }
+
+    /** What the health gauges read at each scrape. */
+    private final class HealthFigures implements DispatchMetrics.HealthFigures {
+        @Override
+        public double claimerCycleAgeSeconds() {
+            return (System.nanoTime() - claimLoop.lastCycleNanos()) / 1e9;
+        }
+
+        @Override
+        public double renewerSuccessAgeSeconds() {
+            return (System.nanoTime() - renewer.lastSuccessNanos()) / 1e9;
+        }
+
+        @Override
+        public double renewerFailuresInARow() {
+            return renewer.failuresInARow();
+        }
+
+        @Override
+        public double completerOldestUnwrittenAgeSeconds() {
+            long oldest = completer.oldestUnwrittenNanos();
+            return oldest == 0 ? 0 : (System.nanoTime() - oldest) / 1e9;
+        }
+
+        @Override
+        public double completerUnwritten() {
+            return completer.unwritten();
+        }
+
+        @Override
+        public boolean problem(String part) {
+            for (Health.Problem p : partProblems()) {
+                if (p.part().tag().equals(part)) return true;
+            }
+            return false;
+        }
+
+        @Override
+        public List<String> parts() {
+            return java.util.Arrays.stream(Health.Part.values()).filter(x -> x != Health.Part.DATABASE)
+                    .map(Health.Part::tag).toList();
+        }
+    }
+
     private void onRegistrationLost() {
         registered = false;
         Thread.ofPlatform().daemon().name("pgdispatch-stop").start(this::stop);
@@ -310,25 +530,57 @@ public final class Dispatcher implements AutoCloseable {
     /**
      * Graceful stop (SIGTERM): no new claims; running tasks get up to {@code TASK_DRAIN_S} to finish;
      * what is still held then is released back to pending without charging an attempt; the node is
-     * marked stopped. Idempotent.
+     * marked stopped. Idempotent: a second call returns once the first has finished. During start() it
+     * makes start() give up at its next step and returns once it has; before start() it closes the pool.
      */
     public void stop() {
-        if (!started.get() || !stopped.compareAndSet(false, true)) return;
-        if (claimLoop == null) { // start() failed part-way: nothing runs, nothing is held
-            stopped.set(false);
-            halt();
-            return;
+        synchronized (lifecycle) {
+            while (state != State.RUNNING) {
+                switch (state) {
+                    case NEW -> {
+                        state = State.STOPPED;
+                        lifecycle.notifyAll();
+                        if (ownsDatabase) db.close(); // built, never started: the pool it opened is all it holds
+                        return;
+                    }
+                    case STARTING -> {
+                        stopRequested = true;
+                        if (!awaitLeaving(State.STARTING)) return;
+                    }
+                    // another stop() is draining: return once it has finished, not before
+                    case STOPPING -> {
+                        if (!awaitLeaving(State.STOPPING)) return;
+                    }
+                    default -> {
+                        return; // STOPPED
+                    }
+                }
+            }
+            state = State.STOPPING; // this call drains; any other waits for it
+            lifecycle.notifyAll();
         }
+        try {
+            stopParts();
+        } finally {
+            moveTo(State.STOPPED);
+        }
+    }
+
+    /** The graceful stop of whatever start() created (a start cancelled part-way created less). */
+    private void stopParts() {
+        draining = true;
         log.info("dispatcher: node={} stopping: draining {} running tasks for up to {}s", config.nodeId(), leases.size(),
                 config.drainTimeout().toSeconds());
-        claimLoop.stop();
-        wakeups.stop();
-        workers.shutdown();
-        try {
-            workers.awaitTermination(config.drainTimeout().toMillis(), TimeUnit.MILLISECONDS);
-            completer.awaitFlushed(10_000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        if (claimLoop != null) claimLoop.stop();
+        if (wakeups != null) wakeups.stop();
+        if (workers != null) {
+            workers.shutdown();
+            try {
+                workers.awaitTermination(config.drainTimeout().toMillis(), TimeUnit.MILLISECONDS);
+                completer.awaitFlushed(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
         List<HeldLease> left = new ArrayList<>();
         for (HeldLeases.Held h : leases.all()) {
@@ -337,7 +589,7 @@ public final class Dispatcher implements AutoCloseable {
                 HeldLeases.markLost(h, "released at shutdown");
             }
         }
-        workers.shutdownNow();
+        if (workers != null) workers.shutdownNow();
         try {
             if (!left.isEmpty()) {
                 Set<Long> released;
@@ -352,13 +604,12 @@ public final class Dispatcher implements AutoCloseable {
         } catch (RuntimeException e) {
             log.warn("dispatcher: releasing {} tasks failed ({}); the reaper will requeue them", left.size(), e.getMessage());
         }
-        completer.stop(5_000);
-        renewer.stop();
-        reaper.stop();
-        pruner.stop();
-        gauges.stop();
-        unhandledKinds.stop();
-        timeouts.shutdownNow();
+        if (completer != null) completer.stop(5_000);
+        if (renewer != null) renewer.stop();
+        if (reaper != null) reaper.stop();
+        if (pruner != null) pruner.stop();
+        if (gauges != null) gauges.stop();
+        if (timeouts != null) timeouts.shutdownNow();
         try {
             if (registered) nodes.markStopped(config.nodeId(), incarnation);
         } catch (RuntimeException e) {
@@ -371,12 +622,47 @@ public final class Dispatcher implements AutoCloseable {
 
     /**
      * Stops every thread at once and writes nothing more, as a crash would (tests, the chaos run):
-     * held leases stay RUNNING in the database for the reaper or the next incarnation.
+     * held leases stay RUNNING in the database for the reaper or the next incarnation. During start()
+     * it makes start() give up at its next step; during a graceful stop it waits for that to finish.
      */
     public void halt() {
-        if (!started.get() || !stopped.compareAndSet(false, true)) return;
+        synchronized (lifecycle) {
+            while (true) {
+                switch (state) {
+                    case NEW -> {
+                        state = State.STOPPED;
+                        lifecycle.notifyAll();
+                        if (ownsDatabase) db.close();
+                        return;
+                    }
+                    case STARTING -> {
+                        haltRequested = true;
+                        if (!awaitLeaving(State.STARTING)) return;
+                        continue;
+                    }
+                    case STOPPING -> {
+                        if (!awaitLeaving(State.STOPPING)) return;
+                        continue;
+                    }
+                    case STOPPED -> {
+                        return;
+                    }
+                    case RUNNING -> {
+                        state = State.STOPPED;
+                        lifecycle.notifyAll();
+                    }
+                }
+                break;
+            }
+        }
+        haltParts();
+    }
+
+    /** Stops every thread start() created, writing nothing (also the clean-up after a failed start). */
+    private void haltParts() {
+        draining = true;
         registered = false;
-        // null checks: halt() also cleans up after a start() that failed halfway
+        // null checks: this also cleans up after a start() that failed or was cancelled halfway
         if (claimLoop != null) claimLoop.stop();
         if (completer != null) completer.halt();
         for (HeldLeases.Held h : leases.all()) HeldLeases.markLost(h, "halted");
@@ -401,22 +687,11 @@ public final class Dispatcher implements AutoCloseable {
     }
 
     /**
-     * Null when this node is ready (registered, its database reachable, the schema at this build's
-     * version), else why not: what {@code /health/ready} and the Spring Boot health contributor answer.
+     * Null when {@link #health()} is ready, else its reasons joined ("part: reason; ..."): what the
+     * Spring Boot health contributor answers.
      */
     public String readinessProblem() {
-        if (!registered()) return "node not registered";
-        try (java.sql.Connection c = db.dataSource().getConnection()) {
-            if (!c.isValid(2)) return "database not reachable";
-        } catch (Exception e) {
-            return "database not reachable: " + e.getClass().getSimpleName();
-        }
-        try {
-            db.requireCurrentSchema();
-        } catch (RuntimeException e) {
-            return e.getMessage();
-        }
-        return null;
+        return health().reason(); // one model: the same problems /health/ready gives (issue 11 item 8)
     }
 
     public UUID incarnation() {

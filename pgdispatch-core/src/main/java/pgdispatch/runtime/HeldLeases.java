@@ -32,6 +32,26 @@ final class HeldLeases {
             return lostBecause != null;
         }
 
+        /**
+         * Interrupts the worker if it still runs this task. Checking {@code finished} and interrupting
+         * under the lock {@link #finish()} takes closes the race where the worker finished between the
+         * check and the interrupt and the interrupt hit its next task (issue 11 item 3a).
+         */
+        synchronized boolean interruptIfRunning() {
+            Thread w = worker;
+            if (w == null || finished) return false;
+            w.interrupt();
+            return true;
+        }
+
+        /**
+         * The worker is done with this task: no interrupt for it can arrive after this returns. The
+         * worker then clears its interrupt flag of any that arrived before.
+         */
+        synchronized void finish() {
+            finished = true;
+        }
+
         HeldLease lease() {
             // finished and not lost: the outcome is with the completer (a lost one is forgotten, not presented)
             return new HeldLease(task.id(), task.leaseToken(), task.lease(), finished, retryDelay, task.kind());
@@ -95,7 +115,6 @@ final class HeldLeases {
     static void markLost(Held h, String why) {
         if (h.lostBecause != null) return;
         h.lostBecause = why;
-        Thread w = h.worker;
-        if (w != null && !h.finished) w.interrupt();
+        h.interruptIfRunning();
     }
 }

@@ -28,12 +28,18 @@ final class LeaseRenewer {
     private final DispatchMetrics metrics;
     private final Runnable onRegistrationLost;
     private final StuckRules stuckRules;
+    private final Runnable afterRenewal;
     private final PeriodicService service;
     private int failures;
+    /** Readiness reads these: when a tick last succeeded, and the failures in a row since (with the last error). */
+    private volatile long lastSuccessNanos = System.nanoTime();
+    private volatile int failuresInARow;
+    private volatile String lastError;
 
     LeaseRenewer(String owner, String incarnation, java.time.Duration interval, TaskStore store, HeldLeases leases,
-                 StuckRules stuckRules, DispatchMetrics metrics, Runnable onRegistrationLost) {
+                 StuckRules stuckRules, DispatchMetrics metrics, Runnable onRegistrationLost, Runnable afterRenewal) {
         this.stuckRules = stuckRules;
+        this.afterRenewal = afterRenewal;
         this.owner = owner;
         this.incarnation = incarnation;
         this.store = store;
@@ -51,8 +57,10 @@ final class LeaseRenewer {
         try {
             held = leases.renewable();
             r = store.renewHeld(owner, incarnation, held, stuckRules);
-        } catch (StoreException e) {
+        } catch (RuntimeException e) {
             failures++;
+            failuresInARow = failures;
+            lastError = e.getMessage();
             log.warn("renewer: renewing {} leases failed ({} in a row): {}; retrying next tick, leases are not assumed",
                     leases.size(), failures, e.getMessage());
             throw e;
@@ -61,6 +69,8 @@ final class LeaseRenewer {
         }
         if (failures > 0) log.info("renewer: database reachable again after {} failed ticks; reconciled {} leases", failures, held.size());
         failures = 0;
+        failuresInARow = 0;
+        lastSuccessNanos = System.nanoTime();
         metrics.leasesRenewed(r.renewed().size());
         metrics.leasesLost(r.lost().size());
         for (Map.Entry<Long, String> lost : r.lost().entrySet()) {
@@ -82,10 +92,26 @@ final class LeaseRenewer {
                     + "stopping claims", owner, incarnation);
             onRegistrationLost.run();
         }
+        afterRenewal.run();
         return r;
     }
 
+    /** {@link System#nanoTime()} of the last successful tick (or of the start). */
+    long lastSuccessNanos() {
+        return lastSuccessNanos;
+    }
+
+    /** Ticks failed since the last success: 0 when the last tick renewed. */
+    int failuresInARow() {
+        return failuresInARow;
+    }
+
+    String lastError() {
+        return lastError;
+    }
+
     void start() {
+        lastSuccessNanos = System.nanoTime();
         service.start();
     }
 

@@ -17,8 +17,10 @@ final class NodeRegistration {
 
     private NodeRegistration() {}
 
+    /** {@code cancelled}: the dispatcher was asked to stop while this waits for an old heartbeat to age. */
     static NodeStore.Registration.Registered register(NodeStore nodes, DispatcherConfig config, List<String> kinds,
-                                                       String version, boolean force) throws InterruptedException {
+                                                       String version, boolean force, Runnable checkCancelled)
+            throws InterruptedException {
         String host = hostName();
         long pid = ProcessHandle.current().pid();
         java.time.OffsetDateTime firstSeen = null;
@@ -53,7 +55,8 @@ final class NodeRegistration {
             if (System.currentTimeMillis() > waitUntil) {
                 throw new Dispatcher.NodeIdInUseException(config.nodeId(), holder.host(), holder.pid(), "its heartbeat did not time out");
             }
-            Thread.sleep(Math.min(1000, config.renewInterval().toMillis())); // waiting for the old incarnation's heartbeat to age
+            checkCancelled.run();
+            Thread.sleep(Math.min(200, config.renewInterval().toMillis())); // waiting for the old incarnation's heartbeat to age
         }
     }
 

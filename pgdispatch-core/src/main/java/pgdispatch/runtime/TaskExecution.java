@@ -100,8 +100,8 @@ final class TaskExecution implements Runnable, TaskContext {
             }
         } finally {
             for (ScheduledFuture<?> t : timers) t.cancel(false);
-            held.finished = true;
-            Thread.interrupted(); // clear a late interrupt so it does not leak into the next task on this thread
+            held.finish(); // from here no interrupt for this task can arrive (HeldLeases.Held#interruptIfRunning)
+            Thread.interrupted(); // clear one that arrived before, so it does not leak into the next task on this thread
             try {
                 node.metrics().handlerDone(held.task.kind(), System.nanoTime() - start);
             } finally {
@@ -120,10 +120,9 @@ final class TaskExecution implements Runnable, TaskContext {
         }
         Duration timeout = handler.timeout();
         if (timeout != null) {
-            Thread worker = Thread.currentThread();
             timers.add(node.timeouts().schedule(() -> {
                 timedOut = true;
-                if (!held.finished) worker.interrupt();
+                held.interruptIfRunning(); // checked and sent under the lock finish() takes (issue 11 item 3a)
             }, timeout.toMillis(), TimeUnit.MILLISECONDS));
             Duration grace = abandonGrace(timeout);
             timers.add(node.timeouts().schedule(() -> abandon(timeout, grace), timeout.plus(grace).toMillis(),
@@ -167,7 +166,7 @@ final class TaskExecution implements Runnable, TaskContext {
             settle(failure(timedOutText(timeout) + "; the handler ignored its interruption for " + grace.toMillis()
                     + " ms, its thread was abandoned", false));
         } finally {
-            held.finished = true;
+            held.finish();
             node.workers().abandoned();
             freeSlot();
         }

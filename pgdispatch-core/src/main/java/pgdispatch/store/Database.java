@@ -234,6 +234,46 @@ public final class Database implements AutoCloseable {
         return have;
     }
 
+    /** The schema history as last checked by {@link #checkSchema()}: its fingerprint and the version found. */
+    private record SchemaSeen(String history, String version) {}
+
+    private volatile SchemaSeen schemaSeen;
+    private volatile String historyTable;
+
+    /**
+     * {@link #requireCurrentSchema()} for a probe that runs every few seconds: one query reads the
+     * schema history's fingerprint (rank, version and success of each row, a handful of rows); only when
+     * it differs from the last check is Flyway built and asked again (it reads every migration on the
+     * class path: too much per request).
+     */
+    public String checkSchema() {
+        String table = historyTable;
+        if (table == null) {
+            var conf = flyway().getConfiguration();
+            table = (conf.getDefaultSchema() == null ? "" : quoteIdent(conf.getDefaultSchema()) + ".") + quoteIdent(conf.getTable());
+            historyTable = table;
+        }
+        String history;
+        try (Connection c = pool.getConnection(); Statement st = c.createStatement();
+             var rs = st.executeQuery("SELECT string_agg(installed_rank || ':' || coalesce(version, '') || ':' || success, ','"
+                     + " ORDER BY installed_rank) FROM " + table)) {
+            rs.next();
+            history = String.valueOf(rs.getString(1));
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+        SchemaSeen seen = schemaSeen;
+        if (seen != null && seen.history().equals(history)) return seen.version();
+        String version = requireCurrentSchema();
+        schemaSeen = new SchemaSeen(history, version);
+        return version;
+    }
+
+    /** An identifier, quoted. */
+    private static String quoteIdent(String name) {
+        return "\"" + name.replace("\"", "\"\"") + "\"";
+    }
+
     /** The newest migration version in this build. */
     public static String expectedSchemaVersion(DataSource ds) {
         return expectedSchemaVersion(ds, DatabaseUrl.DEFAULT_SCHEMA);

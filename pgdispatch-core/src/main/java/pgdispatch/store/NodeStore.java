@@ -33,10 +33,19 @@ public final class NodeStore {
         this(ds, null);
     }
 
-    /** A node row as stored, with {@code alive} computed by the database clock. */
+    /**
+     * A node row as stored, with {@code alive} computed by the database clock; {@code health} is what the
+     * node's readiness last said (null = ready), written at {@code healthAt}.
+     */
     public record Node(String nodeId, UUID incarnation, String host, long pid, String version, List<String> queues,
                        List<String> kinds, OffsetDateTime startedAt, OffsetDateTime lastSeenAt, OffsetDateTime stoppedAt,
-                       boolean alive, double secondsSinceSeen) {}
+                       boolean alive, double secondsSinceSeen, String health, OffsetDateTime healthAt) {
+
+        /** Whether the node said it was ready when it last wrote its health. */
+        public boolean ready() {
+            return health == null;
+        }
+    }
 
     /** Who holds the node id now, as the registration found it. */
     public sealed interface Registration {
@@ -67,6 +76,7 @@ public final class NodeStore {
                 .set(n.QUEUES, queues.toArray(String[]::new)).set(n.KINDS, kinds.toArray(String[]::new))
                 .set(n.STARTED_AT, DSL.currentOffsetDateTime()).set(n.LAST_SEEN_AT, DSL.currentOffsetDateTime())
                 .setNull(n.STOPPED_AT)
+                .setNull(n.HEALTH).setNull(n.HEALTH_AT) // the previous incarnation's word is not this one's
                 .where(DSL.condition(force).or(n.STOPPED_AT.isNotNull())
                         .or(n.LAST_SEEN_AT.lt(DSL.currentOffsetDateTime().minus(millis(nodeTimeout))))
                         .or(DSL.condition(previousIsDead).and(n.HOST.eq(host))
@@ -80,6 +90,19 @@ public final class NodeStore {
 
     private static org.jooq.Field<org.jooq.types.DayToSecond> millis(Duration d) {
         return DSL.val(org.jooq.types.DayToSecond.valueOf(d));
+    }
+
+    /**
+     * Stores what this incarnation's readiness says ({@code null} = ready), so that other processes
+     * ({@code pgdispatch status}) see it; a newer incarnation's row is left alone. The node writes it when
+     * it changes. Returns false when the row is no longer this incarnation's.
+     */
+    public boolean reportHealth(String nodeId, UUID incarnation, String health) {
+        String bounded = health == null || health.length() <= 2000 ? health : health.substring(0, 1999) + "…";
+        return dsl.update(DISPATCHER_NODES).set(DISPATCHER_NODES.HEALTH, bounded)
+                .set(DISPATCHER_NODES.HEALTH_AT, DSL.currentOffsetDateTime())
+                .where(DISPATCHER_NODES.NODE_ID.eq(nodeId).and(DISPATCHER_NODES.INCARNATION.eq(incarnation)))
+                .execute() == 1;
     }
 
     /** Marks this incarnation stopped (graceful shutdown); a newer incarnation's row is left alone. */
@@ -108,7 +131,7 @@ public final class NodeStore {
                 .fetch(r -> new Node(r.get(n.NODE_ID), r.get(n.INCARNATION), r.get(n.HOST), r.get(n.PID),
                         r.get(n.VERSION), List.of(r.get(n.QUEUES)), List.of(r.get(n.KINDS)), r.get(n.STARTED_AT),
                         r.get(n.LAST_SEEN_AT), r.get(n.STOPPED_AT), r.get("alive", Boolean.class),
-                        r.get("since", Double.class)));
+                        r.get("since", Double.class), r.get(n.HEALTH), r.get(n.HEALTH_AT)));
     }
 
     /** Deletes a node row that is not alive; false when it is alive or unknown. */

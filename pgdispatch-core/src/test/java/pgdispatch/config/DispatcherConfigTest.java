@@ -239,7 +239,7 @@ class DispatcherConfigTest {
         DispatcherConfig c = valid();
         assertThatThrownBy(() -> new DispatcherConfig(c.databaseUrl(), c.nodeId(), c.queues(), c.concurrency(),
                 Duration.ofSeconds(5), c.stale(), c.maxRequeue(), c.reapBatch(), Duration.ofSeconds(60), c.nodeTimeout(),
-                c.pollInterval(), c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.poolSize(), c.socketTimeout(),
+                c.pollInterval(), c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.maxResultBytes(), c.retryBase(), c.retryMax(), c.poolSize(), c.socketTimeout(),
                 c.httpHost(), c.httpPort()))
                 .isInstanceOf(ConfigException.class)
                 .hasMessage("TASK_RENEW_S=60 must be shorter than TASK_LEASE_S=5 (renew a few times per lease, e.g. TASK_RENEW_S=1)");
@@ -250,7 +250,7 @@ class DispatcherConfigTest {
         DispatcherConfig c = valid();
         ConfigException e = catchThrowableOfType(ConfigException.class, () -> new DispatcherConfig(null, "bad id",
                 List.of("default"), 0, c.lease(), null, -1, c.reapBatch(), c.renewInterval(), c.nodeTimeout(),
-                c.pollInterval(), c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.poolSize(), c.socketTimeout(),
+                c.pollInterval(), c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.maxResultBytes(), c.retryBase(), c.retryMax(), c.poolSize(), c.socketTimeout(),
                 c.httpHost(), 70_000));
 
         assertThat(e).isNotNull();
@@ -321,7 +321,7 @@ class DispatcherConfigTest {
         DispatcherConfig c = valid();
         assertThatThrownBy(() -> new DispatcherConfig(c.databaseUrl(), c.nodeId(), c.queues(), c.concurrency(), c.lease(),
                 c.stale(), c.maxRequeue(), c.reapBatch(), c.renewInterval(), Duration.ofSeconds(40), c.pollInterval(),
-                c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.poolSize(), Duration.ofSeconds(60), c.httpHost(),
+                c.drainTimeout(), c.retention(), c.maxPayloadBytes(), c.maxResultBytes(), c.retryBase(), c.retryMax(), c.poolSize(), Duration.ofSeconds(60), c.httpHost(),
                 c.httpPort()))
                 .hasMessageStartingWith("PGDISPATCH_SOCKET_TIMEOUT_S=60 must not exceed TASK_NODE_TIMEOUT_S=40");
     }

@@ -5,9 +5,12 @@ package pgdispatch.store.jooq.tables;
 
 
 import java.time.OffsetDateTime;
+import java.util.Arrays;
 import java.util.Collection;
+import java.util.List;
 import java.util.UUID;
 
+import org.jooq.Check;
 import org.jooq.Condition;
 import org.jooq.Field;
 import org.jooq.Name;
@@ -102,6 +105,16 @@ public class DispatcherNodes extends TableImpl<DispatcherNodesRecord> {
      */
     public final TableField<DispatcherNodesRecord, OffsetDateTime> STOPPED_AT = createField(DSL.name("stopped_at"), SQLDataType.TIMESTAMPWITHTIMEZONE(6), this, "");
 
+    /**
+     * The column <code>public.dispatcher_nodes.health</code>.
+     */
+    public final TableField<DispatcherNodesRecord, String> HEALTH = createField(DSL.name("health"), SQLDataType.CLOB, this, "");
+
+    /**
+     * The column <code>public.dispatcher_nodes.health_at</code>.
+     */
+    public final TableField<DispatcherNodesRecord, OffsetDateTime> HEALTH_AT = createField(DSL.name("health_at"), SQLDataType.TIMESTAMPWITHTIMEZONE(6), this, "");
+
     private DispatcherNodes(Name alias, Table<DispatcherNodesRecord> aliased) {
         this(alias, aliased, (Field<?>[]) null, null);
     }
@@ -139,6 +152,13 @@ public class DispatcherNodes extends TableImpl<DispatcherNodesRecord> {
     @Override
     public UniqueKey<DispatcherNodesRecord> getPrimaryKey() {
         return Keys.DISPATCHER_NODES_PKEY;
+    }
+
+    @Override
+    public List<Check<DispatcherNodesRecord>> getChecks() {
+        return Arrays.asList(
+            Internal.createCheck(this, DSL.name("dispatcher_nodes_health_length"), "((char_length(health) <= 2000)) NOT VALID", true)
+        );
     }
 
     @Override

@@ -161,6 +161,34 @@ public class DispatcherNodesRecord extends UpdatableRecordImpl<DispatcherNodesRe
         return (OffsetDateTime) get(9);
     }
 
+    /**
+     * Setter for <code>public.dispatcher_nodes.health</code>.
+     */
+    public void setHealth(String value) {
+        set(10, value);
+    }
+
+    /**
+     * Getter for <code>public.dispatcher_nodes.health</code>.
+     */
+    public String getHealth() {
+        return (String) get(10);
+    }
+
+    /**
+     * Setter for <code>public.dispatcher_nodes.health_at</code>.
+     */
+    public void setHealthAt(OffsetDateTime value) {
+        set(11, value);
+    }
+
+    /**
+     * Getter for <code>public.dispatcher_nodes.health_at</code>.
+     */
+    public OffsetDateTime getHealthAt() {
+        return (OffsetDateTime) get(11);
+    }
+
     // -------------------------------------------------------------------------
     // Primary key information
     // -------------------------------------------------------------------------
@@ -184,7 +212,7 @@ public class DispatcherNodesRecord extends UpdatableRecordImpl<DispatcherNodesRe
     /**
      * Create a detached, initialised DispatcherNodesRecord
      */
-    public DispatcherNodesRecord(String nodeId, UUID incarnation, String host, Long pid, String version, String[] queues, String[] kinds, OffsetDateTime startedAt, OffsetDateTime lastSeenAt, OffsetDateTime stoppedAt) {
+    public DispatcherNodesRecord(String nodeId, UUID incarnation, String host, Long pid, String version, String[] queues, String[] kinds, OffsetDateTime startedAt, OffsetDateTime lastSeenAt, OffsetDateTime stoppedAt, String health, OffsetDateTime healthAt) {
         super(DispatcherNodes.DISPATCHER_NODES);
 
         setNodeId(nodeId);
@@ -197,6 +225,8 @@ public class DispatcherNodesRecord extends UpdatableRecordImpl<DispatcherNodesRe
         setStartedAt(startedAt);
         setLastSeenAt(lastSeenAt);
         setStoppedAt(stoppedAt);
+        setHealth(health);
+        setHealthAt(healthAt);
         resetTouchedOnNotNull();
     }
 }
