@@ -33,8 +33,17 @@ public final class Reaper {
     /** A sweep stops after this many batches even if every one came back full; the next sweep goes on. */
     public static final int MAX_BATCHES_PER_RUN = 50;
 
-    /** Settings; the compact constructor rejects impossible values. */
-    public record Config(Duration interval, Duration stale, Duration nodeTimeout, int maxRequeue, int batch) {
+    /**
+     * Settings; the compact constructor rejects impossible values. {@code node}: the node this reaper runs
+     * in ("" for none, as in the {@code reap} command), whose own rows it leaves alone until that node's
+     * renewal is within {@code ownFresh} (issue 11 item 5).
+     */
+    public record Config(Duration interval, Duration stale, Duration nodeTimeout, int maxRequeue, int batch, String node,
+                         Duration ownFresh) {
+        public Config(Duration interval, Duration stale, Duration nodeTimeout, int maxRequeue, int batch) {
+            this(interval, stale, nodeTimeout, maxRequeue, batch, "", Duration.ZERO);
+        }
+
         public Config {
             if (interval.isZero() || interval.isNegative()) throw new IllegalArgumentException("Reaper.Config.interval must be > 0, got " + interval);
             if (stale.isZero() || stale.isNegative()) throw new IllegalArgumentException("Reaper.Config.stale must be > 0, got " + stale);
@@ -69,7 +78,7 @@ public final class Reaper {
         List<StaleTask> rows = new ArrayList<>();
         while (batches < MAX_BATCHES_PER_RUN) {
             Optional<List<StaleTask>> batch = store.requeueStale(config.stale(), config.nodeTimeout(),
-                    config.maxRequeue(), config.batch());
+                    config.maxRequeue(), config.batch(), config.node(), config.ownFresh());
             if (batch.isEmpty()) {
                 return new Result(requeued, quarantined, batches, true, rows);
             }

@@ -347,8 +347,9 @@ public final class Dispatcher implements AutoCloseable {
         wakeups.start();
         checkCancelled(); // the last moment before claims begin: a stop from here on finds a claim loop to stop
         claimLoop.start();
+        // its own rows only while its own renewal is current: see Reaper.Config (issue 11 item 5)
         reaper = new Reaper(new Reaper.Config(Reaper.intervalFor(config.renewInterval()), config.stale(), config.nodeTimeout(),
-                config.maxRequeue(), config.reapBatch()), store, metrics);
+                config.maxRequeue(), config.reapBatch(), config.nodeId(), config.renewInterval()), store, metrics);
         reaper.start();
         pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
         pruner.start();

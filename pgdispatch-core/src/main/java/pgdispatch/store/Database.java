@@ -260,7 +260,9 @@ public final class Database implements AutoCloseable {
             rs.next();
             history = String.valueOf(rs.getString(1));
         } catch (SQLException e) {
-            throw new StoreException(e);
+            // no history table (an unmigrated database): the full check below says so in its own words
+            if (!"42P01".equals(e.getSQLState())) throw new StoreException(e);
+            history = "none";
         }
         SchemaSeen seen = schemaSeen;
         if (seen != null && seen.history().equals(history)) return seen.version();

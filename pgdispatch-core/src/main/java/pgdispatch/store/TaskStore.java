@@ -187,6 +187,9 @@ public final class TaskStore {
              AS poison
                   FROM tasks t
                  WHERE :take_over AND t.status = 'running' AND t.lease_expires_at < now()
+                   -- never this node's own row: it holds the task and its renewer renews it (after an outage,
+                   -- before anything else); an orphan of its own is reclaimed or left to the reapers (issue 11 item 5)
+                   AND t.owner_id IS DISTINCT FROM :owner
                    AND t.requeue_count < :max_requeue
                    AND t.queue = ANY(:queues::text[]) AND t.kind = ANY(:kinds::text[])
                  ORDER BY t.priority, t.run_at, t.id
@@ -968,6 +971,11 @@ public final class TaskStore {
                             ELSE 'silent' END AS cause
                   FROM tasks t LEFT JOIN dispatcher_nodes n ON n.node_id = t.owner_id
                  WHERE t.status = 'running' AND """ + STALE_PREDICATE + """
+                   -- a node's own reaper leaves its own rows alone until its renewer has heartbeated within the
+                   -- freshness bound: after an outage longer than the lease they look stale, yet its workers run
+                   -- them and its renewer renews them on reconnect (issue 11 item 5); '' = no reaping node
+                   AND (t.owner_id IS DISTINCT FROM :reaper_node::text
+                        OR n.last_seen_at >= now() - :own_fresh_ms * interval '1 millisecond')
                  ORDER BY t.id
                  LIMIT :batch
             """;
@@ -1025,7 +1033,18 @@ public final class TaskStore {
      * holds it.
      */
     public Optional<List<StaleTask>> requeueStale(Duration stale, Duration nodeTimeout, int maxRequeue, int batch) {
+        return requeueStale(stale, nodeTimeout, maxRequeue, batch, "", Duration.ZERO);
+    }
+
+    /**
+     * As above, swept by node {@code reaperNode}: its own rows only while its node row was seen within
+     * {@code ownFresh} (its renewal, which renews those rows in the same statement, is current).
+     */
+    public Optional<List<StaleTask>> requeueStale(Duration stale, Duration nodeTimeout, int maxRequeue, int batch,
+                                                  String reaperNode, Duration ownFresh) {
         Map<String, Object> v = staleParams(stale, nodeTimeout, maxRequeue, batch);
+        v.put("reaper_node", reaperNode);
+        v.put("own_fresh_ms", ownFresh.toMillis());
         v.put("lock_key", REAPER_LOCK);
         return query(REQUEUE_STALE, v, rs -> {
             List<StaleTask> out = new ArrayList<>();
@@ -1047,6 +1066,8 @@ public final class TaskStore {
         v.put("node_timeout_ms", nodeTimeout.toMillis());
         v.put("max_requeue", maxRequeue);
         v.put("batch", batch);
+        v.put("reaper_node", ""); // the plan and the reap command sweep for no node of their own
+        v.put("own_fresh_ms", 0L);
         return v;
     }
 
