@@ -61,12 +61,6 @@ final class RunCommand implements Callable<Integer> {
             throw new ConfigException(BUILTINS + "=false and no handler found: give your handler jars with --handlers"
                     + " or " + HandlerJars.VARIABLE);
         }
-        if (migrate) {
-            Database.createIfMissing(cfg.databaseUrl());
-            try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-migrate")) {
-                db.migrate();
-            }
-        }
         var registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         AtomicReference<Dispatcher> node = new AtomicReference<>();
         AtomicReference<String> problem = new AtomicReference<>("starting");
@@ -84,20 +78,29 @@ final class RunCommand implements Callable<Integer> {
         }, "pgdispatch-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         long backoffMs = 1000;
+        // --migrate: once, inside the loop, so an unreachable database is waited for like the node's start
+        // (issue 11 item 10: it migrated before the loop, exiting when unreachable, and again inside it)
+        boolean migrated = !migrate;
         while (done.getCount() > 0) {
             Dispatcher d = null;
             try {
-                if (migrate) migrate(cfg);
+                if (!migrated) {
+                    migrate(cfg);
+                    migrated = true;
+                }
                 d = Dispatcher.builder(cfg).handlers(found).builtins(builtins).force(force).meterRegistry(registry).build();
-                d.start();
+                // visible before start(): a SIGTERM meanwhile stops it (start() gives up), readiness says "starting"
                 node.set(d);
+                d.start();
                 break;
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | java.sql.SQLException e) {
+                node.set(null);
                 if (d != null) d.halt();
                 String why = unreachable(e);
                 if (why == null) {
                     if (http != null) http.stop();
                     Runtime.getRuntime().removeShutdownHook(hook);
+                    if (e instanceof java.sql.SQLException sql) throw new IllegalStateException(sql.getMessage(), sql);
                     throw e;
                 }
                 problem.set("database unreachable: " + why);
@@ -138,7 +141,8 @@ final class RunCommand implements Callable<Integer> {
     private static void migrate(DispatcherConfig cfg) throws java.sql.SQLException {
         Database.createIfMissing(cfg.databaseUrl());
         try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-migrate")) {
-            db.migrate();
+            var r = db.migrate();
+            log.info("run: --migrate applied {} migration(s); schema version {}", r.migrationsExecuted, r.targetSchemaVersion);
         }
     }
 

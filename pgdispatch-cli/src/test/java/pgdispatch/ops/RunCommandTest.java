@@ -49,6 +49,42 @@ class RunCommandTest {
         }
     }
 
+    /**
+     * Issue 11 item 10: {@code run --migrate} migrated before its retry loop, so an unreachable database
+     * ended the process (exit 1) instead of being waited for, as {@code run} without it does.
+     */
+    @Test
+    void runMigrateWaitsForAnUnreachableDatabaseInsteadOfExiting() throws Exception {
+        // a "server" that accepts each connection and closes it at once: every attempt is counted
+        java.util.concurrent.atomic.AtomicInteger attempts = new java.util.concurrent.atomic.AtomicInteger();
+        try (ServerSocket server = new ServerSocket(0, 50, InetAddress.getByName("127.0.0.1"))) {
+            Thread acceptor = Thread.ofPlatform().daemon().name("test-closing-server").start(() -> {
+                while (!server.isClosed()) {
+                    try (var c = server.accept()) {
+                        attempts.incrementAndGet();
+                    } catch (java.io.IOException e) {
+                        return;
+                    }
+                }
+            });
+            var nowhere = new pgdispatch.config.DatabaseUrl("127.0.0.1", server.getLocalPort(), "pgd_nowhere", "postgres",
+                    null, Map.of());
+            java.util.concurrent.atomic.AtomicReference<Cli.Run> ended = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread run = Thread.ofPlatform().name("test-run-migrate").start(
+                    () -> ended.set(Cli.run(Map.of("PGDISPATCH_HTTP_PORT", "off"), nowhere, "run", "--migrate")));
+            try {
+                // it retries with back-off (1 s, 2 s, ...) instead of giving up after the first attempt
+                org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(20)).until(() -> attempts.get() >= 3);
+                assertThat(ended.get()).as("run --migrate ended: %s", ended.get()).isNull();
+            } finally {
+                run.interrupt(); // what ends the wait in a test; a real node ends it with SIGTERM
+                run.join(10_000);
+            }
+            assertThat(run.isAlive()).isFalse();
+            acceptor.interrupt();
+        }
+    }
+
     /** Issue 13: the JDK server said only "Unresolved address" and exit 1. */
     @Test
     void anUnresolvableHttpHostExits2NamingTheVariable() {

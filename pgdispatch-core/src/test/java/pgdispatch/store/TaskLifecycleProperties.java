@@ -154,7 +154,7 @@ class TaskLifecycleProperties {
     @Test
     void takingOverAnExpiredLeaseCountsAgainstTheRequeueBudget() throws SQLException {
         run(List.of(new Op(Kind.CLAIM, 0, 0, 0), new Op(Kind.EXPIRE_LEASE, 0, 0, 0),
-                new Op(Kind.CLAIM_RESPONSE_LOST, 0, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
+                new Op(Kind.CLAIM_RESPONSE_LOST, 1, 0, 0)), SAME_PRIORITY, THREE_ATTEMPTS);
     }
 
     @Test
@@ -455,7 +455,8 @@ class TaskLifecycleProperties {
         List<TaskModel> candidates = new ArrayList<>();
         for (TaskModel t : m.tasks) {
             boolean due = t.status.equals("pending") && !t.notDue;
-            boolean expired = t.running() && t.leaseExpired && t.requeues < MAX_REQUEUE;
+            // never its own row: a node renews what it holds instead (issue 11 item 5)
+            boolean expired = t.running() && t.leaseExpired && t.requeues < MAX_REQUEUE && !o.name.equals(t.owner);
             if (due || expired) candidates.add(t);
         }
         candidates.sort(Comparator.<TaskModel>comparingInt(t -> t.priority).thenComparingLong(t -> t.runAt)
