@@ -206,7 +206,7 @@ class MigrationsTest {
     @Test
     void v5CreatesNodesAndEventsWithTheirIndexes() {
         assertThat(columnNames("dispatcher_nodes")).containsExactly("node_id", "incarnation", "host", "pid", "version",
-                "queues", "kinds", "started_at", "last_seen_at", "stopped_at");
+                "queues", "kinds", "started_at", "last_seen_at", "stopped_at", "health", "health_at"); // + V8_5
         assertThat(columnNames("task_events")).containsExactly("id", "task_id", "event", "owner_id", "lease_token", "at",
                 "detail");
         assertThat(schema.rows("SELECT indexname FROM pg_indexes WHERE tablename = 'task_events' ORDER BY indexname"))
