@@ -18,6 +18,7 @@ WITH lease AS (
 END AS poison
       FROM tasks t
      WHERE false AND t.status = 'running' AND t.lease_expires_at < now()
+       AND t.owner_id IS DISTINCT FROM ('pgbench-' || :client_id)
        AND t.requeue_count < 3
        AND t.queue = ANY('{default}'::text[]) AND t.kind = ANY('{noop}'::text[])
      ORDER BY t.priority, t.run_at, t.id

@@ -205,7 +205,10 @@ class HandlerFaultsTest {
         var request = new ClaimRequest("node-a", List.of("default"), Map.of("noop", Duration.ofMinutes(5)), 1, 3);
         ClaimedTask first = store.claimDue(request).get(0);
         db.exec("UPDATE tasks SET lease_expires_at = now() - interval '1 second'");
-        ClaimedTask again = store.claimDue(request).get(0); // this node took over its own expired lease
+        // another node's reaper requeues the expired lease and this node claims the task again (a node no
+        // longer takes over its own expired lease, issue 11 item 5): it holds two tokens of one task
+        store.requeueStale(Duration.ofMinutes(15), Duration.ofSeconds(90), 3, 100);
+        ClaimedTask again = store.claimDue(request).get(0);
         HeldLeases leases = new HeldLeases();
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
         Completer completer = new Completer("node-a", store, leases, new DispatchMetrics(registry), () -> {});

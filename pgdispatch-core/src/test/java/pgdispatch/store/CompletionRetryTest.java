@@ -52,6 +52,15 @@ class CompletionRetryTest {
                 .isEqualTo(1);
     }
 
+    /**
+     * The lease of {@code t} expires and another node's reaper requeues it, so node-a's next claim takes
+     * the task again under a new token (a node no longer takes over its own expired lease, issue 11 item 5).
+     */
+    private void claimedAgainAfterExpiry(TaskStore store, ClaimedTask t) {
+        db.exec("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = " + t.id());
+        assertThat(store.requeueStale(Duration.ofMinutes(15), Duration.ofSeconds(90), 3, 100)).get().asList().hasSize(1);
+    }
+
     private ClaimedTask claimOne(TaskStore store) {
         return store.claimDue(new ClaimRequest("node-a", List.of("default"), Map.of("noop", Duration.ofMinutes(5)), 1, 3)).get(0);
     }
@@ -102,8 +111,8 @@ class CompletionRetryTest {
         TaskStore store = new TaskStore(db.database());
         db.exec("INSERT INTO tasks (kind) VALUES ('noop')");
         ClaimedTask first = claimOne(store);
-        db.exec("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = " + first.id());
-        ClaimedTask again = claimOne(store); // node-a takes over its own expired lease
+        claimedAgainAfterExpiry(store, first);
+        ClaimedTask again = claimOne(store);
         assertThat(again.id()).isEqualTo(first.id());
         assertThat(again.leaseToken()).isEqualTo(first.leaseToken() + 1);
 
@@ -121,7 +130,7 @@ class CompletionRetryTest {
         TaskStore store = new TaskStore(db.database());
         db.exec("INSERT INTO tasks (kind) VALUES ('noop')");
         ClaimedTask first = claimOne(store);
-        db.exec("UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = " + first.id());
+        claimedAgainAfterExpiry(store, first);
         ClaimedTask again = claimOne(store);
 
         var accepted = store.writeOutcomes("node-a", List.of(
