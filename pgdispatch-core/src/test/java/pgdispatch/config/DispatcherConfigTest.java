@@ -42,7 +42,7 @@ class DispatcherConfigTest {
     @Test
     void socketTimeoutIsOffAtZeroAndOtherwiseAtLeastFiveSeconds() {
         assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "0")).socketTimeout()).isZero();
-        assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "90")).socketTimeout()).hasSeconds(90);
+        assertThat(DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "70")).socketTimeout()).hasSeconds(70);
         assertThatThrownBy(() -> DispatcherConfig.fromEnv(env("PGDISPATCH_SOCKET_TIMEOUT_S", "2")))
                 .isInstanceOf(ConfigException.class)
                 .hasMessage("PGDISPATCH_SOCKET_TIMEOUT_S=2 must be 0 (off) or at least 5 (every statement of a node must fit"
