@@ -77,7 +77,7 @@ public class PgdispatchProperties {
     /** Connections of the node's own pool (3-1000). Default 8. (PGDISPATCH_POOL_SIZE) */
     private Integer poolSize;
 
-    /** Seconds after which a node's database read gives up (0 = never, else at least 5). Default 60. (PGDISPATCH_SOCKET_TIMEOUT_S) */
+    /** Seconds after which a node's database read gives up (0 = never, else from 5 up to task-node-timeout-s). Default the shorter of 60 and task-node-timeout-s. (PGDISPATCH_SOCKET_TIMEOUT_S) */
     private Long socketTimeoutS;
 
     /** Each property's name by the environment variable it stands for, for error messages. */
