@@ -360,6 +360,8 @@ public final class Dispatcher implements AutoCloseable {
             metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
         });
         gauges.start();
+        unhandledKinds = new PeriodicService("unhandled-kinds", unhandledInterval, () -> warnUnhandled(queries));
+        unhandledKinds.start();
         metrics.health(new HealthFigures());
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
@@ -610,6 +612,7 @@ public final class Dispatcher implements AutoCloseable {
         if (reaper != null) reaper.stop();
         if (pruner != null) pruner.stop();
         if (gauges != null) gauges.stop();
+        if (unhandledKinds != null) unhandledKinds.stop();
         if (timeouts != null) timeouts.shutdownNow();
         try {
             if (registered) nodes.markStopped(config.nodeId(), incarnation);
