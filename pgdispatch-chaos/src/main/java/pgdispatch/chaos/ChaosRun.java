@@ -206,8 +206,8 @@ public final class ChaosRun {
             env.put("TASK_LEASE_S", Integer.toString(LEASE_S));
             env.put("TASK_RENEW_S", Integer.toString(RENEW_S));
             env.put("TASK_STALE_S", Integer.toString(STALE_S));
-            env.put("TASK_NODE_TIMEOUT_S", Integer.toString(NODE_TIMEOUT_S));
-            // must not exceed the 3 s node timeout: off, as the run had it in effect before (60 s never
+            env.put("TASK_NODE_TIMEOUT_S", Integer.toString(i == 1 ? FIRST_NODE_TIMEOUT_S : NODE_TIMEOUT_S));
+            // must not exceed the node timeout: off, as the run had it in effect before (60 s never
             // fired), so a loaded machine's slow statement is not cut; a blackholed proxy closes its
             // connections when it passes traffic again
             env.put("PGDISPATCH_SOCKET_TIMEOUT_S", "0");
