@@ -18,9 +18,12 @@ WITH lease AS (
 END AS poison
       FROM tasks t
      WHERE false AND t.status = 'running' AND t.lease_expires_at < now()
+       -- never this node's own row: it holds the task and its renewer renews it (after an outage,
+       -- before anything else); an orphan of its own is reclaimed or left to the reapers (issue 11 item 5)
        AND t.owner_id IS DISTINCT FROM ('pgbench-' || :client_id)
        AND t.requeue_count < 3
        AND t.queue = ANY('{default}'::text[]) AND t.kind = ANY('{noop}'::text[])
+       AND (NOT t.compensating OR t.kind = ANY('{}'::text[]))
      ORDER BY t.priority, t.run_at, t.id
      LIMIT :limit
        FOR UPDATE OF t SKIP LOCKED
@@ -54,9 +57,26 @@ END AS poison
          ORDER BY t.priority, t.run_at, t.id
          LIMIT :limit
            FOR UPDATE OF t SKIP LOCKED) d
+), compensate AS (
+    -- compensation steps waiting (V10_5), for kinds whose handler here declares compensate()
+    SELECT t.id, t.priority, t.run_at, NULL::text AS prev_owner,CASE WHEN t.attempts >= 2147483646
+          THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
+     WHEN t.lease_token >= 9223372036854775806
+          THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
+     WHEN t.requeue_count >= 2147483647
+          THEN 'requeue_count=' || t.requeue_count || ' is out of range (V8: below 2147483647)'
+     WHEN pg_column_size(t.payload) > 1048576
+          THEN 'payload of ' || pg_column_size(t.payload) || ' bytes stored exceeds TASK_MAX_PAYLOAD_BYTES=' || 1048576
+END AS poison
+      FROM tasks t
+     WHERE t.status = 'compensating' AND t.queue = ANY('{default}'::text[]) AND t.run_at <= now()
+       AND t.kind = ANY('{}'::text[])
+     ORDER BY t.priority, t.run_at, t.id
+     LIMIT :limit
+       FOR UPDATE OF t SKIP LOCKED
 ), picked AS (
     SELECT c.id, c.prev_owner, c.poison
-      FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c
+      FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c
      ORDER BY c.priority, c.run_at, c.id
      LIMIT :limit
 ), claimed AS (
@@ -78,6 +98,7 @@ END AS poison
            started_at        = now(),
            finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
            last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
+           compensable       = t.kind = ANY('{}'::text[]),
            updated_at        = now()
       FROM picked p, lease l
      WHERE t.id = p.id AND l.kind = t.kind
@@ -85,10 +106,11 @@ END AS poison
               -- at most one character past the bound reaches the node's heap (see POISON)
               CASE WHEN p.poison IS NULL THEN left(t.payload::text, 1048576 + 1) END AS payload,
               t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
-              l.lease_ms, p.prev_owner, p.poison
+              l.lease_ms, p.prev_owner, p.poison, t.compensating
 ), ev AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-    SELECT c.id, CASE WHEN c.poison IS NULL THEN 'claimed' ELSE 'quarantined' END, ('pgbench-' || :client_id), c.lease_token,
+    SELECT c.id, CASE WHEN c.poison IS NOT NULL THEN 'quarantined'
+                      WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, ('pgbench-' || :client_id), c.lease_token,
            CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
                 WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
                 ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
@@ -107,11 +129,11 @@ WITH done AS (
      WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status = 'running'
     -- the token the node presented, not the row's (the fence makes them equal): an audit of the
     -- events must see what was asked, or a write the fence should have refused but did not
-    -- would look like one it accepted
-    RETURNING t.id, d.token AS lease_token
+    -- would look like one it accepted; a compensation step's success is 'compensated' (V10_5's trigger)
+    RETURNING t.id, d.token AS lease_token, t.status
 ), ev AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token)
-    SELECT u.id, 'succeeded', ('pgbench-' || :client_id), u.lease_token FROM upd u
+    SELECT u.id, u.status, ('pgbench-' || :client_id), u.lease_token FROM upd u
 ), missed AS (
     -- outcomes the update did not take (normally none), with the row as it is; only these are
     -- looked up again, by primary key: a join of every outcome with the finished rows would
@@ -127,10 +149,10 @@ WITH done AS (
            jsonb_build_object('outcome', 'succeeded', 'status', m.status,
                               'current_owner', m.owner_id, 'current_token', m.lease_token)
       FROM missed m
-     WHERE (m.status = 'succeeded' AND m.owner_id = ('pgbench-' || :client_id) AND m.lease_token = m.token) IS NOT TRUE
+     WHERE (m.status IN ('succeeded', 'compensated') AND m.owner_id = ('pgbench-' || :client_id) AND m.lease_token = m.token) IS NOT TRUE
 )
 -- the missed ones already succeeded under this lease: a retry of a write whose commit we did
 -- not hear about (the connection broke): it is ours
-SELECT id, lease_token AS token, 'succeeded' AS status FROM upd
+SELECT id, lease_token AS token, status FROM upd
 UNION ALL
-SELECT id, token, 'succeeded' FROM missed WHERE status = 'succeeded' AND owner_id = ('pgbench-' || :client_id) AND lease_token = token;
+SELECT id, token, status FROM missed WHERE status IN ('succeeded', 'compensated') AND owner_id = ('pgbench-' || :client_id) AND lease_token = token;

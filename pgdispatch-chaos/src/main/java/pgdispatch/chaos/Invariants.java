@@ -210,13 +210,15 @@ final class Invariants {
         long attemptAtSuccess = -1;
         long attemptAtFailure = -1;
         String lastAcceptedBy = null;
+        boolean compensating = false; // in the compensation phase (V10_5): waiting steps are 'compensating'
+        String quarantinedBy = null;
         long lastAcceptedToken = -1;
         for (Event e : history) {
             stat("event." + e.event(), 1);
             boolean current = "running".equals(status) && Objects.equals(e.owner(), owner) && e.token() != null
                     && e.token() == token;
             switch (e.event()) {
-                case "claimed" -> {
+                case "claimed", "compensation_started" -> {
                     boolean reclaim = e.detail() != null && e.detail().path("reason").asText("").startsWith("reclaimed");
                     boolean takeover = e.detail() != null && e.detail().has("took_over_from");
                     if (e.token() == null || e.token() != token + 1) {
@@ -237,7 +239,7 @@ final class Invariants {
                         attempts++;
                         requeues++;
                     } else {
-                        if (!"pending".equals(status)) {
+                        if (!(compensating ? "compensating" : "pending").equals(status)) {
                             violation("double_accepted", "claim_of_non_pending", "task " + taskId + " event " + e.id()
                                     + ": claimed by " + e.owner() + " while " + status + " owned by " + owner);
                         }
@@ -247,7 +249,7 @@ final class Invariants {
                     owner = e.owner();
                     token = e.token() == null ? token + 1 : e.token();
                 }
-                case "succeeded", "failed", "retry_scheduled", "released" -> {
+                case "succeeded", "failed", "retry_scheduled", "released", "compensated", "compensation_failed" -> {
                     if (!current) {
                         violation("double_accepted", "accepted_from_superseded_owner", "task " + taskId + " event " + e.id()
                                 + ": " + e.event() + " by " + e.owner() + "/" + e.token() + " while " + status + " under "
@@ -265,14 +267,30 @@ final class Invariants {
                             status = "succeeded";
                         }
                         case "failed" -> {
-                            finalOutcomes++;
-                            attemptAtFailure = attempts;
                             boolean permanent = e.detail() != null && e.detail().path("permanent").asBoolean(false);
                             if (!permanent && attempts < row.maxAttempts()) {
                                 violation("wrong_result", "failed_with_attempts_left", "task " + taskId + " event " + e.id()
                                         + ": failed for good at attempt " + attempts + " of max_attempts " + row.maxAttempts());
                             }
-                            status = "failed";
+                            if (enteredCompensation(e)) {
+                                status = "compensating";
+                                owner = null;
+                                attempts = 0;
+                                requeues = 0;
+                                compensating = true;
+                            } else {
+                                finalOutcomes++;
+                                attemptAtFailure = attempts;
+                                status = "failed";
+                            }
+                        }
+                        case "compensated" -> {
+                            finalOutcomes++;
+                            status = "compensated";
+                        }
+                        case "compensation_failed" -> {
+                            status = "compensating";
+                            owner = null;
                         }
                         case "retry_scheduled" -> {
                             if (attempts >= row.maxAttempts()) {
@@ -283,7 +301,7 @@ final class Invariants {
                             owner = null;
                         }
                         default -> {
-                            status = "pending";
+                            status = compensating ? "compensating" : "pending";
                             owner = null;
                             attempts = Math.max(attempts - 1, 0);
                         }
@@ -295,7 +313,7 @@ final class Invariants {
                                 + e.event() + " of " + e.owner() + "/" + e.token() + " while " + status + " under " + owner + "/" + token);
                     }
                     stat("effect.requeues", 1);
-                    status = "pending";
+                    status = compensating ? "compensating" : "pending";
                     owner = null;
                     requeues++;
                 }
@@ -306,9 +324,21 @@ final class Invariants {
                                 + ": quarantined while " + status + " under " + owner + "/" + token);
                     }
                     status = "quarantined";
+                    quarantinedBy = e.detail() == null ? null : e.detail().path("by").asText(null);
                 }
-                case "cancelled" -> status = "cancelled";
+                case "cancelled" -> {
+                    if (enteredCompensation(e)) {
+                        status = "compensating";
+                        owner = null;
+                        attempts = 0;
+                        requeues = 0;
+                        compensating = true;
+                    } else {
+                        status = "cancelled";
+                    }
+                }
                 case "retried_by_operator" -> {
+                    compensating = false;
                     status = "pending";
                     owner = null;
                     attempts = 0;
@@ -347,16 +377,16 @@ final class Invariants {
                     + ", history says " + status + "/" + owner + "/token " + token + "/attempts " + attempts
                     + "/requeues " + requeues);
         }
-        budget(taskId, row);
+        budget(taskId, row, quarantinedBy);
         Expected want = expected.get(taskId);
         if (want != null) result(taskId, row, want, attemptAtSuccess, attemptAtFailure);
-        if ("pending".equals(row.status()) || "running".equals(row.status())) {
+        if ("pending".equals(row.status()) || "running".equals(row.status()) || "compensating".equals(row.status())) {
             violation("stuck", "not_terminal", "task " + taskId + ": still " + row.status()
                     + (row.owner() == null ? "" : " owned by " + row.owner()));
         }
     }
 
-    private void budget(long taskId, Row row) {
+    private void budget(long taskId, Row row, String quarantinedBy) {
         if (row.requeueCount() > maxRequeue) {
             violation("over_budget", "requeue_count", "task " + taskId + ": requeue_count " + row.requeueCount()
                     + " > TASK_MAX_REQUEUE " + maxRequeue);
@@ -365,7 +395,7 @@ final class Invariants {
             violation("over_budget", "attempts", "task " + taskId + ": attempts " + row.attempts() + " > max_attempts "
                     + row.maxAttempts() + " + requeue_count " + row.requeueCount());
         }
-        if ("quarantined".equals(row.status())) {
+        if ("quarantined".equals(row.status()) && !"compensation".equals(quarantinedBy)) {
             String err = row.lastError() == null ? "" : row.lastError();
             if (row.requeueCount() < maxRequeue || !err.contains("requeue budget") || !err.contains("exhausted")) {
                 violation("over_budget", "unexplained_quarantine", "task " + taskId + ": quarantined with requeue_count "
@@ -406,6 +436,11 @@ final class Invariants {
             default -> { }
         }
         if (wrong != null) violation("wrong_result", "outcome_differs", "task " + taskId + " (" + want.key() + "): " + wrong);
+    }
+
+    /** A failure or cancel that sent a compensable task to its compensation step (V10_5) rather than ending it. */
+    private static boolean enteredCompensation(Event e) {
+        return e.detail() != null && "compensating".equals(e.detail().path("status").asText(null));
     }
 
     private void violation(String counter, String rule, String example) {

@@ -56,7 +56,7 @@ final class TasksCommand implements Runnable {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--status", paramLabel = "S", description = "Only this status: pending, running, succeeded, failed, cancelled, quarantined")
+        @Option(names = "--status", paramLabel = "S", description = "Only this status: pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated")
         String status;
 
         @Option(names = "--queue", paramLabel = "Q", description = "Only this queue")
@@ -145,7 +145,7 @@ final class TasksCommand implements Runnable {
 
     /** {@code tasks retry ID}. */
     @Command(name = "retry", mixinStandardHelpOptions = true,
-            description = "Put a finished task (succeeded, failed, cancelled, quarantined) back to pending with a fresh attempt series.")
+            description = "Put a finished task (succeeded, failed, cancelled, quarantined, compensated) back to pending with a fresh attempt series.")
     static final class Retry implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -156,14 +156,15 @@ final class TasksCommand implements Runnable {
         @Override
         public Integer call() {
             long taskId = Flags.taskId(id);
-            return act(spec, taskId, "retry", "finished tasks (succeeded, failed, cancelled, quarantined); cancel a live one first",
+            return act(spec, taskId, "retry", "finished tasks (succeeded, failed, cancelled, quarantined, compensated); cancel a live one first",
                     store -> store.retry(taskId), "pending (attempts reset; event retried_by_operator)");
         }
     }
 
     /** {@code tasks cancel ID}. */
     @Command(name = "cancel", mixinStandardHelpOptions = true,
-            description = "Cancel a pending or running task (a running handler learns it at its next lease renewal).")
+            description = "Cancel a pending or running task (a running handler learns it at its next lease renewal);"
+                    + " a task of a kind that compensates and had started goes on to compensating.")
     static final class Cancel implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -177,14 +178,14 @@ final class TasksCommand implements Runnable {
         @Override
         public Integer call() {
             long taskId = Flags.taskId(id);
-            return act(spec, taskId, "cancel", "pending or running tasks",
+            return act(spec, taskId, "cancel", "pending or running tasks outside their compensation",
                     store -> store.cancel(taskId, reason), "cancelled (event cancelled)");
         }
     }
 
     /** {@code tasks quarantine ID}. */
     @Command(name = "quarantine", mixinStandardHelpOptions = true,
-            description = "Take a pending, running or failed task out of circulation for inspection.")
+            description = "Take a pending, running, failed or compensating task out of circulation for inspection.")
     static final class Quarantine implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -198,7 +199,7 @@ final class TasksCommand implements Runnable {
         @Override
         public Integer call() {
             long taskId = Flags.taskId(id);
-            return act(spec, taskId, "quarantine", "pending, running or failed tasks",
+            return act(spec, taskId, "quarantine", "pending, running, failed or compensating tasks",
                     store -> store.quarantine(taskId, reason), "quarantined (event quarantined)");
         }
     }

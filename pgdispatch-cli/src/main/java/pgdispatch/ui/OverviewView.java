@@ -26,7 +26,7 @@ final class OverviewView {
         List<Views.QueueRow> queues = q.queueStats(dashboard.config().stale(), dashboard.config().nodeTimeout()).stream().map(s -> {
             Map<String, Long> b = s.byStatus();
             return new Views.QueueRow(s.queue(), b.get("pending"), b.get("running"), b.get("succeeded"), b.get("failed"),
-                    b.get("cancelled"), b.get("quarantined"), b.get("pending") == 0 ? "" : Views.age(s.lagSeconds()), s.stale(),
+                    b.get("cancelled"), b.get("quarantined"), b.get("compensating"), b.get("compensated"), b.get("pending") == 0 ? "" : Views.age(s.lagSeconds()), s.stale(),
                     page.url("/tasks?queue=" + enc(s.queue())));
         }).toList();
         List<Views.StuckRow> stuck = dashboard.stale(STUCK_SHOWN).stream()

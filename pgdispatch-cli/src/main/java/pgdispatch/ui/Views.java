@@ -36,7 +36,8 @@ public final class Views {
     }
 
     public record QueueRow(String queue, long pending, long running, long succeeded, long failed, long cancelled,
-                           long quarantined, String oldestPending, long stale, String tasksUrl) {}
+                           long quarantined, long compensating, long compensated, String oldestPending, long stale,
+                           String tasksUrl) {}
 
     public record StuckRow(long id, String owner, long leaseToken, String reason, String action, String url) {}
 

@@ -87,7 +87,7 @@ class TasksCommandTest {
         @Test
         void anUnknownStatusIsAUsageErrorListingTheValidOnes() {
             assertUsage(Cli.run(db.url(), "tasks", "list", "--status", "done"),
-                    "pgdispatch: --status=done is not a task status; valid: pending, running, succeeded, failed, cancelled, quarantined");
+                    "pgdispatch: --status=done is not a task status; valid: pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated");
             assertUsage(Cli.run(db.url(), "tasks", "list", "--limit", "0"),
                     "pgdispatch: --limit=0 must be a positive whole number (at most 10000)");
         }
@@ -146,7 +146,7 @@ class TasksCommandTest {
 
             assertThat(r.code()).isEqualTo(Main.FAILURE);
             assertThat(r.errLines()).containsExactly("pgdispatch: task " + running + " is running: retry is allowed only for"
-                    + " finished tasks (succeeded, failed, cancelled, quarantined); cancel a live one first");
+                    + " finished tasks (succeeded, failed, cancelled, quarantined, compensated); cancel a live one first");
             assertThat(row(running)).containsEntry("status", "running").containsEntry("owner_id", "node-a");
             assertThat(events(running)).isEmpty();
         }
@@ -176,7 +176,7 @@ class TasksCommandTest {
 
             assertThat(r.code()).isEqualTo(Main.FAILURE);
             assertThat(r.errLines()).containsExactly("pgdispatch: task " + succeeded
-                    + " is succeeded: cancel is allowed only for pending or running tasks");
+                    + " is succeeded: cancel is allowed only for pending or running tasks outside their compensation");
             assertThat(row(succeeded)).containsEntry("status", "succeeded");
             assertThat(events(succeeded)).isEmpty();
         }
@@ -206,7 +206,7 @@ class TasksCommandTest {
 
             assertThat(r.code()).isEqualTo(Main.FAILURE);
             assertThat(r.errLines()).containsExactly("pgdispatch: task " + succeeded
-                    + " is succeeded: quarantine is allowed only for pending, running or failed tasks");
+                    + " is succeeded: quarantine is allowed only for pending, running, failed or compensating tasks");
             assertThat(row(succeeded)).containsEntry("status", "succeeded");
         }
 

@@ -71,4 +71,12 @@ public interface TaskContext {
      * or the node is shutting down): the handler should stop; its result will be discarded.
      */
     boolean leaseLost();
+
+    /**
+     * True when this run is the task's compensation step ({@link CompensatingHandler#compensate}), not
+     * an attempt of {@code handle}; {@link #attempt()} then counts compensation attempts.
+     */
+    default boolean compensating() {
+        return false;
+    }
 }

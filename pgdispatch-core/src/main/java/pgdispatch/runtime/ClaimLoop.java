@@ -3,6 +3,7 @@ package pgdispatch.runtime;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -47,6 +48,7 @@ final class ClaimLoop {
     private final String owner;
     private final List<String> queues;
     private final Map<String, Duration> leaseByKind;
+    private final Set<String> compensatingKinds;
     private final int maxRequeue;
     private final Duration pollInterval;
     private final int concurrency;
@@ -73,12 +75,14 @@ final class ClaimLoop {
     private boolean claimOutcomeUnknown;
     private long lastTakeOverCheck = System.nanoTime() - Long.MAX_VALUE / 2;
 
-    ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, int maxRequeue, Duration pollInterval,
+    ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, Set<String> compensatingKinds,
+              int maxRequeue, Duration pollInterval,
               int concurrency, int claimBatch, int maxPayloadBytes, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
               ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
         this.leaseByKind = Map.copyOf(leaseByKind);
+        this.compensatingKinds = Set.copyOf(compensatingKinds);
         this.maxRequeue = maxRequeue;
         this.pollInterval = pollInterval;
         this.concurrency = concurrency;
@@ -212,7 +216,8 @@ final class ClaimLoop {
             long now = System.nanoTime();
             boolean takeOver = now - lastTakeOverCheck >= pollInterval.toNanos();
             if (takeOver) lastTakeOverCheck = now;
-            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver, maxPayloadBytes));
+            claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver, maxPayloadBytes,
+                    compensatingKinds));
         } finally {
             metrics.claimDone(sample);
         }

@@ -235,6 +235,7 @@ final class Completer {
             switch (status) {
                 case SUCCEEDED -> metrics.succeeded(queue, kind, n);
                 case PENDING -> metrics.retried(queue, kind, n);
+                case COMPENSATED -> { } // the task was counted failed when its attempt failed
                 default -> metrics.failed(queue, kind, n);
             }
             n = 0;

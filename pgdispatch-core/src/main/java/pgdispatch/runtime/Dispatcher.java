@@ -15,6 +15,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import pgdispatch.api.CompensatingHandler;
 import pgdispatch.api.RetryPolicy;
 import pgdispatch.api.StuckPolicy;
 import pgdispatch.api.TaskHandler;
@@ -339,7 +340,9 @@ public final class Dispatcher implements AutoCloseable {
         renewer = new LeaseRenewer(config.nodeId(), incarnation.toString(), config.renewInterval(), store, leases,
                 stuckRules(), metrics, this::onRegistrationLost, this::reportHealth);
         renewer.start();
-        claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, config.maxRequeue(),
+        Set<String> compensatingKinds = new HashSet<>();
+        for (TaskHandler h : handlers.values()) if (CompensatingHandler.declaredBy(h)) compensatingKinds.add(h.kind());
+        claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, compensatingKinds, config.maxRequeue(),
                 config.pollInterval(), config.concurrency(), claimBatch, config.maxPayloadBytes(), store, leases, metrics, workers,
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), execution, () -> claimLoop.slotFreed()),
                 () -> wakeups != null && wakeups.listening());

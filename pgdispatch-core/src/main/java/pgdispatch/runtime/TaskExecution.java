@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import pgdispatch.api.CompensatingHandler;
 import pgdispatch.api.PermanentFailure;
 import pgdispatch.api.PreviousAttempt;
 import pgdispatch.api.RetryPolicy;
@@ -129,7 +130,15 @@ final class TaskExecution implements Runnable, TaskContext {
                     TimeUnit.MILLISECONDS));
         }
         try {
-            Object result = Mutant.ACTIVE == Mutant.HANDLER_SKIPPED ? null : handler.handle(this);
+            Object result;
+            if (Mutant.ACTIVE == Mutant.HANDLER_SKIPPED) {
+                result = null;
+            } else if (held.task.compensating()) {
+                ((CompensatingHandler) handler).compensate(this);
+                result = null;
+            } else {
+                result = handler.handle(this);
+            }
             return timedOut ? failure(timedOutText(timeout), false) : success(result);
         } catch (PermanentFailure e) {
             return failure(describe(e), true);
@@ -322,6 +331,11 @@ final class TaskExecution implements Runnable, TaskContext {
             case LEASE_LOST -> HeldLeases.markLost(held, "extension refused: lease lost");
         }
         return answer == TaskStore.Extension.GRANTED;
+    }
+
+    @Override
+    public boolean compensating() {
+        return held.task.compensating();
     }
 
     @Override

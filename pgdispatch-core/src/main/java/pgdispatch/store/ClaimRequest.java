@@ -1,6 +1,7 @@
 package pgdispatch.store;
 
 import java.time.Duration;
+import java.util.Set;
 import java.util.List;
 import java.util.Map;
 
@@ -11,18 +12,27 @@ import java.util.Map;
  * {@code maxRequeue}. Looking for expired leases reads every running row (their expiry is deliberately
  * not indexed, so renewals stay HOT updates): the claim loop asks for it about once per poll interval,
  * not in every claim. A candidate whose payload exceeds {@code maxPayloadBytes} is quarantined, not
- * claimed: no more than that is loaded per task.
+ * claimed: no more than that is loaded per task. {@code compensatingKinds}: the kinds (among
+ * {@code leaseByKind}'s) whose handler here declares {@code compensate}: their claims mark the task
+ * compensable, and their waiting compensation steps are claimed too.
  */
 public record ClaimRequest(String owner, List<String> queues, Map<String, Duration> leaseByKind, int limit,
-                           int maxRequeue, boolean takeOverExpired, int maxPayloadBytes) {
+                           int maxRequeue, boolean takeOverExpired, int maxPayloadBytes, Set<String> compensatingKinds) {
     /** {@code TASK_MAX_PAYLOAD_BYTES}'s default. */
     public static final int DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20;
 
     public ClaimRequest {
         queues = List.copyOf(queues);
         leaseByKind = Map.copyOf(leaseByKind);
+        compensatingKinds = Set.copyOf(compensatingKinds);
         if (limit < 1) throw new IllegalArgumentException("ClaimRequest.limit must be > 0, got " + limit);
         if (maxPayloadBytes < 1) throw new IllegalArgumentException("ClaimRequest.maxPayloadBytes must be > 0, got " + maxPayloadBytes);
+    }
+
+    /** A claim of kinds none of which compensates. */
+    public ClaimRequest(String owner, List<String> queues, Map<String, Duration> leaseByKind, int limit, int maxRequeue,
+                        boolean takeOverExpired, int maxPayloadBytes) {
+        this(owner, queues, leaseByKind, limit, maxRequeue, takeOverExpired, maxPayloadBytes, Set.of());
     }
 
     /** A claim under the default payload bound. */

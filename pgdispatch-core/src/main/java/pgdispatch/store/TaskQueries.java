@@ -64,6 +64,8 @@ public final class TaskQueries {
                        count(*) FILTER (WHERE t.status = 'failed')      AS failed,
                        count(*) FILTER (WHERE t.status = 'cancelled')   AS cancelled,
                        count(*) FILTER (WHERE t.status = 'quarantined') AS quarantined,
+                       count(*) FILTER (WHERE t.status = 'compensating') AS compensating,
+                       count(*) FILTER (WHERE t.status = 'compensated') AS compensated,
                        -- isfinite: a legacy run_at of -infinity (before V9) is never claimed and has no age
                        coalesce(extract(epoch FROM now() - min(t.run_at) FILTER (
                                 WHERE t.status = 'pending' AND t.run_at <= now() AND isfinite(t.run_at))), 0)::float8 AS lag,
@@ -77,7 +79,8 @@ public final class TaskQueries {
         return rows.map(r -> new QueueStats(r.get("queue", String.class),
                 Map.of("pending", r.get("pending", Long.class), "running", r.get("running", Long.class),
                         "succeeded", r.get("succeeded", Long.class), "failed", r.get("failed", Long.class),
-                        "cancelled", r.get("cancelled", Long.class), "quarantined", r.get("quarantined", Long.class)),
+                        "cancelled", r.get("cancelled", Long.class), "quarantined", r.get("quarantined", Long.class),
+                        "compensating", r.get("compensating", Long.class), "compensated", r.get("compensated", Long.class)),
                 r.get("lag", Double.class), r.get("stale", Long.class), r.get("requeued", Long.class)));
     }
 

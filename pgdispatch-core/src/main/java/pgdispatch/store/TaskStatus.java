@@ -4,14 +4,18 @@ import java.util.Locale;
 
 /** The {@code tasks.status} values, spelled as in the schema's CHECK constraint (ops queries grep them). */
 public enum TaskStatus {
-    PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, QUARANTINED;
+    PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, QUARANTINED,
+    /** waiting for (or between attempts of) its compensation step (V10_5); claimable like pending */
+    COMPENSATING,
+    /** its compensation succeeded: terminal */
+    COMPENSATED;
 
     public String sql() {
         return name().toLowerCase(Locale.ROOT);
     }
 
     public boolean terminal() {
-        return this == SUCCEEDED || this == FAILED || this == CANCELLED || this == QUARANTINED;
+        return this == SUCCEEDED || this == FAILED || this == CANCELLED || this == QUARANTINED || this == COMPENSATED;
     }
 
     public static TaskStatus of(String sql) {

@@ -192,6 +192,7 @@ public final class TaskStore {
                    AND t.owner_id IS DISTINCT FROM :owner
                    AND t.requeue_count < :max_requeue
                    AND t.queue = ANY(:queues::text[]) AND t.kind = ANY(:kinds::text[])
+                   AND (NOT t.compensating OR t.kind = ANY(:compensating_kinds::text[]))
                  ORDER BY t.priority, t.run_at, t.id
                  LIMIT :limit
                    FOR UPDATE OF t SKIP LOCKED
@@ -218,9 +219,19 @@ public final class TaskStore {
                      ORDER BY t.priority, t.run_at, t.id
                      LIMIT :limit
                        FOR UPDATE OF t SKIP LOCKED) d
+            ), compensate AS (
+                -- compensation steps waiting (V10_5), for kinds whose handler here declares compensate()
+                SELECT t.id, t.priority, t.run_at, NULL::text AS prev_owner,""" + POISON + """
+             AS poison
+                  FROM tasks t
+                 WHERE t.status = 'compensating' AND t.queue = ANY(:queues::text[]) AND t.run_at <= now()
+                   AND t.kind = ANY(:compensating_kinds::text[])
+                 ORDER BY t.priority, t.run_at, t.id
+                 LIMIT :limit
+                   FOR UPDATE OF t SKIP LOCKED
             ), picked AS (
                 SELECT c.id, c.prev_owner, c.poison
-                  FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) c
+                  FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c
                  ORDER BY c.priority, c.run_at, c.id
                  LIMIT :limit
             ), claimed AS (
@@ -242,6 +253,7 @@ public final class TaskStore {
                        started_at        = now(),
                        finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
                        last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
+                       compensable       = t.kind = ANY(:compensating_kinds::text[]),
                        updated_at        = now()
                   FROM picked p, lease l
                  WHERE t.id = p.id AND l.kind = t.kind
@@ -249,10 +261,11 @@ public final class TaskStore {
                           -- at most one character past the bound reaches the node's heap (see POISON)
                           CASE WHEN p.poison IS NULL THEN left(t.payload::text, :max_payload + 1) END AS payload,
                           t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
-                          l.lease_ms, p.prev_owner, p.poison
+                          l.lease_ms, p.prev_owner, p.poison, t.compensating
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT c.id, CASE WHEN c.poison IS NULL THEN 'claimed' ELSE 'quarantined' END, :owner, c.lease_token,
+                SELECT c.id, CASE WHEN c.poison IS NOT NULL THEN 'quarantined'
+                                  WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, :owner, c.lease_token,
                        CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
                             WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
                             ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
@@ -345,6 +358,7 @@ public final class TaskStore {
         v.put("owner", r.owner());
         v.put("take_over", r.takeOverExpired());
         v.put("max_payload", r.maxPayloadBytes());
+        v.put("compensating_kinds", r.compensatingKinds().toArray(String[]::new));
         return v;
     }
 
@@ -352,7 +366,7 @@ public final class TaskStore {
         return new ClaimedTask(rs.getLong("id"), rs.getString("queue"), rs.getString("kind"),
                 rs.getString("payload"), rs.getInt("attempts"), rs.getInt("max_attempts"), rs.getLong("lease_token"),
                 rs.getString("progress"), rs.getInt("requeue_count"), Duration.ofMillis(rs.getLong("lease_ms")),
-                rs.getString("prev_owner"));
+                rs.getString("prev_owner"), rs.getBoolean("compensating"));
     }
 
     /** {@code :kinds} and {@code :lease_ms}, the parallel arrays the claim statements unnest into (kind, lease). */
@@ -385,7 +399,7 @@ public final class TaskStore {
                  WHERE t.id = m.id AND l.kind = t.kind
                 RETURNING t.id, t.queue, t.kind, t.payload::text AS payload, t.attempts, t.max_attempts,
                           t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
-                          NULL::text AS prev_owner
+                          NULL::text AS prev_owner, t.compensating
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT c.id, 'claimed', :owner, c.lease_token,
@@ -510,7 +524,9 @@ public final class TaskStore {
                  WHERE h.id NOT IN (SELECT id FROM renewed) AND h.id NOT IN (SELECT id FROM stuck) AND NOT h.pending
                    AND NOT EXISTS (SELECT 1 FROM task_events e
                                     WHERE e.task_id = h.id AND e.owner_id = :owner AND e.lease_token = h.token
-                                      AND e.event IN ('succeeded', 'failed', 'retry_scheduled', 'released'))
+                                      AND (e.event IN ('succeeded', 'failed', 'retry_scheduled', 'released',
+                                                       'compensated', 'compensation_failed')
+                                           OR (e.event = 'quarantined' AND e.detail->>'by' = 'compensation')))
                 RETURNING task_id, detail->>'status' AS status
             )
             SELECT 'renewed' AS what, id, NULL AS status FROM renewed
@@ -680,11 +696,11 @@ public final class TaskStore {
                  WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = :owner AND t.status = 'running'
                 -- the token the node presented, not the row's (the fence makes them equal): an audit of the
                 -- events must see what was asked, or a write the fence should have refused but did not
-                -- would look like one it accepted
-                RETURNING t.id, d.token AS lease_token
+                -- would look like one it accepted; a compensation step's success is 'compensated' (V10_5's trigger)
+                RETURNING t.id, d.token AS lease_token, t.status
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token)
-                SELECT u.id, 'succeeded', :owner, u.lease_token FROM upd u
+                SELECT u.id, u.status, :owner, u.lease_token FROM upd u
             ), missed AS (
                 -- outcomes the update did not take (normally none), with the row as it is; only these are
                 -- looked up again, by primary key: a join of every outcome with the finished rows would
@@ -700,13 +716,13 @@ public final class TaskStore {
                        jsonb_build_object('outcome', 'succeeded', 'status', m.status,
                                           'current_owner', m.owner_id, 'current_token', m.lease_token)
                   FROM missed m
-                 WHERE (m.status = 'succeeded' AND m.owner_id = :owner AND m.lease_token = m.token) IS NOT TRUE
+                 WHERE (m.status IN ('succeeded', 'compensated') AND m.owner_id = :owner AND m.lease_token = m.token) IS NOT TRUE
             )
             -- the missed ones already succeeded under this lease: a retry of a write whose commit we did
             -- not hear about (the connection broke): it is ours
-            SELECT id, lease_token AS token, 'succeeded' AS status FROM upd
+            SELECT id, lease_token AS token, status FROM upd
             UNION ALL
-            SELECT id, token, 'succeeded' FROM missed WHERE status = 'succeeded' AND owner_id = :owner AND lease_token = token
+            SELECT id, token, status FROM missed WHERE status IN ('succeeded', 'compensated') AND owner_id = :owner AND lease_token = token
             """;
     static final NamedSql COMPLETE = NamedSql.of(Mutant.seed(Mutant.COMPLETION_IGNORES_TOKEN, COMPLETE_TEXT,
             "t.lease_token = d.token AND ", ""));
@@ -733,22 +749,36 @@ public final class TaskStore {
                        last_error = f.error, lease_expires_at = NULL, updated_at = now()
                   FROM f
                  WHERE t.id = f.id AND t.lease_token = f.token AND t.owner_id = :owner AND t.status = 'running'
-                -- f.token: the token presented (the fence makes it the row's), for the events as in COMPLETE
-                RETURNING t.id, f.token AS lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent, f.note
+                -- f.token: the token presented (the fence makes it the row's), for the events as in COMPLETE.
+                -- V10_5's trigger turns a compensable kind's end into 'compensating' (attempts reset to 0),
+                -- and a compensation step's retry into 'compensating', its exhaustion into 'quarantined'
+                RETURNING t.id, f.token AS lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent, f.note,
+                          t.compensating, t.last_error
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT u.id, CASE WHEN u.status = 'pending' THEN 'retry_scheduled' ELSE 'failed' END, :owner, u.lease_token,
+                SELECT u.id, CASE WHEN u.status = 'pending' THEN 'retry_scheduled'
+                                  WHEN u.status = 'compensating' AND u.attempts > 0 THEN 'compensation_failed'
+                                  WHEN u.status = 'quarantined' THEN 'quarantined' ELSE 'failed' END, :owner, u.lease_token,
                        jsonb_build_object('error', u.error, 'attempt', u.attempts, 'max_attempts', u.max_attempts,
-                                          'permanent', u.permanent,
-                                          'next_run_at', CASE WHEN u.status = 'pending' THEN u.run_at END)
+                                          'permanent', u.permanent, 'status', u.status,
+                                          'next_run_at', CASE WHEN u.status IN ('pending', 'compensating') THEN u.run_at END)
+                       || CASE WHEN u.status = 'quarantined' AND u.compensating
+                               THEN jsonb_build_object('by', 'compensation', 'original_error', u.last_error)
+                               ELSE '{}'::jsonb END
                        || CASE WHEN u.note IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('note', u.note) END
                   FROM upd u
             ), missed AS (
                 SELECT f.id, f.token, t.status, t.owner_id, t.lease_token,
                        (SELECT e.event FROM task_events e
                          WHERE e.task_id = f.id AND e.owner_id = :owner AND e.lease_token = f.token
-                           AND e.event IN ('failed', 'retry_scheduled')
-                         ORDER BY e.id DESC LIMIT 1) AS written
+                           AND (e.event IN ('failed', 'retry_scheduled', 'compensation_failed')
+                                OR (e.event = 'quarantined' AND e.detail->>'by' = 'compensation'))
+                         ORDER BY e.id DESC LIMIT 1) AS written,
+                       (SELECT e.detail->>'status' FROM task_events e
+                         WHERE e.task_id = f.id AND e.owner_id = :owner AND e.lease_token = f.token
+                           AND (e.event IN ('failed', 'retry_scheduled', 'compensation_failed')
+                                OR (e.event = 'quarantined' AND e.detail->>'by' = 'compensation'))
+                         ORDER BY e.id DESC LIMIT 1) AS written_status
                   FROM f LEFT JOIN tasks t ON t.id = f.id
                  WHERE (f.id, f.token) NOT IN (SELECT id, lease_token FROM upd)
             ), refused AS (
@@ -761,7 +791,8 @@ public final class TaskStore {
             )
             SELECT id, lease_token AS token, status FROM upd
             UNION ALL
-            SELECT id, token, CASE WHEN written = 'failed' THEN 'failed' ELSE 'pending' END FROM missed WHERE written IS NOT NULL
+            SELECT id, token, coalesce(written_status, CASE WHEN written = 'failed' THEN 'failed' ELSE 'pending' END)
+              FROM missed WHERE written IS NOT NULL
             """, "t.attempts < t.max_attempts", WRAPPED_BUDGET));
 
     /**
@@ -1122,16 +1153,21 @@ public final class TaskStore {
     // ---------------------------------------------------------------- operator actions
 
     private static final NamedSql CANCEL = NamedSql.of("""
-            WITH upd AS (
+            WITH old AS (
+                SELECT t.id, t.owner_id FROM tasks t WHERE t.id = :id FOR UPDATE
+            ), upd AS (
                 UPDATE tasks t
                    SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
                        run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check: a legacy infinite run_at
                        last_error = coalesce(:reason::text, t.last_error)
-                 WHERE t.id = :id AND t.status IN ('pending', 'running')
-                RETURNING t.id, t.owner_id, t.lease_token
+                  FROM old o
+                 WHERE t.id = o.id AND t.status IN ('pending', 'running') AND NOT t.compensating
+                -- a compensable kind that had started goes on to 'compensating' (V10_5's trigger clears the owner)
+                RETURNING t.id, o.owner_id, t.lease_token, t.status
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
-                SELECT u.id, 'cancelled', u.owner_id, u.lease_token, jsonb_build_object('reason', :reason::text, 'by', 'operator')
+                SELECT u.id, 'cancelled', u.owner_id, u.lease_token,
+                       jsonb_build_object('reason', :reason::text, 'by', 'operator', 'status', u.status)
                   FROM upd u
             )
             SELECT id FROM upd
@@ -1150,8 +1186,9 @@ public final class TaskStore {
                 UPDATE tasks t
                    SET status = 'pending', attempts = 0, requeue_count = 0, run_at = now(), owner_id = NULL,
                        lease_expires_at = NULL, finished_at = NULL, started_at = NULL, result = NULL,
+                       compensating = false, attempts_before_compensation = NULL, compensation_error = NULL,
                        updated_at = now()
-                 WHERE t.id = :id AND t.status IN ('succeeded', 'failed', 'cancelled', 'quarantined')
+                 WHERE t.id = :id AND t.status IN ('succeeded', 'failed', 'cancelled', 'quarantined', 'compensated')
                 RETURNING t.id, t.lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, lease_token, detail)
@@ -1180,7 +1217,7 @@ public final class TaskStore {
                    SET status = 'quarantined', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
                        run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check: a legacy infinite run_at
                        last_error = 'quarantined by operator: ' || :reason::text
-                 WHERE t.id = :id AND t.status IN ('pending', 'running', 'failed')
+                 WHERE t.id = :id AND t.status IN ('pending', 'running', 'failed', 'compensating')
                 RETURNING t.id, t.owner_id, t.lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)

@@ -119,7 +119,7 @@ class MigrationsTest {
                         tuple("tasks_priority_range_check", false),
                         tuple("tasks_queue_name_check", false),
                         tuple("tasks_run_at_finite_check", false), // V9
-                        tuple("tasks_status_check", true));
+                        tuple("tasks_status_check", false)); // V10_5 added compensating, compensated: NOT VALID
     }
 
     @ParameterizedTest(name = "{0} rejects {1} = {2}")
@@ -157,6 +157,7 @@ class MigrationsTest {
                         r -> r.get("valid"))
                 .containsExactly(
                         tuple("tasks_claim_idx", "queue,priority,run_at,id", "(status = 'pending'::text)", false, true),
+                        tuple("tasks_compensating_idx", "queue,priority,run_at,id", "(status = 'compensating'::text)", false, true),
                         tuple("tasks_finished_idx", "finished_at",
                                 "(status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))", false, true),
                         tuple("tasks_idempotency_key_idx", "idempotency_key", "(idempotency_key IS NOT NULL)", true, true),
@@ -228,7 +229,8 @@ class MigrationsTest {
                 SELECT t.tgname, p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
                  WHERE t.tgrelid = 'tasks'::regclass AND NOT t.tgisinternal"""))
                 .extracting(r -> r.get("tgname"), r -> r.get("proname"))
-                .containsExactly(tuple("tasks_notify_inserted", "pgdispatch_notify_inserted"));
+                .containsExactlyInAnyOrder(tuple("tasks_notify_inserted", "pgdispatch_notify_inserted"),
+                        tuple("tasks_compensation", "pgdispatch_compensation")); // V10_5
     }
 
     @Test

@@ -22,6 +22,7 @@ class PgbenchScriptTest {
                 .replace(":kinds::text[]", "'{noop}'::text[]")
                 .replace(":lease_ms::bigint[]", "'{600000}'::bigint[]")
                 .replace(":queues::text[]", "'{default}'::text[]")
+                .replace(":compensating_kinds::text[]", "'{}'::text[]")
                 .replace(":take_over", "false")
                 .replace(":max_requeue", "3")
                 .replace(":max_payload", "1048576")

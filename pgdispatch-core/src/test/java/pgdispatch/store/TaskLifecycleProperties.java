@@ -51,6 +51,10 @@ class TaskLifecycleProperties {
     static final Duration STALE = Duration.ofMinutes(15);
     static final Duration NODE_TIMEOUT = Duration.ofMinutes(15);
     static final long FAR_PAST = -1_000_000_000L; // logical time of a run_at pushed hours into the past
+    /** The kind of each task: the second one's handler declares compensate (issue 14, item 7). */
+    static final List<String> KINDS = List.of("k", "saga");
+    static final Set<String> COMPENSATING_KINDS = Set.of("saga");
+    static final Map<String, Duration> LEASES = Map.of("k", LEASE, "saga", LEASE);
 
     private static Database database;
     private static TaskStore store;
@@ -261,6 +265,10 @@ class TaskLifecycleProperties {
         boolean leaseExpired;
         boolean heartbeatStale;
         String lastErrorPrefix;
+        /** Of the compensable kind (V10_5: the second task; every owner serves it with a compensating handler). */
+        boolean compensable;
+        /** In its compensation phase: waiting steps are 'compensating', a running one is the compensation. */
+        boolean compensating;
         /** The events this task must have, in order: type, owner and lease token each (issue 11, item 12). */
         final List<Ev> events = new ArrayList<>();
 
@@ -269,7 +277,23 @@ class TaskLifecycleProperties {
         }
 
         boolean terminal() {
-            return Set.of("succeeded", "failed", "cancelled", "quarantined").contains(status);
+            return Set.of("succeeded", "failed", "cancelled", "quarantined", "compensated").contains(status);
+        }
+
+        /** Waiting to be claimed: pending, or a compensation step waiting (claimable alike). */
+        boolean waiting() {
+            return status.equals(compensating ? "compensating" : "pending");
+        }
+
+        /** A failure with no attempt left, or a cancel after the task had started, of a compensable kind. */
+        void enterCompensation(long now) {
+            status = "compensating";
+            compensating = true;
+            owner = null;
+            attempts = 0;
+            requeues = 0;
+            runAt = now;
+            notDue = false;
         }
 
         void event(String e, String owner, long leaseToken) {
@@ -321,7 +345,7 @@ class TaskLifecycleProperties {
             st.execute("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
             StringBuilder sql = new StringBuilder("INSERT INTO tasks (queue, kind, priority, max_attempts) VALUES ");
             for (int i = 0; i < TASKS; i++) {
-                sql.append(i == 0 ? "" : ", ").append("('default', 'k', ").append(priorities.get(i)).append(", ")
+                sql.append(i == 0 ? "" : ", ").append("('default', '").append(KINDS.get(i)).append("', ").append(priorities.get(i)).append(", ")
                         .append(maxAttempts.get(i)).append(")");
             }
             st.execute(sql.toString()); // one statement: the same run_at for all, ties broken by id
@@ -331,6 +355,7 @@ class TaskLifecycleProperties {
             t.id = i + 1;
             t.priority = priorities.get(i);
             t.maxAttempts = maxAttempts.get(i);
+            t.compensable = COMPENSATING_KINDS.contains(KINDS.get(i));
             m.tasks.add(t);
         }
         for (int i = 0; i < OWNERS; i++) {
@@ -342,7 +367,7 @@ class TaskLifecycleProperties {
     }
 
     private static String register(String node) {
-        var r = nodes.register(node, "test-host", 1000, "test", List.of("default"), List.of("k"), NODE_TIMEOUT, false, true);
+        var r = nodes.register(node, "test-host", 1000, "test", List.of("default"), KINDS, NODE_TIMEOUT, false, true);
         return ((NodeStore.Registration.Registered) r).incarnation().toString();
     }
 
@@ -383,12 +408,13 @@ class TaskLifecycleProperties {
                 complete(m, o, t, op.task(), token, Kind.COMPLETE, op.variant(), where);
             }
             case CANCEL -> {
-                boolean expected = t.status.equals("pending") || t.running();
+                boolean expected = (t.status.equals("pending") || t.running()) && !t.compensating;
                 assertThat(store.cancel(t.id, "cancelled by test")).as("cancel accepted, " + where).isEqualTo(expected);
                 if (expected) {
-                    t.status = "cancelled";
                     t.lastErrorPrefix = "cancelled by test";
                     t.event("cancelled", t.owner, t.token);
+                    if (t.compensable && t.attempts > 0) t.enterCompensation(m.clock);
+                    else t.status = "cancelled";
                 }
             }
             case RETRY -> {
@@ -396,6 +422,7 @@ class TaskLifecycleProperties {
                 assertThat(store.retry(t.id)).as("retry accepted, " + where).isEqualTo(expected);
                 if (expected) {
                     t.status = "pending";
+                    t.compensating = false;
                     t.owner = null;
                     t.attempts = 0;
                     t.requeues = 0;
@@ -405,7 +432,8 @@ class TaskLifecycleProperties {
                 }
             }
             case QUARANTINE -> {
-                boolean expected = t.status.equals("pending") || t.running() || t.status.equals("failed");
+                boolean expected = t.status.equals("pending") || t.running() || t.status.equals("failed")
+                        || t.status.equals("compensating");
                 assertThat(store.quarantine(t.id, "looked odd")).as("quarantine accepted, " + where).isEqualTo(expected);
                 if (expected) {
                     t.status = "quarantined";
@@ -434,8 +462,9 @@ class TaskLifecycleProperties {
                 o.silent = true;
             }
             case MAKE_DUE -> {
-                exec("UPDATE tasks SET run_at = now() - interval '2 hours' WHERE status = 'pending' AND id = " + t.id);
-                if (t.status.equals("pending")) {
+                exec("UPDATE tasks SET run_at = now() - interval '2 hours' WHERE status IN ('pending', 'compensating') AND id = "
+                        + t.id);
+                if (t.waiting()) {
                     t.runAt = FAR_PAST + m.clock;
                     t.notDue = false;
                 }
@@ -454,7 +483,7 @@ class TaskLifecycleProperties {
     private static void claim(Model m, OwnerModel o, int limit, boolean responseArrives, String where) {
         List<TaskModel> candidates = new ArrayList<>();
         for (TaskModel t : m.tasks) {
-            boolean due = t.status.equals("pending") && !t.notDue;
+            boolean due = t.waiting() && !t.notDue;
             // never its own row: a node renews what it holds instead (issue 11 item 5)
             boolean expired = t.running() && t.leaseExpired && t.requeues < MAX_REQUEUE && !o.name.equals(t.owner);
             if (due || expired) candidates.add(t);
@@ -463,7 +492,8 @@ class TaskLifecycleProperties {
                 .thenComparingLong(t -> t.id));
         List<TaskModel> expected = candidates.subList(0, Math.min(limit, candidates.size()));
 
-        List<ClaimedTask> got = store.claimDue(new ClaimRequest(o.name, List.of("default"), Map.of("k", LEASE), limit, MAX_REQUEUE));
+        List<ClaimedTask> got = store.claimDue(new ClaimRequest(o.name, List.of("default"), LEASES, limit, MAX_REQUEUE, true,
+                ClaimRequest.DEFAULT_MAX_PAYLOAD_BYTES, COMPENSATING_KINDS));
 
         assertThat(got.stream().map(ClaimedTask::id).sorted().toList()).as("claimed ids, " + where)
                 .isEqualTo(expected.stream().map(t -> t.id).sorted().toList());
@@ -478,7 +508,8 @@ class TaskLifecycleProperties {
             t.owner = o.name;
             t.leaseExpired = false;
             t.heartbeatStale = false;
-            t.event("claimed", o.name, t.token);
+            t.event(t.compensating ? "compensation_started" : "claimed", o.name, t.token);
+            assertThat(c.compensating()).as("compensation step of task " + t.id + ", " + where).isEqualTo(t.compensating);
             assertThat(c.leaseToken()).as("token of task " + t.id + ", " + where).isEqualTo(t.token);
             assertThat(c.attempt()).as("attempt of task " + t.id + ", " + where).isEqualTo(t.attempts);
             if (responseArrives) o.hold((int) t.id - 1, t.token);
@@ -493,7 +524,7 @@ class TaskLifecycleProperties {
         for (TaskModel t : m.tasks) {
             if (t.running() && o.name.equals(t.owner) && !heldIds.contains(t.id)) expected.add(t.id);
         }
-        List<ClaimedTask> got = store.reclaimOwned(o.name, heldIds, Map.of("k", LEASE));
+        List<ClaimedTask> got = store.reclaimOwned(o.name, heldIds, LEASES);
         assertThat(got.stream().map(ClaimedTask::id).sorted().toList()).as("reclaimed ids, " + where).isEqualTo(expected);
         for (long id : expected) {
             TaskModel t = m.tasks.get((int) id - 1);
@@ -547,9 +578,10 @@ class TaskLifecycleProperties {
                         longDelay ? Duration.ofHours(1) : Duration.ZERO);
         Map<Long, TaskStatus> got = store.completeIfOwned(o.name, List.of(outcome));
         o.held.remove(task); // accepted or refused, the completer drops the lease after the write
-        if (how == Kind.COMPLETE && t.status.equals("succeeded") && o.name.equals(t.owner) && t.token == token) {
+        if (how == Kind.COMPLETE && (t.status.equals("succeeded") || t.status.equals("compensated"))
+                && o.name.equals(t.owner) && t.token == token) {
             // the same success again (a retry after a commit whose answer was lost): acknowledged, nothing written
-            assertThat(got).as("repeated success acknowledged, " + where).isEqualTo(Map.of(t.id, TaskStatus.SUCCEEDED));
+            assertThat(got).as("repeated success acknowledged, " + where).isEqualTo(Map.of(t.id, TaskStatus.of(t.status)));
             return;
         }
         if (!accepted) {
@@ -559,8 +591,24 @@ class TaskLifecycleProperties {
         }
         String next;
         if (how == Kind.COMPLETE) {
-            next = "succeeded";
-            t.event("succeeded", o.name, token);
+            next = t.compensating ? "compensated" : "succeeded";
+            t.event(next, o.name, token);
+        } else if (t.compensating) {
+            // a compensation step's failure: retried within its own budget, else quarantined; last_error keeps the
+            // original error (the step's goes to compensation_error)
+            if (how == Kind.FAIL && t.attempts < t.maxAttempts) {
+                t.status = "compensating";
+                t.owner = null;
+                t.runAt = m.clock;
+                t.notDue = longDelay;
+                t.event("compensation_failed", o.name, token);
+            } else {
+                t.status = "quarantined";
+                t.event("quarantined", o.name, token);
+            }
+            assertThat(got).as("compensation failure accepted, " + where).isEqualTo(Map.of(t.id, TaskStatus.of(t.status)));
+            o.finished.put(task, token);
+            return;
         } else if (how == Kind.FAIL && t.attempts < t.maxAttempts) {
             next = "pending";
             t.owner = null;
@@ -568,12 +616,13 @@ class TaskLifecycleProperties {
             t.notDue = longDelay;
             t.event("retry_scheduled", o.name, token);
         } else {
-            next = "failed";
+            next = t.compensable ? "compensating" : "failed";
             t.event("failed", o.name, token);
         }
-        if (!next.equals("succeeded")) t.lastErrorPrefix = "boom";
+        if (!next.equals("succeeded") && !next.equals("compensated")) t.lastErrorPrefix = "boom";
         assertThat(got).as("completion accepted, " + where).isEqualTo(Map.of(t.id, TaskStatus.of(next)));
-        t.status = next;
+        if (next.equals("compensating")) t.enterCompensation(m.clock);
+        else t.status = next;
         o.finished.put(task, token);
     }
 
@@ -607,7 +656,7 @@ class TaskLifecycleProperties {
 
     private static void requeue(Model m, TaskModel t, String event, String by) {
         t.event(event, by, t.token);
-        t.status = "pending";
+        t.status = t.compensating ? "compensating" : "pending";
         t.owner = null;
         t.requeues++;
         t.runAt = m.clock;
@@ -625,7 +674,7 @@ class TaskLifecycleProperties {
         assertThat(store.releaseHeld(o.name, held, "test stop")).as("released, " + where).isEqualTo(expected);
         for (long id : expected) {
             TaskModel t = m.tasks.get((int) id - 1);
-            t.status = "pending";
+            t.status = t.compensating ? "compensating" : "pending";
             t.owner = null;
             t.attempts = Math.max(t.attempts - 1, 0);
             t.runAt = m.clock;
@@ -684,7 +733,7 @@ class TaskLifecycleProperties {
                     assertThat(rs.getBoolean("has_lease")).as("lease set iff running, " + label).isEqualTo(t.running());
                     if (t.running()) assertThat(rs.getBoolean("expired")).as("lease expired, " + label).isEqualTo(t.leaseExpired);
                     assertThat(rs.getBoolean("finished")).as("finished_at set iff terminal, " + label).isEqualTo(t.terminal());
-                    if (t.status.equals("pending")) assertThat(rs.getBoolean("due")).as("due, " + label).isEqualTo(!t.notDue);
+                    if (t.waiting()) assertThat(rs.getBoolean("due")).as("due, " + label).isEqualTo(!t.notDue);
                     if (t.lastErrorPrefix != null) {
                         assertThat(rs.getString("last_error")).as("last_error of " + label).startsWith(t.lastErrorPrefix);
                     }

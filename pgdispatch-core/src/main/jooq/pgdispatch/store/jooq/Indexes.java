@@ -26,6 +26,7 @@ public class Indexes {
     public static final Index TASK_EVENTS_AT_IDX = Internal.createIndex(DSL.name("task_events_at_idx"), TaskEvents.TASK_EVENTS, new OrderField[] { TaskEvents.TASK_EVENTS.AT }, false);
     public static final Index TASK_EVENTS_TASK_IDX = Internal.createIndex(DSL.name("task_events_task_idx"), TaskEvents.TASK_EVENTS, new OrderField[] { TaskEvents.TASK_EVENTS.TASK_ID, TaskEvents.TASK_EVENTS.ID }, false);
     public static final Index TASKS_CLAIM_IDX = Internal.createIndex(DSL.name("tasks_claim_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.QUEUE, Tasks.TASKS.PRIORITY, Tasks.TASKS.RUN_AT, Tasks.TASKS.ID }, false);
+    public static final Index TASKS_COMPENSATING_IDX = Internal.createIndex(DSL.name("tasks_compensating_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.QUEUE, Tasks.TASKS.PRIORITY, Tasks.TASKS.RUN_AT, Tasks.TASKS.ID }, false);
     public static final Index TASKS_FINISHED_IDX = Internal.createIndex(DSL.name("tasks_finished_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.FINISHED_AT }, false);
     public static final Index TASKS_IDEMPOTENCY_KEY_IDX = Internal.createIndex(DSL.name("tasks_idempotency_key_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.IDEMPOTENCY_KEY }, true);
     public static final Index TASKS_RUNNING_OWNER_IDX = Internal.createIndex(DSL.name("tasks_running_owner_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.OWNER_ID }, false);

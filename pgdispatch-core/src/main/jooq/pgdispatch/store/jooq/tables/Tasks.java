@@ -169,6 +169,26 @@ public class Tasks extends TableImpl<TasksRecord> {
     public final TableField<TasksRecord, JSONB> PROGRESS = createField(DSL.name("progress"), SQLDataType.JSONB, this, "");
 
     /**
+     * The column <code>public.tasks.compensable</code>.
+     */
+    public final TableField<TasksRecord, Boolean> COMPENSABLE = createField(DSL.name("compensable"), SQLDataType.BOOLEAN.nullable(false).defaultValue(DSL.field(DSL.raw("false"), SQLDataType.BOOLEAN)), this, "");
+
+    /**
+     * The column <code>public.tasks.compensating</code>.
+     */
+    public final TableField<TasksRecord, Boolean> COMPENSATING = createField(DSL.name("compensating"), SQLDataType.BOOLEAN.nullable(false).defaultValue(DSL.field(DSL.raw("false"), SQLDataType.BOOLEAN)), this, "");
+
+    /**
+     * The column <code>public.tasks.attempts_before_compensation</code>.
+     */
+    public final TableField<TasksRecord, Integer> ATTEMPTS_BEFORE_COMPENSATION = createField(DSL.name("attempts_before_compensation"), SQLDataType.INTEGER, this, "");
+
+    /**
+     * The column <code>public.tasks.compensation_error</code>.
+     */
+    public final TableField<TasksRecord, String> COMPENSATION_ERROR = createField(DSL.name("compensation_error"), SQLDataType.CLOB, this, "");
+
+    /**
      * The column <code>public.tasks.progress_count</code>.
      */
     public final TableField<TasksRecord, Integer> PROGRESS_COUNT = createField(DSL.name("progress_count"), SQLDataType.INTEGER.nullable(false).defaultValue(DSL.field(DSL.raw("0"), SQLDataType.INTEGER)), this, "");
@@ -229,7 +249,7 @@ public class Tasks extends TableImpl<TasksRecord> {
 
     @Override
     public List<Index> getIndexes() {
-        return Arrays.asList(Indexes.TASKS_CLAIM_IDX, Indexes.TASKS_FINISHED_IDX, Indexes.TASKS_IDEMPOTENCY_KEY_IDX, Indexes.TASKS_RUNNING_OWNER_IDX);
+        return Arrays.asList(Indexes.TASKS_CLAIM_IDX, Indexes.TASKS_COMPENSATING_IDX, Indexes.TASKS_FINISHED_IDX, Indexes.TASKS_IDEMPOTENCY_KEY_IDX, Indexes.TASKS_RUNNING_OWNER_IDX);
     }
 
     @Override
@@ -253,7 +273,7 @@ public class Tasks extends TableImpl<TasksRecord> {
             Internal.createCheck(this, DSL.name("tasks_priority_range_check"), "(((priority >= '-1000'::integer) AND (priority <= 1000))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_queue_name_check"), "(((queue ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(queue) <= 100))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_run_at_finite_check"), "(isfinite(run_at)) NOT VALID", true),
-            Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text])))", true)
+            Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text, 'compensating'::text, 'compensated'::text]))) NOT VALID", true)
         );
     }
 

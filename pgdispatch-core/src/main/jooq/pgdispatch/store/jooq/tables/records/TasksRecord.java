@@ -330,73 +330,129 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
     }
 
     /**
+     * Setter for <code>public.tasks.compensable</code>.
+     */
+    public void setCompensable(Boolean value) {
+        set(22, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.compensable</code>.
+     */
+    public Boolean getCompensable() {
+        return (Boolean) get(22);
+    }
+
+    /**
+     * Setter for <code>public.tasks.compensating</code>.
+     */
+    public void setCompensating(Boolean value) {
+        set(23, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.compensating</code>.
+     */
+    public Boolean getCompensating() {
+        return (Boolean) get(23);
+    }
+
+    /**
+     * Setter for <code>public.tasks.attempts_before_compensation</code>.
+     */
+    public void setAttemptsBeforeCompensation(Integer value) {
+        set(24, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.attempts_before_compensation</code>.
+     */
+    public Integer getAttemptsBeforeCompensation() {
+        return (Integer) get(24);
+    }
+
+    /**
+     * Setter for <code>public.tasks.compensation_error</code>.
+     */
+    public void setCompensationError(String value) {
+        set(25, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.compensation_error</code>.
+     */
+    public String getCompensationError() {
+        return (String) get(25);
+    }
+
+    /**
      * Setter for <code>public.tasks.progress_count</code>.
      */
     public void setProgressCount(Integer value) {
-        set(22, value);
+        set(26, value);
     }
 
     /**
      * Getter for <code>public.tasks.progress_count</code>.
      */
     public Integer getProgressCount() {
-        return (Integer) get(22);
+        return (Integer) get(26);
     }
 
     /**
      * Setter for <code>public.tasks.progress_interval_ms</code>.
      */
     public void setProgressIntervalMs(Double value) {
-        set(23, value);
+        set(27, value);
     }
 
     /**
      * Getter for <code>public.tasks.progress_interval_ms</code>.
      */
     public Double getProgressIntervalMs() {
-        return (Double) get(23);
+        return (Double) get(27);
     }
 
     /**
      * Setter for <code>public.tasks.renew_count</code>.
      */
     public void setRenewCount(Integer value) {
-        set(24, value);
+        set(28, value);
     }
 
     /**
      * Getter for <code>public.tasks.renew_count</code>.
      */
     public Integer getRenewCount() {
-        return (Integer) get(24);
+        return (Integer) get(28);
     }
 
     /**
      * Setter for <code>public.tasks.extension_count</code>.
      */
     public void setExtensionCount(Integer value) {
-        set(25, value);
+        set(29, value);
     }
 
     /**
      * Getter for <code>public.tasks.extension_count</code>.
      */
     public Integer getExtensionCount() {
-        return (Integer) get(25);
+        return (Integer) get(29);
     }
 
     /**
      * Setter for <code>public.tasks.quiet_until</code>.
      */
     public void setQuietUntil(OffsetDateTime value) {
-        set(26, value);
+        set(30, value);
     }
 
     /**
      * Getter for <code>public.tasks.quiet_until</code>.
      */
     public OffsetDateTime getQuietUntil() {
-        return (OffsetDateTime) get(26);
+        return (OffsetDateTime) get(30);
     }
 
     // -------------------------------------------------------------------------
@@ -422,7 +478,7 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
     /**
      * Create a detached, initialised TasksRecord
      */
-    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil) {
+    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil) {
         super(Tasks.TASKS);
 
         setId(id);
@@ -447,6 +503,10 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         setRequeueCount(requeueCount);
         setIdempotencyKey(idempotencyKey);
         setProgress(progress);
+        setCompensable(compensable);
+        setCompensating(compensating);
+        setAttemptsBeforeCompensation(attemptsBeforeCompensation);
+        setCompensationError(compensationError);
         setProgressCount(progressCount);
         setProgressIntervalMs(progressIntervalMs);
         setRenewCount(renewCount);
