@@ -1167,7 +1167,8 @@ public final class TaskStore {
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, 'cancelled', u.owner_id, u.lease_token,
-                       jsonb_build_object('reason', :reason::text, 'by', 'operator', 'status', u.status)
+                       jsonb_build_object('reason', :reason::text, 'by', 'operator')
+                       || CASE WHEN u.status = 'compensating' THEN jsonb_build_object('status', u.status) ELSE '{}'::jsonb END
                   FROM upd u
             )
             SELECT id FROM upd
