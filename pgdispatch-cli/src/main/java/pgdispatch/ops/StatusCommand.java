@@ -94,7 +94,19 @@ final class StatusCommand implements Callable<Integer> {
                 x.put("heartbeat_age_seconds", r.heartbeatAgeSeconds());
                 return x;
             }).toList());
-            m.put("leases", leases);
+            m.put("leases", leases.stream().map(k -> {
+                Map<String, Object> x = new LinkedHashMap<>(); // snake_case, as docs/CLI.md promises
+                x.put("kind", k.kind());
+                x.put("running", k.running());
+                x.put("expiring", k.expiring());
+                x.put("stale", k.stale());
+                x.put("stuck", k.stuck());
+                x.put("silence_max_seconds", k.silenceMaxSeconds());
+                x.put("renewals_avg", k.renewalsAvg());
+                x.put("renewals_max", k.renewalsMax());
+                x.put("extensions_max", k.extensionsMax());
+                return x;
+            }).toList());
             m.put("nodes", nodes.stream().map(n -> {
                 Map<String, Object> x = new LinkedHashMap<>(); // fixed key order, for people reading it
                 x.put("node_id", n.nodeId());

@@ -67,7 +67,7 @@ class StatusCommandTest {
         JsonNode leases = j.get("leases").get(0); // issue 14: lease figures by kind
         assertThat(leases.get("running").asInt()).isEqualTo(1);
         assertThat(leases.get("stale").asInt()).isZero();
-        assertThat(leases.get("silenceMaxSeconds").asDouble()).isGreaterThanOrEqualTo(0.0);
+        assertThat(leases.get("silence_max_seconds").asDouble()).isGreaterThanOrEqualTo(0.0);
         assertThat(j.get("nodes").get(0).get("node_id").asText()).isEqualTo("node-a");
         assertThat(j.get("nodes").get(0).get("alive").asBoolean()).isTrue();
     }

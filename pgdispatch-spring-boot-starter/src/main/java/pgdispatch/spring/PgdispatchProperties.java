@@ -50,7 +50,7 @@ public class PgdispatchProperties {
     /** Seconds between lease renewals; shorter than task-lease-s. Default 30. (TASK_RENEW_S) */
     private Long taskRenewS;
 
-    /** Seconds without a heartbeat after which a node counts as dead. Default 3 x task-renew-s. (TASK_NODE_TIMEOUT_S) */
+    /** Seconds without a heartbeat after which a node counts as dead. Default 2 x task-renew-s + 10 s. (TASK_NODE_TIMEOUT_S) */
     private Long taskNodeTimeoutS;
 
     /** Milliseconds between claims when no wake-up notification arrives. Default 1000. (TASK_POLL_MS) */

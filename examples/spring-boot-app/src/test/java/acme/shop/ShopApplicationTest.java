@@ -51,6 +51,10 @@ class ShopApplicationTest {
 
         await().atMost(30, TimeUnit.SECONDS).until(() -> jdbc.queryForObject(
                 "SELECT receipt_sent IS NOT NULL FROM orders WHERE id = ?", Boolean.class, order));
+        // the handler marks the order before it returns; its outcome is written by the completer just after
+        await().atMost(30, TimeUnit.SECONDS).until(() -> jdbc.queryForObject(
+                "SELECT status NOT IN ('pending', 'running') FROM tasks WHERE idempotency_key = ?", Boolean.class,
+                "receipt-" + order));
         var task = jdbc.queryForMap("SELECT status, result::text AS result, (progress->'checkpoint')::text AS progress FROM tasks"
                 + " WHERE idempotency_key = ?", "receipt-" + order);
         System.out.println("shop example: order " + order + " -> task " + task);
