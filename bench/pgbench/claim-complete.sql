@@ -23,13 +23,15 @@ END AS poison
        AND t.owner_id IS DISTINCT FROM ('pgbench-' || :client_id)
        AND t.requeue_count < 3
        AND t.queue = ANY('{default}'::text[]) AND t.kind = ANY('{noop}'::text[])
+       AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
        AND (NOT t.compensating OR t.kind = ANY('{}'::text[]))
      ORDER BY t.priority, t.run_at, t.id
      LIMIT :limit
        FOR UPDATE OF t SKIP LOCKED
 ), due AS (
     SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner, d.poison
-      FROM unnest('{default}'::text[]) AS q(name)
+      FROM (SELECT u.name FROM unnest('{default}'::text[]) AS u(name)
+             WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
      CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.run_at,CASE WHEN t.attempts >= 2147483646
           THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'

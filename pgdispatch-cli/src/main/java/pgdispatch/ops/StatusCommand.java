@@ -17,6 +17,7 @@ import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.StuckRules;
+import pgdispatch.store.QueueStore;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskStatus;
 
@@ -66,6 +67,7 @@ final class StatusCommand implements Callable<Integer> {
         Map<String, Long> events = q.eventCounts(Duration.ofHours(1));
         Map<String, Long> orphanKinds = q.pendingWithoutHandler(cfg.nodeTimeout());
         List<TaskQueries.KindLeases> leases = q.leaseStats(cfg.renewInterval(), cfg.nodeTimeout(), DEFAULT_RULE.apply(cfg));
+        List<String> paused = new QueueStore(db.dataSource()).paused();
         if (json) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("database", cfg.databaseUrl().toString());
@@ -73,6 +75,7 @@ final class StatusCommand implements Callable<Integer> {
             m.put("queues", queues.stream().map(s -> {
                 Map<String, Object> x = new LinkedHashMap<>();
                 x.put("queue", s.queue());
+                x.put("paused", paused.contains(s.queue()));
                 Map<String, Long> counts = new LinkedHashMap<>();
                 for (TaskStatus st : TaskStatus.values()) counts.put(st.sql(), s.byStatus().get(st.sql()));
                 x.put("counts", counts);
@@ -81,6 +84,7 @@ final class StatusCommand implements Callable<Integer> {
                 x.put("requeued_total", s.requeuedTotal());
                 return x;
             }).toList());
+            m.put("paused_queues", paused);
             // snake_case like every other key of this document (docs/CLI.md), not the record's camelCase
             m.put("running", running.stream().map(r -> {
                 Map<String, Object> x = new LinkedHashMap<>();
@@ -136,6 +140,9 @@ final class StatusCommand implements Callable<Integer> {
             out.printf("%-20s %9d %9d %10d %9d %10d %12d %13d %12d %9.1f %7d %9d%n", s.queue(), c.get("pending"),
                     c.get("running"), c.get("succeeded"), c.get("failed"), c.get("cancelled"), c.get("quarantined"),
                     c.get("compensating"), c.get("compensated"), s.lagSeconds(), s.stale(), s.requeuedTotal());
+        }
+        if (!paused.isEmpty()) {
+            out.printf("%nPAUSED QUEUES (no node claims from them; see: pgdispatch queues list) %s%n", String.join(", ", paused));
         }
         out.printf("%nRUNNING (soonest lease expiry first, %d shown)%n", running.size());
         if (!running.isEmpty()) {

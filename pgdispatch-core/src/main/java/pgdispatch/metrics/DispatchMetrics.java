@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -28,6 +29,7 @@ public final class DispatchMetrics {
     private final Timer claimTimer;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicReference<Map<String, double[]>> queues = new AtomicReference<>(Map.of());
+    private final AtomicReference<Set<String>> pausedQueues = new AtomicReference<>(Set.of());
     private final Map<String, Boolean> queueGauges = new ConcurrentHashMap<>();
     private final AtomicReference<Map<String, TaskQueries.KindLeases>> leases = new AtomicReference<>(Map.of());
     private final Map<String, Boolean> leaseGauges = new ConcurrentHashMap<>();
@@ -354,10 +356,19 @@ public final class DispatchMetrics {
                 }).description(description).tag("kind", kind).baseUnit(unit).register(registry);
     }
 
+    /** Replaces the set of paused queues ({@code pgdispatch.queue.paused} is 1 for them, else 0). */
+    public void pausedQueues(Set<String> paused) {
+        pausedQueues.set(Set.copyOf(paused));
+        for (String q : paused) registerQueueGauges(q);
+    }
+
     private void registerQueueGauges(String queue) {
         queueGauges.computeIfAbsent(queue, name -> {
             gauge("pgdispatch.queue.depth", "Due pending tasks in the queue", name, a -> a[0]);
             gauge("pgdispatch.queue.lag", "Seconds since the queue's oldest due pending task became due", name, a -> a[1]);
+            Gauge.builder("pgdispatch.queue.paused", pausedQueues, ref -> ref.get().contains(name) ? 1 : 0)
+                    .description("1 while the queue is paused (no node claims from it), else 0").tag("queue", name)
+                    .register(registry);
             return true;
         });
     }

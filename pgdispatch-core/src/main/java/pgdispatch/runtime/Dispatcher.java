@@ -29,6 +29,7 @@ import pgdispatch.store.Database;
 import pgdispatch.store.HeldLease;
 import pgdispatch.store.Mutant;
 import pgdispatch.store.NodeStore;
+import pgdispatch.store.QueueStore;
 import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskStore;
@@ -357,10 +358,12 @@ public final class Dispatcher implements AutoCloseable {
         pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
         pruner.start();
         TaskQueries queries = new TaskQueries(db);
+        QueueStore queueStore = new QueueStore(db.dataSource());
         StuckRules rules = stuckRules();
         gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> {
             metrics.queues(queries.depthAndLag());
             metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
+            metrics.pausedQueues(Set.copyOf(queueStore.paused()));
         });
         gauges.start();
         unhandledKinds = new PeriodicService("unhandled-kinds", unhandledInterval, () -> warnUnhandled(queries));

@@ -193,12 +193,17 @@ public final class TaskStore {
                    AND t.requeue_count < :max_requeue
                    AND t.queue = ANY(:queues::text[]) AND t.kind = ANY(:kinds::text[])
                    AND (NOT t.compensating OR t.kind = ANY(:compensating_kinds::text[]))
+                   -- a paused queue's expired leases wait for the reaper (back to pending) and the resume
+                   AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
                  ORDER BY t.priority, t.run_at, t.id
                  LIMIT :limit
                    FOR UPDATE OF t SKIP LOCKED
             ), due AS (
                 SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner, d.poison
-                  FROM unnest(:queues::text[]) AS q(name)
+                  -- paused queues (dispatcher_queues) are read here, in the claim itself: a pause holds
+                  -- from every node's next claim on
+                  FROM (SELECT u.name FROM unnest(:queues::text[]) AS u(name)
+                         WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
                  CROSS JOIN LATERAL (
                     SELECT t.id, t.priority, t.run_at,""" + POISON + """
              AS poison

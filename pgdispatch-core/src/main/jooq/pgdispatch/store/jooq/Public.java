@@ -17,6 +17,7 @@ import org.jooq.impl.SchemaImpl;
 import org.jooq.types.YearToSecond;
 
 import pgdispatch.store.jooq.tables.DispatcherNodes;
+import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
@@ -40,6 +41,11 @@ public class Public extends SchemaImpl {
      * The table <code>public.dispatcher_nodes</code>.
      */
     public final DispatcherNodes DISPATCHER_NODES = DispatcherNodes.DISPATCHER_NODES;
+
+    /**
+     * The table <code>public.dispatcher_queues</code>.
+     */
+    public final DispatcherQueues DISPATCHER_QUEUES = DispatcherQueues.DISPATCHER_QUEUES;
 
     /**
      * The table <code>public.pgdispatch_reap_stale</code>.
@@ -125,6 +131,7 @@ public class Public extends SchemaImpl {
     public final List<Table<?>> getTables() {
         return Arrays.asList(
             DispatcherNodes.DISPATCHER_NODES,
+            DispatcherQueues.DISPATCHER_QUEUES,
             PgdispatchReapStale.PGDISPATCH_REAP_STALE,
             TaskEvents.TASK_EVENTS,
             Tasks.TASKS

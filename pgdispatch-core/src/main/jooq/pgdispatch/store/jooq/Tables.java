@@ -10,6 +10,7 @@ import org.jooq.Result;
 import org.jooq.types.YearToSecond;
 
 import pgdispatch.store.jooq.tables.DispatcherNodes;
+import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
@@ -26,6 +27,11 @@ public class Tables {
      * The table <code>public.dispatcher_nodes</code>.
      */
     public static final DispatcherNodes DISPATCHER_NODES = DispatcherNodes.DISPATCHER_NODES;
+
+    /**
+     * The table <code>public.dispatcher_queues</code>.
+     */
+    public static final DispatcherQueues DISPATCHER_QUEUES = DispatcherQueues.DISPATCHER_QUEUES;
 
     /**
      * The table <code>public.pgdispatch_reap_stale</code>.
