@@ -15,15 +15,18 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import pgdispatch.config.DispatcherConfig;
+import pgdispatch.store.BulkAction;
 import pgdispatch.store.Database;
+import pgdispatch.store.QueueStore;
+import pgdispatch.store.TaskFilter;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskQueries.EventView;
 import pgdispatch.store.TaskQueries.TaskView;
 import pgdispatch.store.TaskStatus;
 import pgdispatch.store.TaskStore;
 
-/** {@code tasks list|show|retry|cancel|quarantine}: day-to-day work on single tasks. */
-@Command(name = "tasks", mixinStandardHelpOptions = true, description = "List, inspect, retry, cancel or quarantine tasks.",
+/** {@code tasks list|show|retry|cancel|quarantine}: day-to-day work on single tasks, and on many at once by filter. */
+@Command(name = "tasks", mixinStandardHelpOptions = true, description = "List, inspect, retry, cancel or quarantine tasks (one, or many by filter).",
         subcommands = {TasksCommand.ListTasks.class, TasksCommand.Show.class, TasksCommand.Retry.class,
                 TasksCommand.Cancel.class, TasksCommand.Quarantine.class})
 final class TasksCommand implements Runnable {
@@ -62,6 +65,9 @@ final class TasksCommand implements Runnable {
         @Option(names = "--queue", paramLabel = "Q", description = "Only this queue")
         String queue;
 
+        @Option(names = "--kind", paramLabel = "K", description = "Only this kind")
+        String kind;
+
         @Option(names = "--limit", paramLabel = "N", defaultValue = "50", description = "At most N tasks, 1-10000 (default 50)")
         String limit;
 
@@ -75,7 +81,7 @@ final class TasksCommand implements Runnable {
             }
             int n = Flags.intIn("--limit", limit, 1, 10_000);
             try (Database db = open("tasks")) {
-                List<TaskView> tasks = new TaskQueries(db).tasks(status, queue, n);
+                List<TaskView> tasks = new TaskQueries(db).tasks(status, queue, kind, n);
                 PrintWriter out = spec.commandLine().getOut();
                 if (json) {
                     out.println(Json.write(tasks.stream().map(TasksCommand::taskJson).toList()));
@@ -83,7 +89,7 @@ final class TasksCommand implements Runnable {
                 }
                 if (tasks.isEmpty()) {
                     out.println("(no tasks" + (status != null ? " with status " + status : "")
-                            + (queue != null ? " in queue " + queue : "") + ")");
+                            + (queue != null ? " in queue " + queue : "") + (kind != null ? " of kind " + kind : "") + ")");
                     return Main.OK;
                 }
                 out.printf("%-10s %-14s %-16s %-12s %8s %8s %-16s %-25s %s%n", "ID", "QUEUE", "KIND", "STATUS", "ATTEMPTS",
@@ -143,64 +149,174 @@ final class TasksCommand implements Runnable {
         }
     }
 
-    /** {@code tasks retry ID}. */
+    /** {@code tasks retry ID} or {@code tasks retry --status S --kind K ...}. */
     @Command(name = "retry", mixinStandardHelpOptions = true,
-            description = "Put a finished task (succeeded, failed, cancelled, quarantined, compensated) back to pending with a fresh attempt series.")
+            description = "Put finished tasks back to pending with a fresh attempt series: one task by ID (succeeded, failed,"
+                    + " cancelled, quarantined, compensated), or every task a filter selects (by default failed, cancelled and"
+                    + " quarantined ones) in one statement.")
     static final class Retry implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @Parameters(paramLabel = "ID", description = "Task id")
+        @Parameters(paramLabel = "ID", arity = "0..1", description = "Task id (or use the filter options)")
         String id;
+
+        @Option(names = "--reason", paramLabel = "R", description = "Why; kept in each task's event")
+        String reason;
+
+        @CommandLine.Mixin
+        BulkOptions bulk;
 
         @Override
         public Integer call() {
+            if (bulk.chosen(id)) return bulk.run(spec, BulkAction.RETRY, reason);
             long taskId = Flags.taskId(id);
             return act(spec, taskId, "retry", "finished tasks (succeeded, failed, cancelled, quarantined, compensated); cancel a live one first",
                     store -> store.retry(taskId), "pending (attempts reset; event retried_by_operator)");
         }
     }
 
-    /** {@code tasks cancel ID}. */
+    /** {@code tasks cancel ID} or by filter. */
     @Command(name = "cancel", mixinStandardHelpOptions = true,
-            description = "Cancel a pending or running task (a running handler learns it at its next lease renewal);"
-                    + " a task of a kind that compensates and had started goes on to compensating.")
+            description = "Cancel pending or running tasks (a running handler learns it at its next lease renewal; one of a"
+                    + " kind that compensates and had started goes on to compensating): one by ID, or every pending task a"
+                    + " filter selects in one statement.")
     static final class Cancel implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @Parameters(paramLabel = "ID", description = "Task id")
+        @Parameters(paramLabel = "ID", arity = "0..1", description = "Task id (or use the filter options)")
         String id;
 
         @Option(names = "--reason", paramLabel = "R", description = "Why; kept in last_error and the event")
         String reason;
 
+        @CommandLine.Mixin
+        BulkOptions bulk;
+
         @Override
         public Integer call() {
+            if (bulk.chosen(id)) return bulk.run(spec, BulkAction.CANCEL, reason);
             long taskId = Flags.taskId(id);
             return act(spec, taskId, "cancel", "pending or running tasks outside their compensation",
                     store -> store.cancel(taskId, reason), "cancelled (event cancelled)");
         }
     }
 
-    /** {@code tasks quarantine ID}. */
+    /** {@code tasks quarantine ID} or by filter. */
     @Command(name = "quarantine", mixinStandardHelpOptions = true,
-            description = "Take a pending, running, failed or compensating task out of circulation for inspection.")
+            description = "Take tasks out of circulation for inspection: one by ID (pending, running, failed or"
+                    + " compensating), or every pending, running or failed task a filter selects in one statement.")
     static final class Quarantine implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
-        @Parameters(paramLabel = "ID", description = "Task id")
+        @Parameters(paramLabel = "ID", arity = "0..1", description = "Task id (or use the filter options)")
         String id;
 
         @Option(names = "--reason", paramLabel = "R", defaultValue = "no reason given", description = "Why; kept in last_error and the event")
         String reason;
 
+        @CommandLine.Mixin
+        BulkOptions bulk;
+
         @Override
         public Integer call() {
+            if (bulk.chosen(id)) return bulk.run(spec, BulkAction.QUARANTINE, reason);
             long taskId = Flags.taskId(id);
             return act(spec, taskId, "quarantine", "pending, running, failed or compensating tasks",
                     store -> store.quarantine(taskId, reason), "quarantined (event quarantined)");
+        }
+    }
+
+    /** The filter of the bulk form of retry, cancel and quarantine: one statement for every task it selects. */
+    static final class BulkOptions {
+        @Option(names = "--status", paramLabel = "S", description = "Only tasks in this status (default: every status the action applies to; retry: failed, cancelled, quarantined)")
+        String status;
+
+        @Option(names = "--kind", paramLabel = "K", description = "Only this kind")
+        String kind;
+
+        @Option(names = "--queue", paramLabel = "Q", description = "Only this queue")
+        String queue;
+
+        @Option(names = "--older-than", paramLabel = "AGE", description = "Only tasks whose last transition is older than AGE (90s, 15m, 2h, 7d, PT15M)")
+        String olderThan;
+
+        @Option(names = "--limit", paramLabel = "N", defaultValue = "1000", description = "At most N tasks, lowest id first (default 1000, at most 100000)")
+        String limit;
+
+        @Option(names = "--dry-run", description = "Only list the tasks that would change")
+        boolean dryRun;
+
+        @Option(names = "--by", paramLabel = "WHO", description = "Recorded in each event as the actor (default cli:<user>)")
+        String by;
+
+        @Option(names = "--json", description = "Print JSON")
+        boolean json;
+
+        /** True for the bulk form; refuses an ID together with filters, or neither. */
+        boolean chosen(String id) {
+            boolean filtered = status != null || kind != null || queue != null || olderThan != null;
+            if (id != null && filtered) {
+                throw new IllegalArgumentException("give a task ID or filter options (--status, --kind, --queue, --older-than), not both");
+            }
+            if (id == null && !filtered) {
+                throw new IllegalArgumentException("give a task ID, or at least one of --status, --kind, --queue, --older-than");
+            }
+            if (id != null && (dryRun || json || by != null)) {
+                throw new IllegalArgumentException("--dry-run, --json and --by apply to the filter form only");
+            }
+            return id == null;
+        }
+
+        int run(CommandSpec spec, BulkAction action, String reason) {
+            TaskStatus requested = null;
+            if (status != null) {
+                requested = Arrays.stream(TaskStatus.values()).filter(s -> s.sql().equals(status)).findFirst()
+                        .orElseThrow(() -> new IllegalArgumentException("--status=" + status + " is not a task status; valid: " + STATUSES));
+            }
+            if (queue != null) QueueStore.requireName(queue);
+            TaskFilter filter = new TaskFilter(action.statuses(requested), kind, queue,
+                    olderThan == null ? null : Flags.duration("--older-than", olderThan),
+                    Flags.intIn("--limit", limit, 1, TaskFilter.MAX_LIMIT));
+            List<TaskStore.MatchedTask> tasks;
+            try (Database db = open("tasks")) {
+                TaskStore store = new TaskStore(db);
+                tasks = dryRun ? store.planMatching(filter)
+                        : store.applyMatching(action, filter, reason, by == null ? QueuesCommand.defaultActor() : by);
+            }
+            boolean full = tasks.size() == filter.limit();
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("action", action.word());
+                m.put("dry_run", dryRun);
+                m.put("statuses", filter.statuses().stream().map(TaskStatus::sql).toList());
+                m.put("count", tasks.size());
+                m.put("limit_reached", full);
+                m.put("reason", reason);
+                m.put("tasks", tasks.stream().map(t -> {
+                    Map<String, Object> x = new LinkedHashMap<>();
+                    x.put("id", t.id());
+                    x.put("queue", t.queue());
+                    x.put("kind", t.kind());
+                    x.put("from", t.from().sql());
+                    return x;
+                }).toList());
+                out.println(Json.write(m));
+                return Main.OK;
+            }
+            out.printf("%s%s: %d task(s) %s%n", action.word(), dryRun ? " --dry-run" : "", tasks.size(),
+                    dryRun ? "would change (nothing changed)" : "changed, each with its event");
+            if (!tasks.isEmpty()) {
+                out.printf("%-10s %-14s %-16s %s%n", "ID", "QUEUE", "KIND", "FROM");
+                for (TaskStore.MatchedTask t : tasks) {
+                    out.printf("%-10d %-14s %-16s %s%n", t.id(), t.queue(), t.kind(), t.from().sql());
+                }
+            }
+            if (full) out.printf("limit %d reached: more tasks may match; run the command again%n", filter.limit());
+            return Main.OK;
         }
     }
 

@@ -216,6 +216,66 @@ class TasksCommandTest {
         }
     }
 
+    @Nested
+    class Bulk {
+        @Test
+        void cancelsEveryPendingTaskOfAKindInOneGoWithDryRunFirst() throws Exception {
+            long second = insert("INSERT INTO tasks (kind) VALUES ('echo')");
+
+            Cli.Run dry = Cli.run(db.url(), "tasks", "cancel", "--kind", "echo", "--dry-run");
+            assertThat(dry.code()).as(dry.err()).isZero();
+            assertThat(dry.out()).startsWith("cancel --dry-run: 2 task(s) would change (nothing changed)\n")
+                    .containsPattern("(?m)^" + pending + "\\s+default\\s+echo\\s+pending$");
+            assertThat(row(pending)).containsEntry("status", "pending");
+
+            Cli.Run r = Cli.run(db.url(), "tasks", "cancel", "--kind", "echo", "--reason", "bad deploy", "--by", "alice", "--json");
+            assertThat(r.code()).as(r.err()).isZero();
+            JsonNode j = JSON.readTree(r.out());
+            assertThat(j.get("count").asInt()).isEqualTo(2);
+            assertThat(j.get("dry_run").asBoolean()).isFalse();
+            assertThat(j.get("tasks").findValuesAsText("id")).containsExactly("" + pending, "" + second);
+            assertThat(row(pending)).containsEntry("status", "cancelled").containsEntry("last_error", "bad deploy");
+            assertThat(db.rows("SELECT detail->>'actor' AS a, detail->>'reason' AS r FROM task_events WHERE task_id = " + second).get(0))
+                    .containsEntry("a", "alice").containsEntry("r", "bad deploy");
+            assertThat(row(running)).containsEntry("status", "running");
+        }
+
+        @Test
+        void retriesFailedTasksByStatusAndSaysWhenTheLimitWasReached() {
+            long another = insert("INSERT INTO tasks (kind, status, attempts, last_error, finished_at) VALUES ('fail', 'failed', 1, 'x', now())");
+
+            Cli.Run r = Cli.run(db.url(), "tasks", "retry", "--status", "failed", "--limit", "1", "--reason", "fixed");
+
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(r.out()).startsWith("retry: 1 task(s) changed, each with its event\n")
+                    .endsWith("limit 1 reached: more tasks may match; run the command again\n");
+            assertThat(row(failed)).containsEntry("status", "pending");
+            assertThat(row(another)).containsEntry("status", "failed");
+        }
+
+        @Test
+        void badFiltersAreUsageErrorsAndChangeNothing() {
+            assertUsage(Cli.run(db.url(), "tasks", "cancel"),
+                    "pgdispatch: give a task ID, or at least one of --status, --kind, --queue, --older-than");
+            assertUsage(Cli.run(db.url(), "tasks", "cancel", "" + pending, "--kind", "echo"),
+                    "pgdispatch: give a task ID or filter options (--status, --kind, --queue, --older-than), not both");
+            assertUsage(Cli.run(db.url(), "tasks", "retry", "--status", "pending"),
+                    "pgdispatch: --status=pending: retry applies only to succeeded, failed, cancelled, quarantined");
+            assertUsage(Cli.run(db.url(), "tasks", "quarantine", "--older-than", "soon"),
+                    "pgdispatch: --older-than=soon must be a duration such as 90s, 15m, 2h, 7d or PT15M");
+            assertUsage(Cli.run(db.url(), "tasks", "cancel", "--kind", "echo", "--limit", "0"),
+                    "pgdispatch: --limit=0 must be a positive whole number (at most 100000)");
+            assertThat(db.count("task_events WHERE event <> 'claimed' AND event <> 'failed'")).isZero();
+        }
+
+        @Test
+        void listFiltersByKind() {
+            Cli.Run r = Cli.run(db.url(), "tasks", "list", "--kind", "sleep");
+            assertThat(r.out().lines().skip(1).toList()).singleElement().asString().startsWith(running + " ");
+            assertThat(Cli.run(db.url(), "tasks", "list", "--kind", "nope").out()).isEqualTo("(no tasks of kind nope)\n");
+        }
+    }
+
     @Test
     void tasksWithoutASubcommandIsAUsageError() {
         Cli.Run r = Cli.run(db.url(), "tasks");

@@ -266,9 +266,15 @@ public final class TaskQueries {
 
     /** Tasks filtered by status and queue (either may be null), newest first. */
     public List<TaskView> tasks(String status, String queue, int limit) {
+        return tasks(status, queue, null, limit);
+    }
+
+    /** Tasks filtered by status, queue and kind (each may be null), newest first. */
+    public List<TaskView> tasks(String status, String queue, String kind, int limit) {
         Condition c = DSL.trueCondition();
         if (status != null) c = c.and(TASKS.STATUS.eq(status));
         if (queue != null) c = c.and(TASKS.QUEUE.eq(queue));
+        if (kind != null) c = c.and(TASKS.KIND.eq(kind));
         return selectTasks().where(c).orderBy(TASKS.ID.desc()).limit(limit).fetch(TaskQueries::view);
     }
 

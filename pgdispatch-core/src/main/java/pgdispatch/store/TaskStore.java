@@ -1238,6 +1238,136 @@ public final class TaskStore {
         return exactlyOneOrNone(query(QUARANTINE, Map.of("id", id, "reason", reason), TaskStore::countRows), id);
     }
 
+    // ---------------------------------------------------------------- bulk operator actions: many tasks, one statement
+
+    // The tasks a TaskFilter selects. updated_at: the last transition (renewals do not touch it).
+    private static final String MATCHING = """
+                  FROM tasks t
+                 WHERE t.status = ANY(:statuses::text[])
+                   AND (:kind::text IS NULL OR t.kind = :kind)
+                   AND (:queue::text IS NULL OR t.queue = :queue)
+                   AND (:older_ms::bigint IS NULL OR t.updated_at < now() - :older_ms * interval '1 millisecond')
+                 ORDER BY t.id
+                 LIMIT :limit
+            """;
+
+    private static final NamedSql PLAN_MATCHING = NamedSql.of(
+            "SELECT t.id, t.queue, t.kind, t.status AS prev_status\n" + MATCHING);
+
+    // Locked in id order, waiting for rows a claim or completion holds for a moment (SKIP LOCKED would
+    // leave out exactly the tasks changing right now); the status is checked again on the row as it is
+    // once the lock is held. Each action's UPDATE and its events follow in the same statement.
+    private static final String PICK = """
+            WITH picked AS (
+                SELECT t.id, t.status AS prev_status, t.owner_id AS prev_owner, t.lease_token AS prev_token
+            """ + MATCHING + """
+                   FOR UPDATE OF t
+            )""";
+
+    private static final Map<BulkAction, NamedSql> APPLY_MATCHING = Map.of(
+            BulkAction.RETRY, NamedSql.of(PICK + """
+                    , upd AS (
+                        UPDATE tasks t
+                           SET status = 'pending', attempts = 0, requeue_count = 0, run_at = now(), owner_id = NULL,
+                               lease_expires_at = NULL, finished_at = NULL, started_at = NULL, result = NULL,
+                               updated_at = now()
+                          FROM picked p
+                         WHERE t.id = p.id
+                        RETURNING t.id, t.queue, t.kind, p.prev_status, p.prev_owner, t.lease_token
+                    ), ev AS (
+                        INSERT INTO task_events (task_id, event, lease_token, detail)
+                        SELECT u.id, 'retried_by_operator', u.lease_token, jsonb_build_object('by', 'operator',
+                               'actor', :actor::text, 'reason', :reason::text, 'from', u.prev_status, 'bulk', true)
+                          FROM upd u
+                    )
+                    SELECT id, queue, kind, prev_status FROM upd ORDER BY id
+                    """),
+            BulkAction.CANCEL, NamedSql.of(PICK + """
+                    , upd AS (
+                        UPDATE tasks t
+                           SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                               run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check
+                               last_error = coalesce(:reason::text, t.last_error)
+                          FROM picked p
+                         -- as the single cancel: a compensable kind that had started goes on to compensating
+                         -- (V10_5's trigger); one compensating already is left alone
+                         WHERE t.id = p.id AND NOT t.compensating
+                        RETURNING t.id, t.queue, t.kind, p.prev_status, p.prev_owner, t.lease_token
+                    ), ev AS (
+                        INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                        SELECT u.id, 'cancelled', u.prev_owner, u.lease_token, jsonb_build_object('by', 'operator',
+                               'actor', :actor::text, 'reason', :reason::text, 'from', u.prev_status, 'bulk', true)
+                          FROM upd u
+                    )
+                    SELECT id, queue, kind, prev_status FROM upd ORDER BY id
+                    """),
+            BulkAction.QUARANTINE, NamedSql.of(PICK + """
+                    , upd AS (
+                        UPDATE tasks t
+                           SET status = 'quarantined', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+                               run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check
+                               last_error = 'quarantined by operator: ' || coalesce(:reason::text, 'no reason given')
+                          FROM picked p
+                         WHERE t.id = p.id
+                        RETURNING t.id, t.queue, t.kind, p.prev_status, p.prev_owner, t.lease_token
+                    ), ev AS (
+                        INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                        SELECT u.id, 'quarantined', u.prev_owner, u.lease_token, jsonb_build_object('by', 'operator',
+                               'actor', :actor::text, 'reason', :reason::text, 'from', u.prev_status, 'bulk', true)
+                          FROM upd u
+                    )
+                    SELECT id, queue, kind, prev_status FROM upd ORDER BY id
+                    """));
+
+    /** A task a bulk action took (or, in a dry run, would take), with the status it had. */
+    public record MatchedTask(long id, String queue, String kind, TaskStatus from) {}
+
+    /** The tasks {@code filter} selects now, as {@link #applyMatching} would take them; changes nothing. */
+    public List<MatchedTask> planMatching(TaskFilter filter) {
+        return query(PLAN_MATCHING, filterParams(filter), TaskStore::matched);
+    }
+
+    /**
+     * The tasks {@code filter} selects → the action's target status, in one statement with one event
+     * per task ({@code detail}: {@code reason}, {@code actor}, the status it came {@code from},
+     * {@code bulk: true}). A task whose status changed out of the filter while it was being locked is
+     * left out. Returns the tasks changed, lowest id first.
+     */
+    public List<MatchedTask> applyMatching(BulkAction action, TaskFilter filter, String reason, String actor) {
+        for (TaskStatus s : filter.statuses()) {
+            if (!action.allowed().contains(s)) {
+                throw new IllegalArgumentException(action.word() + " does not apply to " + s.sql() + " tasks");
+            }
+        }
+        Map<String, Object> v = filterParams(filter);
+        v.put("reason", reason);
+        v.put("actor", actor);
+        List<MatchedTask> out = query(APPLY_MATCHING.get(action), v, TaskStore::matched);
+        if (out.size() > filter.limit()) {
+            throw new IllegalStateException(action.word() + ": statement changed " + out.size() + " rows, limit " + filter.limit());
+        }
+        return out;
+    }
+
+    private static Map<String, Object> filterParams(TaskFilter f) {
+        Map<String, Object> v = new HashMap<>();
+        v.put("statuses", f.statuses().stream().map(TaskStatus::sql).toArray(String[]::new));
+        v.put("kind", f.kind());
+        v.put("queue", f.queue());
+        v.put("older_ms", f.olderThan() == null ? null : f.olderThan().toMillis());
+        v.put("limit", f.limit());
+        return v;
+    }
+
+    private static List<MatchedTask> matched(ResultSet rs) throws SQLException {
+        List<MatchedTask> out = new ArrayList<>();
+        while (rs.next()) {
+            out.add(new MatchedTask(rs.getLong("id"), rs.getString("queue"), rs.getString("kind"),
+                    TaskStatus.of(rs.getString("prev_status"))));
+        }
+        return out;
+    }
+
     // ---------------------------------------------------------------- prune: finished -> (deleted)
 
     // the statement lives in the database (V9): it runs with its owner's rights, so the runtime role
