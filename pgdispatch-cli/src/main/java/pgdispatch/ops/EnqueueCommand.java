@@ -2,6 +2,13 @@ package pgdispatch.ops;
 
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -10,9 +17,11 @@ import picocli.CommandLine.Model.CommandSpec;
 import pgdispatch.api.TaskClient;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
+import pgdispatch.store.TaskStatus;
 import pgdispatch.store.TaskStore;
+import pgdispatch.store.UniqueKey;
 
-/** {@code enqueue}: inserts one task and prints its id. */
+/** {@code enqueue}: inserts one task and prints its id (the existing task's, when a key it holds refuses the insert). */
 @Command(name = "enqueue", mixinStandardHelpOptions = true, description = "Enqueue a task; prints its id.")
 final class EnqueueCommand implements Callable<Integer> {
     @Spec
@@ -39,6 +48,42 @@ final class EnqueueCommand implements Callable<Integer> {
     @Option(names = "--idempotency-key", paramLabel = "KEY", description = "A second enqueue with this key returns the first task")
     String idempotencyKey;
 
+    @Option(names = "--unique", description = "At most one such task waiting, pending or running at a time (by kind, and what --unique-by adds)")
+    boolean unique;
+
+    @Option(names = "--unique-by", paramLabel = "FIELDS", split = ",",
+            description = "What else makes it unique: queue, payload (all of it), payload.NAME (a top-level field); implies --unique")
+    List<String> uniqueBy;
+
+    @Option(names = "--unique-period", paramLabel = "AGE", description = "The key holds one time bucket of this length (90s, 15m, 1h, 1d); implies --unique")
+    String uniquePeriod;
+
+    @Option(names = "--unique-also", paramLabel = "STATUSES", split = ",",
+            description = "Finished statuses that keep holding the key (succeeded, failed, cancelled, quarantined); implies --unique")
+    List<String> uniqueAlso;
+
+    @Option(names = "--json", description = "Print JSON: id, created, and the key the existing task holds")
+    boolean json;
+
+    /** The unique key the options describe, or null. */
+    UniqueKey uniqueKey() {
+        if (!unique && uniqueBy == null && uniquePeriod == null && uniqueAlso == null) return null;
+        boolean byQueue = false;
+        List<String> fields = new ArrayList<>();
+        for (String b : uniqueBy == null ? List.<String>of() : uniqueBy) {
+            if (b.equals("queue")) byQueue = true;
+            else if (b.equals("payload")) fields.add("*");
+            else if (b.startsWith("payload.") && b.length() > "payload.".length()) fields.add(b.substring("payload.".length()));
+            else throw new IllegalArgumentException("--unique-by=" + b + " must be queue, payload or payload.NAME");
+        }
+        Set<TaskStatus> also = EnumSet.noneOf(TaskStatus.class);
+        for (String a : uniqueAlso == null ? List.<String>of() : uniqueAlso) {
+            also.add(Arrays.stream(TaskStatus.values()).filter(t -> t.sql().equals(a)).findFirst().orElseThrow(() ->
+                    new IllegalArgumentException("--unique-also=" + a + " must be succeeded, failed, cancelled or quarantined")));
+        }
+        return new UniqueKey(byQueue, fields, uniquePeriod == null ? null : Flags.duration("--unique-period", uniquePeriod), also);
+    }
+
     @Override
     public Integer call() {
         OffsetDateTime at = null;
@@ -50,13 +95,30 @@ final class EnqueueCommand implements Callable<Integer> {
             }
         }
         DispatcherConfig cfg = Env.config();
-        TaskClient.Enqueue e = new TaskClient.Enqueue(kind, payload, queue, priority, at, maxAttempts, idempotencyKey);
+        TaskClient.Enqueue e = new TaskClient.Enqueue(kind, payload, queue, priority, at, maxAttempts, idempotencyKey, uniqueKey());
         TaskClient.validate(e, cfg.maxPayloadBytes()); // bad input fails before a connection is opened
         try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-enqueue")) {
             TaskClient client = new TaskClient(new TaskStore(db), cfg.maxPayloadBytes());
             db.requireCurrentSchema();
-            long id = client.enqueue(e);
-            spec.commandLine().getOut().println(id);
+            // without a unique key the idempotency rule of pgdispatch_enqueue decides (same content: the
+            // existing id; different content: refused)
+            TaskStore.Enqueued r = e.unique() != null ? client.submit(e)
+                    : new TaskStore.Enqueued(client.enqueue(e), true, null, TaskStatus.PENDING);
+            if (json) {
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("id", r.id());
+                m.put("created", r.created());
+                m.put("conflict", r.conflict());
+                m.put("status", r.existingStatus().sql());
+                spec.commandLine().getOut().println(Json.write(m));
+                return Main.OK;
+            }
+            spec.commandLine().getOut().println(r.id());
+            if (!r.created()) {
+                // stdout stays the id alone (scripts read it); the notice goes beside the log lines
+                spec.commandLine().getErr().printf("pgdispatch: not enqueued again: task %d holds this %s (status %s)%n",
+                        r.id(), r.conflict().replace('_', ' '), r.existingStatus().sql());
+            }
             return Main.OK;
         }
     }

@@ -283,7 +283,7 @@ final class TasksCommand implements Runnable {
             List<TaskStore.MatchedTask> tasks;
             try (Database db = open("tasks")) {
                 TaskStore store = new TaskStore(db);
-                tasks = dryRun ? store.planMatching(filter)
+                tasks = dryRun ? store.planMatching(action, filter)
                         : store.applyMatching(action, filter, reason, by == null ? QueuesCommand.defaultActor() : by);
             }
             boolean full = tasks.size() == filter.limit();

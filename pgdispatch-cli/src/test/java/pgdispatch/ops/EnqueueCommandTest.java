@@ -44,6 +44,32 @@ class EnqueueCommandTest {
     }
 
     @Test
+    void aUniqueTaskIsEnqueuedOnceAndTheSecondEnqueueSaysWhichTaskHoldsTheKey() throws Exception {
+        String[] args = {"enqueue", "--kind", "report", "--payload", "{\"customer\": 42, \"v\": 1}", "--unique-by", "payload.customer"};
+        Cli.Run first = Cli.run(db.url(), args);
+        assertThat(first.code()).as(first.err()).isZero();
+        long id = Long.parseLong(first.out().strip());
+
+        Cli.Run second = Cli.run(db.url(), "enqueue", "--kind", "report", "--payload", "{\"v\": 2, \"customer\": 42}",
+                "--unique-by", "payload.customer", "--json");
+        var j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(second.out());
+        assertThat(j.get("id").asLong()).isEqualTo(id);
+        assertThat(j.get("created").asBoolean()).isFalse();
+        assertThat(j.get("conflict").asText()).isEqualTo("unique_key");
+        assertThat(j.get("status").asText()).isEqualTo("pending");
+
+        Cli.Run third = Cli.run(db.url(), args);
+        assertThat(third.out().strip()).isEqualTo("" + id);
+        assertThat(third.errLines()).containsExactly("pgdispatch: not enqueued again: task " + id + " holds this unique key (status pending)");
+        assertThat(db.count("tasks")).isOne();
+
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "report", "--unique-by", "customer"),
+                "pgdispatch: --unique-by=customer must be queue, payload or payload.NAME");
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "report", "--unique-also", "running"),
+                "pgdispatch: unique states: running is always held; name only finished statuses (succeeded, failed, cancelled, quarantined)");
+    }
+
+    @Test
     void badPayloadQueuePriorityOrTimeAreUsageErrorsAndInsertNothing() {
         assertUsage(Cli.run(db.url(), "enqueue", "--kind", "noop", "--payload", "[1, 2]"),
                 "pgdispatch: payload must be a JSON object ({...}), got array");

@@ -12,6 +12,7 @@ import java.util.regex.Pattern;
 import javax.sql.DataSource;
 import pgdispatch.store.NewTask;
 import pgdispatch.store.TaskStore;
+import pgdispatch.store.UniqueKey;
 
 /**
  * Enqueues tasks. Every input is checked before it reaches the database, each problem named with its
@@ -83,11 +84,19 @@ public final class TaskClient {
         return enqueue(connection, Enqueue.of(kind, payload));
     }
 
-    /** A task to enqueue: {@code kind} and a JSON-object {@code payload}, the rest optional with defaults. */
+    /**
+     * A task to enqueue: {@code kind} and a JSON-object {@code payload}, the rest optional with defaults;
+     * {@code unique} (null: not unique) makes it unique by a key of the fields it names.
+     */
     public record Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt,
-                          int maxAttempts, String idempotencyKey) {
+                          int maxAttempts, String idempotencyKey, UniqueKey unique) {
+        public Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt, int maxAttempts,
+                       String idempotencyKey) {
+            this(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, null);
+        }
+
         public static Enqueue of(String kind, String payloadJson) {
-            return new Enqueue(kind, payloadJson, "default", 0, null, 5, null);
+            return new Enqueue(kind, payloadJson, "default", 0, null, 5, null, null);
         }
 
         /**
@@ -106,29 +115,48 @@ public final class TaskClient {
         }
 
         public Enqueue queue(String q) {
-            return new Enqueue(kind, payloadJson, q, priority, runAt, maxAttempts, idempotencyKey);
+            return new Enqueue(kind, payloadJson, q, priority, runAt, maxAttempts, idempotencyKey, unique);
         }
 
         public Enqueue priority(int p) {
-            return new Enqueue(kind, payloadJson, queue, p, runAt, maxAttempts, idempotencyKey);
+            return new Enqueue(kind, payloadJson, queue, p, runAt, maxAttempts, idempotencyKey, unique);
         }
 
         public Enqueue runAt(OffsetDateTime t) {
-            return new Enqueue(kind, payloadJson, queue, priority, t, maxAttempts, idempotencyKey);
+            return new Enqueue(kind, payloadJson, queue, priority, t, maxAttempts, idempotencyKey, unique);
         }
 
         public Enqueue maxAttempts(int n) {
-            return new Enqueue(kind, payloadJson, queue, priority, runAt, n, idempotencyKey);
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, n, idempotencyKey, unique);
         }
 
         public Enqueue idempotencyKey(String k) {
-            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, k);
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, k, unique);
+        }
+
+        /** At most one task with this key among those in its key's statuses (UniqueKey). */
+        public Enqueue unique(UniqueKey u) {
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, u);
         }
     }
 
-    /** Validates and inserts; returns the task id (the existing one for a used idempotency key). */
+    /** Validates and inserts; returns the task id (the existing one for a used idempotency or unique key). */
     public long enqueue(Enqueue e) {
         return store.enqueue(validate(e));
+    }
+
+    /**
+     * Validates and inserts a unique task ({@link Enqueue#unique}), and says what happened: a new task, or
+     * the existing one that holds the idempotency key or the unique key ({@link TaskStore.Enqueued#conflict()}
+     * names which). Without a unique key, use {@link #enqueue(Enqueue)}.
+     */
+    public TaskStore.Enqueued submit(Enqueue e) {
+        return store.enqueueReporting(validate(e));
+    }
+
+    /** The same inside the caller's transaction. */
+    public TaskStore.Enqueued submit(Connection connection, Enqueue e) {
+        return store.enqueueReporting(connection, validate(e));
     }
 
     /** The same inside the caller's transaction: the task exists only if that transaction commits. */
@@ -202,7 +230,7 @@ public final class TaskClient {
                     + e.idempotencyKey().length());
         }
         checkText(node, "payload");
-        return new NewTask(e.queue(), e.kind(), raw, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey());
+        return new NewTask(e.queue(), e.kind(), raw, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey(), e.unique());
     }
 
     /**

@@ -4,7 +4,12 @@ import java.time.OffsetDateTime;
 
 /**
  * A task to insert, already validated by the client: {@code runAt} null means now, {@code payloadJson}
- * is a JSON object's text, {@code idempotencyKey} null means none.
+ * is a JSON object's text, {@code idempotencyKey} null means none, {@code unique} null means not unique.
  */
 public record NewTask(String queue, String kind, String payloadJson, int priority, OffsetDateTime runAt,
-                      int maxAttempts, String idempotencyKey) {}
+                      int maxAttempts, String idempotencyKey, UniqueKey unique) {
+    public NewTask(String queue, String kind, String payloadJson, int priority, OffsetDateTime runAt, int maxAttempts,
+                   String idempotencyKey) {
+        this(queue, kind, payloadJson, priority, runAt, maxAttempts, idempotencyKey, null);
+    }
+}

@@ -82,6 +82,7 @@ public final class TaskStore {
      * not changed); {@link IdempotencyConflictException} naming the existing task when they differ.
      */
     public long enqueue(NewTask task) {
+        if (task.unique() != null) return enqueueReporting(task).id();
         return enqueue(dsl, schema, task);
     }
 
@@ -90,6 +91,7 @@ public final class TaskStore {
      * schema ({@code public} when it has none): the caller's search_path does not matter.
      */
     public long enqueue(Connection connection, NewTask task) {
+        if (task.unique() != null) return enqueueReporting(connection, task).id();
         String s = schema == null ? DatabaseUrl.DEFAULT_SCHEMA : schema;
         return enqueue(Database.dsl(connection, s), s, task);
     }
@@ -128,6 +130,122 @@ public final class TaskStore {
             }
             throw e;
         }
+    }
+
+    /**
+     * What an enqueue did: {@code created}, or found the task already holding its idempotency key or its
+     * unique key ({@code conflict} names which; {@code existingStatus} is that task's status then).
+     */
+    public record Enqueued(long id, boolean created, String conflict, TaskStatus existingStatus) {
+        public static final String IDEMPOTENCY_KEY = "idempotency_key";
+        public static final String UNIQUE_KEY = "unique_key";
+    }
+
+    // The key is computed by the database (pgdispatch_unique_key: one rule for Java and plain SQL) and
+    // returned, so the look-up below uses the same key even when its time bucket has turned meanwhile.
+    // ON CONFLICT DO NOTHING without a target: both the idempotency and the unique index count; a
+    // concurrent insert of the same key is waited for, then this one does nothing. {s} is the schema
+    // prefix: empty on the store's own pool (its search_path), the schema on a caller's connection.
+    private static final String ENQUEUE_REPORTING = """
+            WITH k AS (
+                SELECT CASE WHEN :has_unique THEN {s}pgdispatch_unique_key(:kind, :unique_queue, :payload::jsonb,
+                           :unique_fields::text[], :unique_period_ms::bigint * interval '1 millisecond') END AS key
+            ), ins AS (
+                INSERT INTO {s}tasks (queue, kind, payload, priority, max_attempts, idempotency_key, run_at,
+                                      unique_key, unique_states)
+                SELECT :queue, :kind, :payload::jsonb, :priority, :max_attempts, :idempotency_key,
+                       coalesce(:run_at::timestamptz, now()), k.key,
+                       CASE WHEN k.key IS NOT NULL THEN :unique_states::text[] END
+                  FROM k
+                ON CONFLICT DO NOTHING
+                RETURNING id
+            )
+            SELECT (SELECT id FROM ins) AS id, (SELECT key FROM k) AS key
+            """;
+
+    // A new statement, so a conflicting row committed while the insert waited for it is visible here.
+    private static final String FIND_HOLDER = """
+            SELECT id, status, 'idempotency_key' AS conflict FROM {s}tasks WHERE idempotency_key = :idempotency_key
+            UNION ALL
+            SELECT id, status, 'unique_key' FROM {s}tasks WHERE unique_key = :key AND status = ANY(unique_states)
+            LIMIT 1
+            """;
+
+    private static final Map<String, NamedSql[]> ENQUEUE_REPORTING_BY_SCHEMA = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** The two statements with their names qualified by {@code schema} ("" for unqualified). */
+    private static NamedSql[] enqueueReportingSql(String schema) {
+        return ENQUEUE_REPORTING_BY_SCHEMA.computeIfAbsent(schema, s -> {
+            String prefix = s.isEmpty() ? "" : "\"" + s.replace("\"", "\"\"") + "\".";
+            return new NamedSql[] {NamedSql.of(ENQUEUE_REPORTING.replace("{s}", prefix)),
+                    NamedSql.of(FIND_HOLDER.replace("{s}", prefix))};
+        });
+    }
+
+    /**
+     * (none) → pending, or the task that holds {@code task}'s idempotency key or unique key, and which
+     * of the two happened. When the holder leaves its key's statuses between the refused insert and the
+     * look-up, the insert is tried again (at most three times).
+     */
+    public Enqueued enqueueReporting(NewTask task) {
+        try (Connection c = ds.getConnection()) {
+            return enqueueReporting(c, task, schema == null ? "" : schema);
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+    }
+
+    /**
+     * The same, inside the caller's transaction on {@code connection}, naming the table in this store's
+     * schema ({@code public} when it has none): the caller's search_path does not matter.
+     */
+    public Enqueued enqueueReporting(Connection connection, NewTask task) {
+        return enqueueReporting(connection, task, schema == null ? DatabaseUrl.DEFAULT_SCHEMA : schema);
+    }
+
+    private static Enqueued enqueueReporting(Connection connection, NewTask t, String schema) {
+        if (t.unique() == null) {
+            throw new IllegalArgumentException("enqueueReporting is for unique tasks (NewTask.unique); without a unique key"
+                    + " use enqueue, whose idempotency rule compares the content (pgdispatch_enqueue)");
+        }
+        NamedSql[] sql = enqueueReportingSql(schema);
+        Map<String, Object> v = new HashMap<>();
+        v.put("queue", t.queue());
+        v.put("kind", t.kind());
+        v.put("payload", t.payloadJson());
+        v.put("priority", t.priority());
+        v.put("max_attempts", t.maxAttempts());
+        v.put("idempotency_key", t.idempotencyKey());
+        v.put("run_at", t.runAt());
+        UniqueKey u = t.unique();
+        v.put("has_unique", u != null);
+        v.put("unique_queue", u != null && u.byQueue() ? t.queue() : null);
+        v.put("unique_fields", u == null ? null : u.fieldsArgument());
+        v.put("unique_period_ms", u == null || u.period() == null ? null : u.period().toMillis());
+        v.put("unique_states", u == null ? null : u.states());
+        try {
+            for (int attempt = 0; attempt < 3; attempt++) {
+                String key;
+                try (PreparedStatement ps = sql[0].prepare(connection, v); ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    long id = rs.getLong("id");
+                    if (!rs.wasNull()) return new Enqueued(id, true, null, TaskStatus.PENDING);
+                    key = rs.getString("key");
+                }
+                Map<String, Object> f = new HashMap<>();
+                f.put("idempotency_key", t.idempotencyKey());
+                f.put("key", key);
+                try (PreparedStatement ps = sql[1].prepare(connection, f); ResultSet rs = ps.executeQuery()) {
+                    if (rs.next()) {
+                        return new Enqueued(rs.getLong("id"), false, rs.getString("conflict"), TaskStatus.of(rs.getString("status")));
+                    }
+                }
+            }
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
+        throw new IllegalStateException("enqueue of kind " + t.kind() + ": refused three times by a key whose holder"
+                + " then disappeared (a task changing status at that very moment each time)");
     }
 
     private static final NamedSql ENQUEUE_MANY = NamedSql.of("""
@@ -1247,6 +1365,10 @@ public final class TaskStore {
                    AND (:kind::text IS NULL OR t.kind = :kind)
                    AND (:queue::text IS NULL OR t.queue = :queue)
                    AND (:older_ms::bigint IS NULL OR t.updated_at < now() - :older_ms * interval '1 millisecond')
+                   -- a retry back to pending would break a unique key another task holds now: left out
+                   AND (NOT :to_pending OR t.unique_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM tasks o WHERE o.unique_key = t.unique_key AND o.id <> t.id
+                                                    AND o.status = ANY(o.unique_states)))
                  ORDER BY t.id
                  LIMIT :limit
             """;
@@ -1322,9 +1444,9 @@ public final class TaskStore {
     /** A task a bulk action took (or, in a dry run, would take), with the status it had. */
     public record MatchedTask(long id, String queue, String kind, TaskStatus from) {}
 
-    /** The tasks {@code filter} selects now, as {@link #applyMatching} would take them; changes nothing. */
-    public List<MatchedTask> planMatching(TaskFilter filter) {
-        return query(PLAN_MATCHING, filterParams(filter), TaskStore::matched);
+    /** The tasks {@code filter} selects now, as {@link #applyMatching} with {@code action} would take them; changes nothing. */
+    public List<MatchedTask> planMatching(BulkAction action, TaskFilter filter) {
+        return query(PLAN_MATCHING, filterParams(action, filter), TaskStore::matched);
     }
 
     /**
@@ -1339,7 +1461,7 @@ public final class TaskStore {
                 throw new IllegalArgumentException(action.word() + " does not apply to " + s.sql() + " tasks");
             }
         }
-        Map<String, Object> v = filterParams(filter);
+        Map<String, Object> v = filterParams(action, filter);
         v.put("reason", reason);
         v.put("actor", actor);
         List<MatchedTask> out = query(APPLY_MATCHING.get(action), v, TaskStore::matched);
@@ -1349,8 +1471,9 @@ public final class TaskStore {
         return out;
     }
 
-    private static Map<String, Object> filterParams(TaskFilter f) {
+    private static Map<String, Object> filterParams(BulkAction action, TaskFilter f) {
         Map<String, Object> v = new HashMap<>();
+        v.put("to_pending", action == BulkAction.RETRY);
         v.put("statuses", f.statuses().stream().map(TaskStatus::sql).toArray(String[]::new));
         v.put("kind", f.kind());
         v.put("queue", f.queue());

@@ -89,7 +89,7 @@ class BulkActionsTest {
         TaskFilter three = filter(List.of(TaskStatus.PENDING), TaskRows.KIND, null, null, 3);
         var before = TaskRows.allRows(db);
 
-        List<TaskStore.MatchedTask> plan = store.planMatching(three);
+        List<TaskStore.MatchedTask> plan = store.planMatching(BulkAction.QUARANTINE, three);
 
         assertThat(TaskRows.allRows(db)).isEqualTo(before);
         assertThat(db.count("task_events")).isZero();

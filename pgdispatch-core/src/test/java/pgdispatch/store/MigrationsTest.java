@@ -119,7 +119,8 @@ class MigrationsTest {
                         tuple("tasks_priority_range_check", false),
                         tuple("tasks_queue_name_check", false),
                         tuple("tasks_run_at_finite_check", false), // V9
-                        tuple("tasks_status_check", false)); // V10_5 added compensating, compensated: NOT VALID
+                        tuple("tasks_status_check", false), // V10_5 added compensating, compensated: NOT VALID
+                        tuple("tasks_unique_key_check", false));
     }
 
     @ParameterizedTest(name = "{0} rejects {1} = {2}")
@@ -162,7 +163,9 @@ class MigrationsTest {
                                 "(status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text]))", false, true),
                         tuple("tasks_idempotency_key_idx", "idempotency_key", "(idempotency_key IS NOT NULL)", true, true),
                         tuple("tasks_pkey", "id", null, true, true),
-                        tuple("tasks_running_owner_idx", "owner_id", "(status = 'running'::text)", false, true));
+                        tuple("tasks_running_owner_idx", "owner_id", "(status = 'running'::text)", false, true),
+                        tuple("tasks_unique_key_idx", "unique_key", "((unique_key IS NOT NULL) AND (status = ANY (unique_states)))",
+                                true, true));
     }
 
     @Test

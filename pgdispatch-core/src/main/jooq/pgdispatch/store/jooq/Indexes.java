@@ -30,4 +30,5 @@ public class Indexes {
     public static final Index TASKS_FINISHED_IDX = Internal.createIndex(DSL.name("tasks_finished_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.FINISHED_AT }, false);
     public static final Index TASKS_IDEMPOTENCY_KEY_IDX = Internal.createIndex(DSL.name("tasks_idempotency_key_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.IDEMPOTENCY_KEY }, true);
     public static final Index TASKS_RUNNING_OWNER_IDX = Internal.createIndex(DSL.name("tasks_running_owner_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.OWNER_ID }, false);
+    public static final Index TASKS_UNIQUE_KEY_IDX = Internal.createIndex(DSL.name("tasks_unique_key_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.UNIQUE_KEY }, true);
 }

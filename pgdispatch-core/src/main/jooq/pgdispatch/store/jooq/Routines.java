@@ -16,6 +16,7 @@ import pgdispatch.store.jooq.routines.PgdispatchEnqueue;
 import pgdispatch.store.jooq.routines.PgdispatchIsStuck;
 import pgdispatch.store.jooq.routines.PgdispatchPruneFinished;
 import pgdispatch.store.jooq.routines.PgdispatchSilenceBoundMs;
+import pgdispatch.store.jooq.routines.PgdispatchUniqueKey;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
 
@@ -288,6 +289,74 @@ public class Routines {
         f.setPFloorMs(pFloorMs);
         f.setPStaleMs(pStaleMs);
         f.setPJudgeSilent(pJudgeSilent);
+
+        return f.asField();
+    }
+
+    /**
+     * Call <code>public.pgdispatch_unique_key</code>
+     */
+    public static String pgdispatchUniqueKey(
+          Configuration configuration
+        , String pKind
+        , String pQueue
+        , JSONB pPayload
+        , String[] pFields
+        , YearToSecond pPeriod
+        , OffsetDateTime pAt
+    ) {
+        PgdispatchUniqueKey f = new PgdispatchUniqueKey();
+        f.setPKind(pKind);
+        f.setPQueue(pQueue);
+        f.setPPayload(pPayload);
+        f.setPFields(pFields);
+        f.setPPeriod(pPeriod);
+        f.setPAt(pAt);
+
+        f.execute(configuration);
+        return f.getReturnValue();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_unique_key</code> as a field.
+     */
+    public static Field<String> pgdispatchUniqueKey(
+          String pKind
+        , String pQueue
+        , JSONB pPayload
+        , String[] pFields
+        , YearToSecond pPeriod
+        , OffsetDateTime pAt
+    ) {
+        PgdispatchUniqueKey f = new PgdispatchUniqueKey();
+        f.setPKind(pKind);
+        f.setPQueue(pQueue);
+        f.setPPayload(pPayload);
+        f.setPFields(pFields);
+        f.setPPeriod(pPeriod);
+        f.setPAt(pAt);
+
+        return f.asField();
+    }
+
+    /**
+     * Get <code>public.pgdispatch_unique_key</code> as a field.
+     */
+    public static Field<String> pgdispatchUniqueKey(
+          Field<String> pKind
+        , Field<String> pQueue
+        , Field<JSONB> pPayload
+        , Field<String[]> pFields
+        , Field<YearToSecond> pPeriod
+        , Field<OffsetDateTime> pAt
+    ) {
+        PgdispatchUniqueKey f = new PgdispatchUniqueKey();
+        f.setPKind(pKind);
+        f.setPQueue(pQueue);
+        f.setPPayload(pPayload);
+        f.setPFields(pFields);
+        f.setPPeriod(pPeriod);
+        f.setPAt(pAt);
 
         return f.asField();
     }
