@@ -134,7 +134,7 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
 
     /** The major number of the newest migration (V10_1: 10): a version above it is newer than any file. */
     public static int latestMigration() {
-        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V(\\d+)__.*\\.sql");
+        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V(\\d+)(?:_\\d+)*__.*\\.sql");
         try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
             return files.map(f -> v.matcher(f.getFileName().toString())).filter(java.util.regex.Matcher::matches)
                     .mapToInt(m -> Integer.parseInt(m.group(1))).max().orElseThrow();
