@@ -84,7 +84,7 @@ DECLARE
     t   text;
     seq text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues'] LOOP
+    FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits'] LOOP
         IF to_regclass('public.' || t) IS NULL THEN
             CONTINUE;  -- not migrated yet: the default privileges above will cover it
         END IF;
@@ -127,7 +127,7 @@ BEGIN
         SELECT c.relname || ' (owner ' || pg_get_userbyid(c.relowner) || ')'
           FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace
-           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'pgdispatch_schema_history')
+           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits', 'pgdispatch_schema_history')
            AND pg_get_userbyid(c.relowner) <> 'pgdispatch_owner'
     LOOP
         RAISE WARNING 'create-roles: table % is not owned by pgdispatch_owner; migrations run as pgdispatch_owner will fail on it. When nothing else depends on the current owner: ALTER TABLE ... OWNER TO pgdispatch_owner', t;

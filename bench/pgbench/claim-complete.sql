@@ -6,8 +6,12 @@
 -- executions) and plan_cache_mode=force_custom_plan (as the pool sets it).
 WITH lease AS (
     SELECT * FROM unnest('{noop}'::text[], '{600000}'::bigint[]) AS l(kind, lease_ms)
+), limits AS (
+    SELECT l.scope, l.name, false AS locked, 0 AS room FROM concurrency_limits l
+     WHERE (l.scope = 'kind' AND l.name = ANY('{noop}'::text[]))
+        OR (l.scope = 'queue' AND l.name = ANY('{default}'::text[]))
 ), expired AS (
-    SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner,CASE WHEN t.attempts >= 2147483646
+    SELECT t.id, t.priority, t.run_at, t.kind, t.queue, t.owner_id AS prev_owner,CASE WHEN t.attempts >= 2147483646
           THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
      WHEN t.lease_token >= 9223372036854775806
           THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
@@ -23,17 +27,22 @@ END AS poison
        AND t.owner_id IS DISTINCT FROM ('pgbench-' || :client_id)
        AND t.requeue_count < 3
        AND t.queue = ANY('{default}'::text[]) AND t.kind = ANY('{noop}'::text[])
-       AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
        AND (NOT t.compensating OR t.kind = ANY('{}'::text[]))
+       -- a paused queue's expired leases wait for the reaper (back to pending) and the resume
+       AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
+       AND NOT EXISTS (SELECT 1 FROM limits l WHERE NOT l.locked AND ((l.scope = 'kind' AND l.name = t.kind)
+                                                       OR (l.scope = 'queue' AND l.name = t.queue)))
      ORDER BY t.priority, t.run_at, t.id
      LIMIT :limit
        FOR UPDATE OF t SKIP LOCKED
 ), due AS (
-    SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner, d.poison
+    SELECT d.id, d.priority, d.run_at, d.kind, d.queue, NULL::text AS prev_owner, d.poison
+      -- paused queues (dispatcher_queues) are read here, in the claim itself: a pause holds
+      -- from every node's next claim on
       FROM (SELECT u.name FROM unnest('{default}'::text[]) AS u(name)
-             WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
+ WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
      CROSS JOIN LATERAL (
-        SELECT t.id, t.priority, t.run_at,CASE WHEN t.attempts >= 2147483646
+        SELECT t.id, t.priority, t.run_at, t.kind, t.queue,CASE WHEN t.attempts >= 2147483646
           THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
      WHEN t.lease_token >= 9223372036854775806
           THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
@@ -61,7 +70,7 @@ END AS poison
            FOR UPDATE OF t SKIP LOCKED) d
 ), compensate AS (
     -- compensation steps waiting (V10_5), for kinds whose handler here declares compensate()
-    SELECT t.id, t.priority, t.run_at, NULL::text AS prev_owner,CASE WHEN t.attempts >= 2147483646
+    SELECT t.id, t.priority, t.run_at, t.kind, t.queue, NULL::text AS prev_owner,CASE WHEN t.attempts >= 2147483646
           THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
      WHEN t.lease_token >= 9223372036854775806
           THEN 'lease_token=' || t.lease_token || ' leaves no room for another lease (V8: below 9223372036854775807)'
@@ -79,6 +88,8 @@ END AS poison
 ), picked AS (
     SELECT c.id, c.prev_owner, c.poison
       FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c
+     WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE (l.scope = 'kind' AND l.name = c.kind)
+                                     OR (l.scope = 'queue' AND l.name = c.queue))
      ORDER BY c.priority, c.run_at, c.id
      LIMIT :limit
 ), claimed AS (
@@ -86,7 +97,7 @@ END AS poison
        SET status            = CASE WHEN p.poison IS NULL THEN 'running' ELSE 'quarantined' END,
            owner_id          = ('pgbench-' || :client_id),
            lease_token       = CASE WHEN p.poison IS NULL THEN t.lease_token + 1
-                                      ELSE least(t.lease_token, 9223372036854775806) END,
+                          ELSE least(t.lease_token, 9223372036854775806) END,
            lease_expires_at  = CASE WHEN p.poison IS NULL THEN now() + l.lease_ms * interval '1 millisecond' END,
            last_heartbeat_at = now(),  -- the attempt's progress clock starts at its claim
            progress_count    = 0,
@@ -96,7 +107,7 @@ END AS poison
            quiet_until       = NULL,
            attempts          = CASE WHEN p.poison IS NULL THEN t.attempts + 1 ELSE least(t.attempts, 2147483646) END,
            requeue_count     = CASE WHEN p.poison IS NOT NULL THEN least(t.requeue_count, 2147483646)
-                                    WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END,
+                        WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END,
            started_at        = now(),
            finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
            last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
@@ -105,18 +116,18 @@ END AS poison
       FROM picked p, lease l
      WHERE t.id = p.id AND l.kind = t.kind
     RETURNING t.id, t.queue, t.kind,
-              -- at most one character past the bound reaches the node's heap (see POISON)
-              CASE WHEN p.poison IS NULL THEN left(t.payload::text, 1048576 + 1) END AS payload,
-              t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
-              l.lease_ms, p.prev_owner, p.poison, t.compensating
+  -- at most one character past the bound reaches the node's heap (see POISON)
+  CASE WHEN p.poison IS NULL THEN left(t.payload::text, 1048576 + 1) END AS payload,
+  t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
+  l.lease_ms, p.prev_owner, p.poison, t.compensating
 ), ev AS (
     INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
     SELECT c.id, CASE WHEN c.poison IS NOT NULL THEN 'quarantined'
-                      WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, ('pgbench-' || :client_id), c.lease_token,
+          WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, ('pgbench-' || :client_id), c.lease_token,
            CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
-                WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
-                ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
-                                        'reason', 'lease expired', 'requeue_count', c.requeue_count) END
+    WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
+    ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
+                            'reason', 'lease expired', 'requeue_count', c.requeue_count) END
       FROM claimed c
 )
 SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM claimed \gset

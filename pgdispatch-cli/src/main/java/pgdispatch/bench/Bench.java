@@ -28,7 +28,7 @@ public final class Bench {
 
     static {
         for (Scenario s : List.of(new DrainScenario(), new RawScenario(), new LatencyScenario(), new RenewScenario(),
-                new IdleScenario(), new RecoveryScenario(), new BacklogScenario())) {
+                new IdleScenario(), new RecoveryScenario(), new BacklogScenario(), new LimitScenario())) {
             SCENARIOS.put(s.name(), s);
         }
     }

@@ -21,7 +21,7 @@ import java.util.List;
 public record BenchOptions(List<String> scenarios, int tasks, int nodes, int concurrency, int rate, Integer seconds,
                            int repeat, int batch, int payloadBytes, List<Integer> leases, int recoveryTasks,
                            int backlog) {
-    public static final List<String> ALL = List.of("drain", "raw", "latency", "renew", "idle", "recovery", "backlog");
+    public static final List<String> ALL = List.of("drain", "raw", "latency", "renew", "idle", "recovery", "backlog", "limit");
 
     public BenchOptions {
         scenarios = List.copyOf(scenarios);

@@ -129,9 +129,9 @@ final class ScratchDatabase implements AutoCloseable {
         return v == null ? Double.NaN : ((Number) v).doubleValue();
     }
 
-    /** Empties the task tables and resets the node rows (between repeats). */
+    /** Empties the task tables and resets the node rows, pauses and limits (between repeats). */
     void reset() {
-        exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits");
         exec("VACUUM ANALYZE tasks");
         exec("VACUUM ANALYZE task_events");
     }

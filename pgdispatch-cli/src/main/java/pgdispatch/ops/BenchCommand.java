@@ -21,7 +21,7 @@ final class BenchCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--scenario", paramLabel = "NAME", split = ",", defaultValue = "all",
-            description = "drain|raw|latency|renew|idle|recovery|backlog|all, comma-separated (default all)")
+            description = "drain|raw|latency|renew|idle|recovery|backlog|limit|all, comma-separated (default all)")
     List<String> scenarios;
 
     @Option(names = "--tasks", paramLabel = "N", defaultValue = "100000", description = "drain/raw: tasks (default 100000)")

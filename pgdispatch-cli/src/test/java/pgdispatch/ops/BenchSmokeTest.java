@@ -45,7 +45,8 @@ class BenchSmokeTest {
         assertThat(lines).extracting(l -> l.split(" ")[0].substring("scenario=".length()))
                 .containsExactlyElementsOf(BenchOptions.ALL);
         Map<String, String> headline = Map.of("drain", "tasks_per_s", "raw", "overhead_ratio", "latency", "start_p99_ms",
-                "renew", "statements_per_tick", "idle", "statements_per_s", "recovery", "recovery_s", "backlog", "claim_ms_big");
+                "renew", "statements_per_tick", "idle", "statements_per_s", "recovery", "recovery_s", "backlog", "claim_ms_big",
+                "limit", "claim_ms_limited");
         for (String line : lines) {
             Map<String, String> kv = new HashMap<>();
             for (String pair : line.split(" ")) {
@@ -67,6 +68,6 @@ class BenchSmokeTest {
         StringWriter err = new StringWriter();
         int code = Main.execute(new PrintWriter(out), new PrintWriter(err), "bench", "--scenario", "warp");
         assertThat(code).isEqualTo(Main.USAGE);
-        assertThat(err.toString()).contains("--scenario=warp must be one of drain|raw|latency|renew|idle|recovery|backlog|all");
+        assertThat(err.toString()).contains("--scenario=warp must be one of drain|raw|latency|renew|idle|recovery|backlog|limit|all");
     }
 }

@@ -30,6 +30,8 @@ public final class DispatchMetrics {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicReference<Map<String, double[]>> queues = new AtomicReference<>(Map.of());
     private final AtomicReference<Set<String>> pausedQueues = new AtomicReference<>(Set.of());
+    private final AtomicReference<Map<String, double[]>> limits = new AtomicReference<>(Map.of());
+    private final Map<String, Boolean> limitGauges = new ConcurrentHashMap<>();
     private final Map<String, Boolean> queueGauges = new ConcurrentHashMap<>();
     private final AtomicReference<Map<String, TaskQueries.KindLeases>> leases = new AtomicReference<>(Map.of());
     private final Map<String, Boolean> leaseGauges = new ConcurrentHashMap<>();
@@ -354,6 +356,31 @@ public final class DispatchMetrics {
                     TaskQueries.KindLeases x = ref.get().get(kind);
                     return x == null ? 0 : pick.apply(x);
                 }).description(description).tag("kind", kind).baseUnit(unit).register(registry);
+    }
+
+    /**
+     * Replaces the cluster-wide concurrency limits, by key ({@code kind:report}, {@code queue:mail}), each
+     * {max running, running now}; a limit removed reads 0 running and -1 max from then on.
+     */
+    public void limits(Map<String, double[]> byKey) {
+        limits.set(Map.copyOf(byKey));
+        for (String key : byKey.keySet()) {
+            limitGauges.computeIfAbsent(key, k -> {
+                String scope = k.substring(0, k.indexOf(':'));
+                String name = k.substring(k.indexOf(':') + 1);
+                Gauge.builder("pgdispatch.limit.max", limits, ref -> {
+                            double[] a = ref.get().get(k);
+                            return a == null ? -1 : a[0];
+                        }).description("Cluster-wide limit on running tasks of a kind or queue (-1: none now)")
+                        .tag("scope", scope).tag("name", name).register(registry);
+                Gauge.builder("pgdispatch.limit.running", limits, ref -> {
+                            double[] a = ref.get().get(k);
+                            return a == null ? 0 : a[1];
+                        }).description("Tasks of a limited kind or queue running now, cluster-wide")
+                        .tag("scope", scope).tag("name", name).register(registry);
+                return true;
+            });
+        }
     }
 
     /** Replaces the set of paused queues ({@code pgdispatch.queue.paused} is 1 for them, else 0). */

@@ -15,6 +15,7 @@ import org.slf4j.LoggerFactory;
 import pgdispatch.metrics.DispatchMetrics;
 import pgdispatch.store.ClaimRequest;
 import pgdispatch.store.ClaimedTask;
+import pgdispatch.store.LimitStore;
 import pgdispatch.store.StoreException;
 import pgdispatch.store.TaskStore;
 
@@ -63,6 +64,10 @@ final class ClaimLoop {
     private final ExecutorService workers;
     private final Function<HeldLeases.Held, Runnable> execution;
     private final BooleanSupplier listening;
+    private final LimitStore limits;
+    /** The concurrency limits on this node's kinds and queues, as last read: the claim locks and counts them. */
+    private volatile List<String> limitKeys = List.of();
+    private long lastLimitsRead = System.nanoTime() - Long.MAX_VALUE / 2;
     /** Moving averages (nanoseconds) that size the buffer; written racily, an estimate is all they are. */
     private volatile double handlerNanos = Double.NaN;
     private volatile double claimNanos = Double.NaN;
@@ -78,7 +83,8 @@ final class ClaimLoop {
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, Set<String> compensatingKinds,
               int maxRequeue, Duration pollInterval,
               int concurrency, int claimBatch, int maxPayloadBytes, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
-              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening) {
+              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening,
+              LimitStore limits) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
         this.leaseByKind = Map.copyOf(leaseByKind);
@@ -94,6 +100,7 @@ final class ClaimLoop {
         this.workers = workers;
         this.execution = execution;
         this.listening = listening;
+        this.limits = limits;
     }
 
     void start() {
@@ -172,6 +179,10 @@ final class ClaimLoop {
                 if (want > 0) {
                     got = claim(want);
                     more = got == want;
+                    // a short claim: nothing more due, or a limit held tasks back (one set or changed since
+                    // the last read admits nothing until it is locked): read the limits again, at most once
+                    // per poll interval, and claim again at once when they changed
+                    if (!more && readLimits()) continue;
                 }
                 errorBackoffMs = 100;
                 lastCycleNanos = System.nanoTime();
@@ -217,7 +228,7 @@ final class ClaimLoop {
             boolean takeOver = now - lastTakeOverCheck >= pollInterval.toNanos();
             if (takeOver) lastTakeOverCheck = now;
             claimed = store.claimDue(new ClaimRequest(owner, queues, leaseByKind, want, maxRequeue, takeOver, maxPayloadBytes,
-                    compensatingKinds));
+                    compensatingKinds, limitKeys));
         } finally {
             metrics.claimDone(sample);
         }
@@ -226,6 +237,18 @@ final class ClaimLoop {
         claimNanos = Double.isNaN(c) ? took : c + 0.2 * (took - c);
         dispatch(claimed);
         return claimed.size();
+    }
+
+    /** Reads the limit keys if the last read is a poll interval old; true when they changed. */
+    private boolean readLimits() {
+        long now = System.nanoTime();
+        if (now - lastLimitsRead < pollInterval.toNanos()) return false;
+        lastLimitsRead = now;
+        List<String> read = limits.keysFor(leaseByKind.keySet(), queues);
+        if (read.equals(limitKeys)) return false;
+        log.info("claimer: concurrency limits on this node's kinds and queues now {}", read.isEmpty() ? "none" : read);
+        limitKeys = read;
+        return true;
     }
 
     private void reclaim() {

@@ -29,6 +29,7 @@ import pgdispatch.store.Database;
 import pgdispatch.store.HeldLease;
 import pgdispatch.store.Mutant;
 import pgdispatch.store.NodeStore;
+import pgdispatch.store.LimitStore;
 import pgdispatch.store.QueueStore;
 import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskQueries;
@@ -346,7 +347,7 @@ public final class Dispatcher implements AutoCloseable {
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, compensatingKinds, config.maxRequeue(),
                 config.pollInterval(), config.concurrency(), claimBatch, config.maxPayloadBytes(), store, leases, metrics, workers,
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), execution, () -> claimLoop.slotFreed()),
-                () -> wakeups != null && wakeups.listening());
+                () -> wakeups != null && wakeups.listening(), new LimitStore(db.dataSource()));
         wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), q -> claimLoop.wake());
         wakeups.start();
         checkCancelled(); // the last moment before claims begin: a stop from here on finds a claim loop to stop
@@ -360,10 +361,14 @@ public final class Dispatcher implements AutoCloseable {
         TaskQueries queries = new TaskQueries(db);
         QueueStore queueStore = new QueueStore(db.dataSource());
         StuckRules rules = stuckRules();
+        LimitStore limitStore = new LimitStore(db.dataSource());
         gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> {
             metrics.queues(queries.depthAndLag());
             metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
             metrics.pausedQueues(Set.copyOf(queueStore.paused()));
+            Map<String, double[]> byKey = new LinkedHashMap<>();
+            for (LimitStore.Limit l : limitStore.list()) byKey.put(l.key(), new double[] {l.maxRunning(), l.running()});
+            metrics.limits(byKey);
         });
         gauges.start();
         unhandledKinds = new PeriodicService("unhandled-kinds", unhandledInterval, () -> warnUnhandled(queries));

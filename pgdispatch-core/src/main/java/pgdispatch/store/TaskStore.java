@@ -286,6 +286,82 @@ public final class TaskStore {
     // pg_column_size reads the stored
     // (possibly compressed) size without detoasting; a payload that compresses below the bound is caught
     // after the claim, from its text bounded by left() (claimDue).
+    // Cluster-wide concurrency limits (V11_4) on the kinds and queues this claim serves. A claim that
+    // holds no limit's lock (locked false) takes no task a limit covers: a limit set since its node
+    // last looked admits nothing until the node locks it (ClaimRequest.lockedLimits, from its next claim
+    // on). The limits are applied in `picked`, after each queue's walk of the claim index: a filter
+    // inside that walk changes the planner's estimate of it (ClaimPlanTest: Seq Scan + Sort).
+    private static final String CLAIM_LIMITS = """
+            ), limits AS (
+                SELECT l.scope, l.name, false AS locked, 0 AS room FROM concurrency_limits l
+                 WHERE (l.scope = 'kind' AND l.name = ANY(:kinds::text[]))
+                    OR (l.scope = 'queue' AND l.name = ANY(:queues::text[]))
+            """;
+
+    // The same for a claim that took the advisory lock of each limit in :locked first, in the same
+    // transaction (claimDue): every other claimer of those limits waits for this one's commit, and this
+    // statement's snapshot, taken after the locks, sees every claim they committed, so counting the
+    // running rows here is exact: no over-claim however many claimers race.
+    private static final String CLAIM_LIMITS_LOCKED = """
+            ), limits AS (
+                SELECT l.scope, l.name, l.scope || ':' || l.name = ANY(:locked::text[]) AS locked,
+                       l.max_running - (SELECT count(*) FROM tasks x
+                                         WHERE x.status = 'running'
+                                           AND CASE l.scope WHEN 'kind' THEN x.kind = l.name ELSE x.queue = l.name END) AS room
+                  FROM concurrency_limits l
+                 WHERE (l.scope = 'kind' AND l.name = ANY(:kinds::text[]))
+                    OR (l.scope = 'queue' AND l.name = ANY(:queues::text[]))
+            """;
+
+    private static final String CLAIM_PICK = """
+            ), picked AS (
+                SELECT c.id, c.prev_owner, c.poison
+                  FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c
+                 WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE (l.scope = 'kind' AND l.name = c.kind)
+                                                             OR (l.scope = 'queue' AND l.name = c.queue))
+                 ORDER BY c.priority, c.run_at, c.id
+                 LIMIT :limit
+            """;
+
+    // A locked limit admits the first (max_running - running) of its candidates, ranked per kind and per
+    // queue; an expired lease taken over is running already: it needs no room. (claimDue leaves the
+    // kinds and queues of full limits out of :kinds and :queues, so their candidates are not even read
+    // and cannot crowd other kinds out of the batch.)
+    private static final String CLAIM_PICK_LOCKED = """
+            ), picked AS (
+                SELECT c.id, c.prev_owner, c.poison
+                  FROM (SELECT c.*,
+                               row_number() OVER (PARTITION BY c.kind, c.prev_owner IS NULL
+                                                  ORDER BY c.priority, c.run_at, c.id) AS kind_rank,
+                               row_number() OVER (PARTITION BY c.queue, c.prev_owner IS NULL
+                                                  ORDER BY c.priority, c.run_at, c.id) AS queue_rank
+                          FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c) c
+                 WHERE NOT EXISTS (SELECT 1 FROM limits l
+                                    WHERE ((l.scope = 'kind' AND l.name = c.kind) OR (l.scope = 'queue' AND l.name = c.queue))
+                                      AND (NOT l.locked OR (c.prev_owner IS NULL
+                                           AND CASE l.scope WHEN 'kind' THEN c.kind_rank ELSE c.queue_rank END > l.room)))
+                 ORDER BY c.priority, c.run_at, c.id
+                 LIMIT :limit
+            """;
+
+    // After the locks: the locked limits with no room left now (exact, as in CLAIM_LIMITS_LOCKED).
+    private static final NamedSql FULL_LIMITS = NamedSql.of("""
+            SELECT l.scope, l.name FROM concurrency_limits l
+             WHERE l.scope || ':' || l.name = ANY(:keys::text[])
+               AND l.max_running <= (SELECT count(*) FROM tasks x
+                                      WHERE x.status = 'running'
+                                        AND CASE l.scope WHEN 'kind' THEN x.kind = l.name ELSE x.queue = l.name END)
+            """);
+
+    /** "pglm": the class id of the claim's per-limit advisory locks (the object id is hashtext(key)). */
+    static final int LIMIT_LOCK_CLASS = 0x70676C6D;
+
+    private static final NamedSql LOCK_LIMITS = NamedSql.of("""
+            SELECT count(*) FROM (
+                SELECT pg_advisory_xact_lock(:lock_class, s.h)
+                  FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(:keys::text[]) AS k ORDER BY 1) s) x
+            """);
+
     private static final String POISON = """
                        CASE WHEN t.attempts >= 2147483646
                                  THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
@@ -300,8 +376,9 @@ public final class TaskStore {
     static final String CLAIM_TEXT = """
             WITH lease AS (
                 SELECT * FROM unnest(:kinds::text[], :lease_ms::bigint[]) AS l(kind, lease_ms)
+            """ + CLAIM_LIMITS + """
             ), expired AS (
-                SELECT t.id, t.priority, t.run_at, t.owner_id AS prev_owner,""" + POISON + """
+                SELECT t.id, t.priority, t.run_at, t.kind, t.queue, t.owner_id AS prev_owner,""" + POISON + """
              AS poison
                   FROM tasks t
                  WHERE :take_over AND t.status = 'running' AND t.lease_expires_at < now()
@@ -313,17 +390,19 @@ public final class TaskStore {
                    AND (NOT t.compensating OR t.kind = ANY(:compensating_kinds::text[]))
                    -- a paused queue's expired leases wait for the reaper (back to pending) and the resume
                    AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
+                   AND NOT EXISTS (SELECT 1 FROM limits l WHERE NOT l.locked AND ((l.scope = 'kind' AND l.name = t.kind)
+                                                                               OR (l.scope = 'queue' AND l.name = t.queue)))
                  ORDER BY t.priority, t.run_at, t.id
                  LIMIT :limit
                    FOR UPDATE OF t SKIP LOCKED
             ), due AS (
-                SELECT d.id, d.priority, d.run_at, NULL::text AS prev_owner, d.poison
+                SELECT d.id, d.priority, d.run_at, d.kind, d.queue, NULL::text AS prev_owner, d.poison
                   -- paused queues (dispatcher_queues) are read here, in the claim itself: a pause holds
                   -- from every node's next claim on
                   FROM (SELECT u.name FROM unnest(:queues::text[]) AS u(name)
                          WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
                  CROSS JOIN LATERAL (
-                    SELECT t.id, t.priority, t.run_at,""" + POISON + """
+                    SELECT t.id, t.priority, t.run_at, t.kind, t.queue,""" + POISON + """
              AS poison
                       FROM tasks t
                      WHERE t.status = 'pending' AND t.queue = q.name AND t.run_at <= now()
@@ -344,7 +423,7 @@ public final class TaskStore {
                        FOR UPDATE OF t SKIP LOCKED) d
             ), compensate AS (
                 -- compensation steps waiting (V10_5), for kinds whose handler here declares compensate()
-                SELECT t.id, t.priority, t.run_at, NULL::text AS prev_owner,""" + POISON + """
+                SELECT t.id, t.priority, t.run_at, t.kind, t.queue, NULL::text AS prev_owner,""" + POISON + """
              AS poison
                   FROM tasks t
                  WHERE t.status = 'compensating' AND t.queue = ANY(:queues::text[]) AND t.run_at <= now()
@@ -352,11 +431,7 @@ public final class TaskStore {
                  ORDER BY t.priority, t.run_at, t.id
                  LIMIT :limit
                    FOR UPDATE OF t SKIP LOCKED
-            ), picked AS (
-                SELECT c.id, c.prev_owner, c.poison
-                  FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c
-                 ORDER BY c.priority, c.run_at, c.id
-                 LIMIT :limit
+            """ + CLAIM_PICK + """
             ), claimed AS (
                 UPDATE tasks t
                    SET status            = CASE WHEN p.poison IS NULL THEN 'running' ELSE 'quarantined' END,
@@ -399,6 +474,10 @@ public final class TaskStore {
             """;
     private static final NamedSql CLAIM = NamedSql.of(Mutant.seed(Mutant.TAKEOVER_NO_REQUEUE, CLAIM_TEXT,
             "CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END", "0"));
+    // the limited claim carries the same seeded mutant (scripts/mutants), so a mutant run covers both
+    private static final NamedSql CLAIM_LIMITED = NamedSql.of(Mutant.seed(Mutant.TAKEOVER_NO_REQUEUE,
+            CLAIM_TEXT.replace(CLAIM_LIMITS, CLAIM_LIMITS_LOCKED).replace(CLAIM_PICK, CLAIM_PICK_LOCKED),
+            "CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END", "0"));
 
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
@@ -410,7 +489,7 @@ public final class TaskStore {
     public List<ClaimedTask> claimDue(ClaimRequest r) {
         List<ClaimedTask> out = new ArrayList<>();
         Map<Long, String> unusable = new LinkedHashMap<>();
-        query(CLAIM, claimParams(r), rs -> {
+        Rows<Void> read = rs -> {
             while (rs.next()) {
                 String poison = rs.getString("poison");
                 if (poison != null) {
@@ -426,12 +505,55 @@ public final class TaskStore {
                 }
             }
             return null;
-        });
+        };
+        if (r.lockedLimits().isEmpty()) query(CLAIM, claimParams(r), read);
+        else claimLimited(r, read);
         // rare: a payload that compresses below the bound but is larger as text; it is ours (just claimed)
         unusable.forEach((id, why) -> {
             if (why != null) update(QUARANTINE_CLAIMED, Map.of("id", id, "owner", r.owner(), "reason", why));
         });
         return out;
+    }
+
+    /**
+     * The claim of {@code r} in one transaction with the advisory locks of its limits, taken first in a
+     * statement of their own (the claim's snapshot must come after them); the kinds and queues of full
+     * limits are left out of the claim altogether.
+     */
+    private void claimLimited(ClaimRequest r, Rows<Void> read) {
+        try (Connection c = ds.getConnection()) {
+            c.setAutoCommit(false);
+            try {
+                String[] keys = r.lockedLimits().toArray(String[]::new);
+                try (PreparedStatement ps = LOCK_LIMITS.prepare(c, Map.of("lock_class", LIMIT_LOCK_CLASS, "keys", keys));
+                     ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                }
+                Set<String> fullKinds = new HashSet<>();
+                Set<String> fullQueues = new HashSet<>();
+                try (PreparedStatement ps = FULL_LIMITS.prepare(c, Map.of("keys", keys)); ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) (rs.getString(1).equals("kind") ? fullKinds : fullQueues).add(rs.getString(2));
+                }
+                Map<String, Duration> leases = new HashMap<>(r.leaseByKind());
+                leases.keySet().removeAll(fullKinds);
+                List<String> queues = r.queues().stream().filter(q -> !fullQueues.contains(q)).toList();
+                if (!leases.isEmpty() && !queues.isEmpty()) {
+                    ClaimRequest open = new ClaimRequest(r.owner(), queues, leases, r.limit(), r.maxRequeue(),
+                            r.takeOverExpired(), r.maxPayloadBytes(), r.compensatingKinds(), r.lockedLimits());
+                    try (PreparedStatement ps = CLAIM_LIMITED.prepare(c, claimParams(open)); ResultSet rs = ps.executeQuery()) {
+                        read.read(rs);
+                    }
+                }
+                c.commit();
+            } catch (SQLException | RuntimeException e) {
+                c.rollback();
+                throw e;
+            } finally {
+                c.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw new StoreException(e);
+        }
     }
 
     private static final NamedSql QUARANTINE_CLAIMED = NamedSql.of("""
@@ -452,7 +574,7 @@ public final class TaskStore {
      * transaction that is rolled back: nothing is claimed (the benchmark and docs/PERFORMANCE.md).
      */
     public List<String> explainClaim(ClaimRequest r) {
-        return explain(CLAIM, claimParams(r));
+        return explain(r.lockedLimits().isEmpty() ? CLAIM : CLAIM_LIMITED, claimParams(r));
     }
 
     /** {@code EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)} of {@code sql}, run in a transaction that is rolled back. */
@@ -482,6 +604,7 @@ public final class TaskStore {
         v.put("take_over", r.takeOverExpired());
         v.put("max_payload", r.maxPayloadBytes());
         v.put("compensating_kinds", r.compensatingKinds().toArray(String[]::new));
+        v.put("locked", r.lockedLimits().toArray(String[]::new));
         return v;
     }
 

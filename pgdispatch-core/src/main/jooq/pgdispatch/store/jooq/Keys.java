@@ -9,10 +9,12 @@ import org.jooq.UniqueKey;
 import org.jooq.impl.DSL;
 import org.jooq.impl.Internal;
 
+import pgdispatch.store.jooq.tables.ConcurrencyLimits;
 import pgdispatch.store.jooq.tables.DispatcherNodes;
 import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
+import pgdispatch.store.jooq.tables.records.ConcurrencyLimitsRecord;
 import pgdispatch.store.jooq.tables.records.DispatcherNodesRecord;
 import pgdispatch.store.jooq.tables.records.DispatcherQueuesRecord;
 import pgdispatch.store.jooq.tables.records.TaskEventsRecord;
@@ -30,6 +32,7 @@ public class Keys {
     // UNIQUE and PRIMARY KEY definitions
     // -------------------------------------------------------------------------
 
+    public static final UniqueKey<ConcurrencyLimitsRecord> CONCURRENCY_LIMITS_PKEY = Internal.createUniqueKey(ConcurrencyLimits.CONCURRENCY_LIMITS, DSL.name("concurrency_limits_pkey"), new TableField[] { ConcurrencyLimits.CONCURRENCY_LIMITS.SCOPE, ConcurrencyLimits.CONCURRENCY_LIMITS.NAME }, true);
     public static final UniqueKey<DispatcherNodesRecord> DISPATCHER_NODES_PKEY = Internal.createUniqueKey(DispatcherNodes.DISPATCHER_NODES, DSL.name("dispatcher_nodes_pkey"), new TableField[] { DispatcherNodes.DISPATCHER_NODES.NODE_ID }, true);
     public static final UniqueKey<DispatcherQueuesRecord> DISPATCHER_QUEUES_PKEY = Internal.createUniqueKey(DispatcherQueues.DISPATCHER_QUEUES, DSL.name("dispatcher_queues_pkey"), new TableField[] { DispatcherQueues.DISPATCHER_QUEUES.QUEUE }, true);
     public static final UniqueKey<TaskEventsRecord> TASK_EVENTS_PKEY = Internal.createUniqueKey(TaskEvents.TASK_EVENTS, DSL.name("task_events_pkey"), new TableField[] { TaskEvents.TASK_EVENTS.ID }, true);

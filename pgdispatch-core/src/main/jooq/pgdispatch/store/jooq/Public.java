@@ -16,6 +16,7 @@ import org.jooq.impl.DSL;
 import org.jooq.impl.SchemaImpl;
 import org.jooq.types.YearToSecond;
 
+import pgdispatch.store.jooq.tables.ConcurrencyLimits;
 import pgdispatch.store.jooq.tables.DispatcherNodes;
 import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
@@ -36,6 +37,11 @@ public class Public extends SchemaImpl {
      * The reference instance of <code>public</code>
      */
     public static final Public PUBLIC = new Public();
+
+    /**
+     * The table <code>public.concurrency_limits</code>.
+     */
+    public final ConcurrencyLimits CONCURRENCY_LIMITS = ConcurrencyLimits.CONCURRENCY_LIMITS;
 
     /**
      * The table <code>public.dispatcher_nodes</code>.
@@ -130,6 +136,7 @@ public class Public extends SchemaImpl {
     @Override
     public final List<Table<?>> getTables() {
         return Arrays.asList(
+            ConcurrencyLimits.CONCURRENCY_LIMITS,
             DispatcherNodes.DISPATCHER_NODES,
             DispatcherQueues.DISPATCHER_QUEUES,
             PgdispatchReapStale.PGDISPATCH_REAP_STALE,

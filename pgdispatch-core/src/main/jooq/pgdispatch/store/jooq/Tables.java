@@ -9,6 +9,7 @@ import org.jooq.Field;
 import org.jooq.Result;
 import org.jooq.types.YearToSecond;
 
+import pgdispatch.store.jooq.tables.ConcurrencyLimits;
 import pgdispatch.store.jooq.tables.DispatcherNodes;
 import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
@@ -22,6 +23,11 @@ import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
  */
 @SuppressWarnings({ "all", "unchecked", "rawtypes", "this-escape" })
 public class Tables {
+
+    /**
+     * The table <code>public.concurrency_limits</code>.
+     */
+    public static final ConcurrencyLimits CONCURRENCY_LIMITS = ConcurrencyLimits.CONCURRENCY_LIMITS;
 
     /**
      * The table <code>public.dispatcher_nodes</code>.

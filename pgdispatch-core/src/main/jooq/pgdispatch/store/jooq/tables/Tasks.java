@@ -213,6 +213,16 @@ public class Tasks extends TableImpl<TasksRecord> {
      */
     public final TableField<TasksRecord, OffsetDateTime> QUIET_UNTIL = createField(DSL.name("quiet_until"), SQLDataType.TIMESTAMPWITHTIMEZONE(6), this, "");
 
+    /**
+     * The column <code>public.tasks.unique_key</code>.
+     */
+    public final TableField<TasksRecord, String> UNIQUE_KEY = createField(DSL.name("unique_key"), SQLDataType.CLOB, this, "");
+
+    /**
+     * The column <code>public.tasks.unique_states</code>.
+     */
+    public final TableField<TasksRecord, String[]> UNIQUE_STATES = createField(DSL.name("unique_states"), SQLDataType.CLOB.array(), this, "");
+
     private Tasks(Name alias, Table<TasksRecord> aliased) {
         this(alias, aliased, (Field<?>[]) null, null);
     }
@@ -249,7 +259,7 @@ public class Tasks extends TableImpl<TasksRecord> {
 
     @Override
     public List<Index> getIndexes() {
-        return Arrays.asList(Indexes.TASKS_CLAIM_IDX, Indexes.TASKS_COMPENSATING_IDX, Indexes.TASKS_FINISHED_IDX, Indexes.TASKS_IDEMPOTENCY_KEY_IDX, Indexes.TASKS_RUNNING_OWNER_IDX);
+        return Arrays.asList(Indexes.TASKS_CLAIM_IDX, Indexes.TASKS_COMPENSATING_IDX, Indexes.TASKS_FINISHED_IDX, Indexes.TASKS_IDEMPOTENCY_KEY_IDX, Indexes.TASKS_RUNNING_OWNER_IDX, Indexes.TASKS_UNIQUE_KEY_IDX);
     }
 
     @Override
@@ -273,7 +283,8 @@ public class Tasks extends TableImpl<TasksRecord> {
             Internal.createCheck(this, DSL.name("tasks_priority_range_check"), "(((priority >= '-1000'::integer) AND (priority <= 1000))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_queue_name_check"), "(((queue ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(queue) <= 100))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_run_at_finite_check"), "(isfinite(run_at)) NOT VALID", true),
-            Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text, 'compensating'::text, 'compensated'::text]))) NOT VALID", true)
+            Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text, 'compensating'::text, 'compensated'::text]))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_unique_key_check"), "((((unique_key IS NULL) = (unique_states IS NULL)) AND ((unique_key IS NULL) OR (((char_length(unique_key) >= 1) AND (char_length(unique_key) <= 300)) AND (unique_states @> ARRAY['waiting'::text, 'pending'::text, 'running'::text]) AND (unique_states <@ ARRAY['waiting'::text, 'pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text]))))) NOT VALID", true)
         );
     }
 

@@ -455,6 +455,34 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         return (OffsetDateTime) get(30);
     }
 
+    /**
+     * Setter for <code>public.tasks.unique_key</code>.
+     */
+    public void setUniqueKey(String value) {
+        set(31, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.unique_key</code>.
+     */
+    public String getUniqueKey() {
+        return (String) get(31);
+    }
+
+    /**
+     * Setter for <code>public.tasks.unique_states</code>.
+     */
+    public void setUniqueStates(String[] value) {
+        set(32, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.unique_states</code>.
+     */
+    public String[] getUniqueStates() {
+        return (String[]) get(32);
+    }
+
     // -------------------------------------------------------------------------
     // Primary key information
     // -------------------------------------------------------------------------
@@ -478,7 +506,7 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
     /**
      * Create a detached, initialised TasksRecord
      */
-    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil) {
+    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil, String uniqueKey, String[] uniqueStates) {
         super(Tasks.TASKS);
 
         setId(id);
@@ -512,6 +540,8 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         setRenewCount(renewCount);
         setExtensionCount(extensionCount);
         setQuietUntil(quietUntil);
+        setUniqueKey(uniqueKey);
+        setUniqueStates(uniqueStates);
         resetTouchedOnNotNull();
     }
 }
