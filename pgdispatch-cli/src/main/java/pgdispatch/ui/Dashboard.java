@@ -24,6 +24,7 @@ import pgdispatch.http.HttpEndpoint;
 import pgdispatch.runtime.Dispatcher;
 import pgdispatch.store.Database;
 import pgdispatch.store.NodeStore;
+import pgdispatch.store.QueueStore;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskQueries.TaskView;
 import pgdispatch.store.TaskStore;
@@ -86,6 +87,8 @@ public final class Dashboard {
         c.routes.get(MOUNT + "/tasks/{id}", this::task);
         c.routes.get(MOUNT + "/tasks/{id}/{action}", this::confirm);
         c.routes.post(MOUNT + "/tasks/{id}/{action}", this::act);
+        c.routes.get(MOUNT + "/queues/{queue}/{action}", this::confirmQueue);
+        c.routes.post(MOUNT + "/queues/{queue}/{action}", this::actOnQueue);
         c.routes.get(MOUNT + "/nodes", ctx -> show(ctx, "nodes.jte", () -> new OverviewView(this).nodes(page(ctx, "Nodes", "nodes"))));
         c.routes.get(MOUNT + "/login", ctx -> show(ctx, "login.jte", () -> new Views.Login(page(ctx, "Sign in", ""), null)));
         c.routes.post(MOUNT + "/login", this::login);
@@ -119,6 +122,10 @@ public final class Dashboard {
 
     TaskQueries queries() {
         return new TaskQueries(database.get());
+    }
+
+    QueueStore queues() {
+        return new QueueStore(database.get());
     }
 
     NodeStore nodes() {
@@ -180,8 +187,8 @@ public final class Dashboard {
             if (!op.allowedFrom.contains(t.status())) {
                 throw new Refused("task " + id + " is " + t.status() + ": " + op.name + " is allowed only for " + String.join(", ", op.allowedFrom));
             }
-            return new Views.Confirm(page, id, t.status(), new Action(op.name, op.label, page.url("/tasks/" + id + "/" + op.name)),
-                    op.explanation, page.url("/tasks/" + id + "/" + op.name));
+            return new Views.Confirm(page, "task #" + id, t.status(), new Action(op.name, op.label, page.url("/tasks/" + id + "/" + op.name)),
+                    op.explanation, page.url("/tasks/" + id));
         });
     }
 
@@ -189,14 +196,7 @@ public final class Dashboard {
         long id = taskId(ctx);
         Operation op = operation(ctx);
         Page page = page(ctx, op.label + " task " + id, "tasks");
-        requireCanAct(ctx, page);
-        if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) {
-            throw new Forbidden("the form's token does not match your session (CSRF check); reload the task page and try again");
-        }
-        String reason = ctx.formParam("reason");
-        if (reason == null || reason.isBlank()) throw new BadRequest("reason is empty: say why you " + op.name + " this task (it is kept in its audit trail)");
-        if (reason.length() > 1000) throw new BadRequest("reason is " + reason.length() + " characters long; at most 1000");
-        String why = reason.strip() + " (dashboard)";
+        String why = reason(ctx, page, op.name + " this task") + " (dashboard)";
         TaskStore store = store();
         boolean done = switch (op) {
             case RETRY -> store.retry(id, why);
@@ -209,6 +209,75 @@ public final class Dashboard {
             throw new Refused("task " + id + " is " + now + ": " + op.name + " is allowed only for " + String.join(", ", op.allowedFrom));
         }
         ctx.redirect(page.url("/tasks/" + id + "?done=" + op.name), HttpStatus.SEE_OTHER);
+    }
+
+    /** Pausing or resuming a queue: the confirmation step. */
+    private void confirmQueue(Context ctx) {
+        String queue = queueName(ctx);
+        QueueAction op = queueAction(ctx);
+        Page page = page(ctx, op.label + " queue " + queue, "overview");
+        requireCanAct(ctx, page);
+        show(ctx, "confirm.jte", () -> {
+            QueueStore.QueueState s = queues().state(queue);
+            if (s.paused() == op.pauses) throw new Refused("queue " + queue + " is " + (s.paused() ? "paused" : "not paused") + " already");
+            return new Views.Confirm(page, "queue " + queue, s.paused() ? "paused" : "active",
+                    new Action(op.name, op.label, page.url("/queues/" + queue + "/" + op.name)), op.explanation, page.url("/"));
+        });
+    }
+
+    private void actOnQueue(Context ctx) {
+        String queue = queueName(ctx);
+        QueueAction op = queueAction(ctx);
+        Page page = page(ctx, op.label + " queue " + queue, "overview");
+        String why = reason(ctx, page, op.name + " this queue");
+        QueueStore.Change c = op.pauses ? queues().pause(queue, "dashboard", why) : queues().resume(queue, "dashboard", why);
+        if (!c.changed()) throw new Refused("queue " + queue + " is " + (c.state().paused() ? "paused" : "not paused") + " already");
+        ctx.redirect(page.url("/?done=" + op.name), HttpStatus.SEE_OTHER);
+    }
+
+    /** Pause and resume, as {@code queues pause|resume}: recorded in dispatcher_queues with who and why. */
+    enum QueueAction {
+        PAUSE("pause", "Pause", true, "No node claims from this queue from its next claim on; running tasks finish and new"
+                + " tasks can still be enqueued. Recorded with your reason (queues list shows it)."),
+        RESUME("resume", "Resume", false, "The nodes serving this queue are woken and claim its due tasks at once.");
+
+        final String name;
+        final String label;
+        final boolean pauses;
+        final String explanation;
+
+        QueueAction(String name, String label, boolean pauses, String explanation) {
+            this.name = name;
+            this.label = label;
+            this.pauses = pauses;
+            this.explanation = explanation;
+        }
+    }
+
+    private static String queueName(Context ctx) {
+        try {
+            return QueueStore.requireName(ctx.pathParam("queue"));
+        } catch (IllegalArgumentException e) {
+            throw new BadRequest(e.getMessage());
+        }
+    }
+
+    private static QueueAction queueAction(Context ctx) {
+        String name = ctx.pathParam("action");
+        for (QueueAction a : QueueAction.values()) if (a.name.equals(name)) return a;
+        throw new NotFound("no queue action " + name + "; queue actions: pause, resume");
+    }
+
+    /** An action's checks after sign-in: the form's CSRF token, then the operator's reason, returned as stored. */
+    private String reason(Context ctx, Page page, String what) {
+        requireCanAct(ctx, page);
+        if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) {
+            throw new Forbidden("the form's token does not match your session (CSRF check); reload the page and try again");
+        }
+        String reason = ctx.formParam("reason");
+        if (reason == null || reason.isBlank()) throw new BadRequest("reason is empty: say why you " + what + " (it is kept in its audit trail)");
+        if (reason.length() > 1000) throw new BadRequest("reason is " + reason.length() + " characters long; at most 1000");
+        return reason.strip();
     }
 
     private void login(Context ctx) {
@@ -270,7 +339,8 @@ public final class Dashboard {
         String cookie = ctx.cookie(UiAccess.COOKIE);
         boolean signedIn = access.signedIn(cookie);
         String done = ctx.queryParam("done");
-        String flash = done == null ? null : Operation.named(done).map(o -> o.label + " done.").orElse(null);
+        String flash = done == null ? null : Operation.named(done).map(o -> o.label + " done.")
+                .orElse(done.equals("pause") ? "Queue paused." : done.equals("resume") ? "Queue resumed." : null);
         return new Page(prefix(ctx), title, nav, access.actionsEnabled(), signedIn, access.csrf(cookie), flash, "",
                 Dispatcher.VERSION);
     }

@@ -4,8 +4,12 @@ import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.stream.Collectors;
 import pgdispatch.store.NodeStore;
+import pgdispatch.store.QueueStore;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.ui.Views.Page;
 
@@ -23,11 +27,31 @@ final class OverviewView {
 
     Views.Overview build(Page page) {
         TaskQueries q = dashboard.queries();
-        List<Views.QueueRow> queues = q.queueStats(dashboard.config().stale(), dashboard.config().nodeTimeout()).stream().map(s -> {
-            Map<String, Long> b = s.byStatus();
-            return new Views.QueueRow(s.queue(), b.get("pending"), b.get("running"), b.get("succeeded"), b.get("failed"),
-                    b.get("cancelled"), b.get("quarantined"), b.get("compensating"), b.get("compensated"), b.get("pending") == 0 ? "" : Views.age(s.lagSeconds()), s.stale(),
-                    page.url("/tasks?queue=" + enc(s.queue())));
+        List<NodeStore.Node> nodes = dashboard.nodes().list(dashboard.config().nodeTimeout());
+        Map<String, String> paused = new TreeMap<>();
+        for (String name : dashboard.queues().paused()) {
+            QueueStore.QueueState st = dashboard.queues().state(name);
+            paused.put(name, "since " + Views.time(st.changedAt()) + " by " + st.changedBy()
+                    + (st.reason() == null ? "" : ": " + st.reason()));
+        }
+        // every queue with tasks, plus the paused ones and those a live node serves (a queue can be paused before its first task)
+        Map<String, TaskQueries.QueueStats> stats = new TreeMap<>();
+        q.queueStats(dashboard.config().stale(), dashboard.config().nodeTimeout()).forEach(st -> stats.put(st.queue(), st));
+        Set<String> names = new TreeSet<>(stats.keySet());
+        names.addAll(paused.keySet());
+        nodes.stream().filter(NodeStore.Node::alive).forEach(n -> names.addAll(n.queues()));
+        List<Views.QueueRow> queues = names.stream().map(name -> {
+            TaskQueries.QueueStats st = stats.get(name);
+            Map<String, Long> b = st == null ? Map.of() : st.byStatus();
+            long pending = b.getOrDefault("pending", 0L);
+            String action = paused.containsKey(name) ? "resume" : "pause";
+            return new Views.QueueRow(name, pending, b.getOrDefault("running", 0L), b.getOrDefault("succeeded", 0L),
+                    b.getOrDefault("failed", 0L), b.getOrDefault("cancelled", 0L), b.getOrDefault("quarantined", 0L),
+                    b.getOrDefault("compensating", 0L), b.getOrDefault("compensated", 0L),
+                    pending == 0 || st == null ? "" : Views.age(st.lagSeconds()), st == null ? 0 : st.stale(),
+                    page.url("/tasks?queue=" + enc(name)), paused.get(name),
+                    page.canAct() ? new Views.Action(action, action.equals("pause") ? "Pause" : "Resume",
+                            page.url("/queues/" + enc(name) + "/" + action)) : null);
         }).toList();
         List<Views.StuckRow> stuck = dashboard.stale(STUCK_SHOWN).stream()
                 .map(t -> new Views.StuckRow(t.id(), t.owner(), t.leaseToken(), t.reason(), "the reaper will " + t.action() + " it",
@@ -44,7 +68,6 @@ final class OverviewView {
                 t.stream().mapToLong(TaskQueries.Throughput::claimed).sum(),
                 t.stream().mapToLong(TaskQueries.Throughput::succeeded).sum(),
                 t.stream().mapToLong(TaskQueries.Throughput::failed).sum());
-        List<NodeStore.Node> nodes = dashboard.nodes().list(dashboard.config().nodeTimeout());
         long live = nodes.stream().filter(NodeStore.Node::alive).count();
         return new Views.Overview(page, queues, stuck, withoutHandler, chart, live, nodes.size() - live);
     }

@@ -35,9 +35,10 @@ public final class Views {
         }
     }
 
+    /** A queue on the overview; {@code paused} is who paused it, when and why (null: active); {@code action} null when the viewer cannot act. */
     public record QueueRow(String queue, long pending, long running, long succeeded, long failed, long cancelled,
                            long quarantined, long compensating, long compensated, String oldestPending, long stale,
-                           String tasksUrl) {}
+                           String tasksUrl, String paused, Action action) {}
 
     public record StuckRow(long id, String owner, long leaseToken, String reason, String action, String url) {}
 
@@ -70,7 +71,8 @@ public final class Views {
                              String result, String progress, String lastError, List<Attempt> attempts,
                              List<Action> actions, String stuckReason) {}
 
-    public record Confirm(Page page, long id, String status, Action action, String explanation, String postUrl) {}
+    /** The confirmation of an action on {@code subject} ("task #42", "queue emails"), which is {@code state} now. */
+    public record Confirm(Page page, String subject, String state, Action action, String explanation, String backUrl) {}
 
     public record NodeRow(String nodeId, String state, String incarnation, String host, long pid, String version,
                           String queues, String kinds, long held, String heartbeatAge, String started, String tasksUrl) {}

@@ -67,7 +67,7 @@ class DashboardBrowserTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues");
         browser.manage().deleteAllCookies();
     }
 
@@ -110,6 +110,40 @@ class DashboardBrowserTest {
         browser.navigate().refresh();
         assertThat(Browser.text(browser, "#task-status")).isEqualTo("succeeded");
         assertThat(Browser.text(browser, "#timeline")).contains("attempt 1: node-a, lease token 5", "succeeded");
+    }
+
+    @Test
+    void pausingAQueueStopsItsClaimsAndResumingRestartsThem() {
+        DispatcherConfig cfg = db.config().withNode("node-a", List.of("mail", "default"), 4).withHttpPort(DispatcherConfig.HTTP_OFF);
+        Dispatcher node = Dispatcher.builder(cfg).build().start();
+        try {
+            signIn(withToken);
+            browser.get(withToken.baseUrl() + "/ui/");
+            Browser.open(browser, By.id("pause-mail"));
+            assertThat(Browser.text(browser, "h1")).isEqualTo("Pause queue mail?");
+            browser.findElement(By.id("reason")).sendKeys("smtp provider down");
+            Browser.open(browser, By.id("confirm"));
+            assertThat(Browser.text(browser, "#flash")).isEqualTo("Queue paused.");
+            assertThat(browser.findElement(By.id("paused-mail")).getAttribute("title")).endsWith("by dashboard: smtp provider down");
+
+            // the paused queue's tasks go in first: had the node claimed from it, they would have run first
+            TaskClient client = new TaskClient(new TaskStore(db.database()), 1 << 20);
+            for (int i = 0; i < 3; i++) client.enqueue(TaskClient.Enqueue.of("noop", "{}").queue("mail"));
+            for (int i = 0; i < 3; i++) client.enqueue(TaskClient.Enqueue.of("noop", "{}"));
+            await().atMost(Duration.ofSeconds(30)).until(() -> db.count("tasks WHERE queue = 'default' AND status = 'succeeded'") == 3);
+            assertThat(db.count("tasks WHERE queue = 'mail' AND status = 'pending'")).isEqualTo(3);
+            assertThat(db.count("task_events e JOIN tasks t ON t.id = e.task_id WHERE t.queue = 'mail'")).as("no claim").isZero();
+
+            browser.navigate().refresh();
+            Browser.open(browser, By.id("resume-mail"));
+            browser.findElement(By.id("reason")).sendKeys("provider is back");
+            Browser.open(browser, By.id("confirm"));
+            assertThat(Browser.text(browser, "#flash")).isEqualTo("Queue resumed.");
+            assertThat(browser.findElements(By.id("paused-mail"))).isEmpty();
+            await().atMost(Duration.ofSeconds(30)).until(() -> db.count("tasks WHERE queue = 'mail' AND status = 'succeeded'") == 3);
+        } finally {
+            node.stop();
+        }
     }
 
     @Test

@@ -80,6 +80,8 @@ final class DashboardSample {
                                  '{"attempt": 1, "max_attempts": 5, "error": "SMTP 451: temporary failure", "retry_in_ms": 60000}'::jsonb FROM t
                 UNION ALL SELECT id, 'claimed', 'worker-3', 7, now() - interval '5 minutes', '{"attempt": 2}'::jsonb FROM t
                 """);
+        db.exec("INSERT INTO dispatcher_queues (queue, paused, changed_at, changed_by, reason)"
+                + " VALUES ('reports', true, now() - interval '12 minutes', 'alice', 'warehouse maintenance until 14:00')");
         db.exec("VACUUM ANALYZE tasks");
     }
 
