@@ -113,7 +113,7 @@ class DashboardBrowserTest {
     }
 
     @Test
-    void pausingAQueueStopsItsClaimsAndResumingRestartsThem() {
+    void pausingAQueueStopsItsClaimsAndResumingRestartsThem() throws Exception {
         DispatcherConfig cfg = db.config().withNode("node-a", List.of("mail", "default"), 4).withHttpPort(DispatcherConfig.HTTP_OFF);
         Dispatcher node = Dispatcher.builder(cfg).build().start();
         try {
