@@ -125,7 +125,7 @@ public final class Dashboard {
     }
 
     QueueStore queues() {
-        return new QueueStore(database.get());
+        return new QueueStore(database.get().dataSource());
     }
 
     NodeStore nodes() {
