@@ -115,12 +115,11 @@ class LifecycleTest {
         Thread first = Thread.ofPlatform().name("test-first-stop").start(d::stop);
         await().atMost(10, TimeUnit.SECONDS).until(() -> d.state() == Dispatcher.State.STOPPING);
         // the handler finishes a second after the second stop() was called; that stop() must not return before
+        Thread stopper = Thread.currentThread();
         Thread.ofPlatform().name("test-release").start(() -> {
-            try {
-                Thread.sleep(1000); // a delay for the other thread to be inside stop(), not synchronisation
-            } catch (InterruptedException e) {
-                return;
-            }
+            // released only once the second stop() is parked waiting for the first (a condition, not a delay)
+            await().atMost(10, TimeUnit.SECONDS).until(() -> stopper.getState() == Thread.State.WAITING
+                    || stopper.getState() == Thread.State.TIMED_WAITING);
             release.countDown();
         });
 
