@@ -172,7 +172,7 @@ final class TasksCommand implements Runnable {
             if (bulk.chosen(id)) return bulk.run(spec, BulkAction.RETRY, reason);
             long taskId = Flags.taskId(id);
             return act(spec, taskId, "retry", "finished tasks (succeeded, failed, cancelled, quarantined, compensated); cancel a live one first",
-                    store -> store.retry(taskId), "pending (attempts reset; event retried_by_operator)");
+                    store -> store.retry(taskId, reason), "pending (attempts reset; event retried_by_operator)");
         }
     }
 

@@ -141,6 +141,15 @@ class TasksCommandTest {
         }
 
         @Test
+        void retryOfOneTaskKeepsTheOperatorsReasonInItsEvent() {
+            Cli.Run r = Cli.run(db.url(), "tasks", "retry", "" + failed, "--reason", "upstream fixed");
+
+            assertThat(r.code()).as(r.err()).isZero();
+            assertThat(db.count("task_events WHERE task_id = " + failed
+                    + " AND event = 'retried_by_operator' AND detail->>'reason' = 'upstream fixed'")).isOne();
+        }
+
+        @Test
         void retryOfALiveTaskIsRefusedNamingItsStatus() {
             Cli.Run r = Cli.run(db.url(), "tasks", "retry", "" + running);
 
