@@ -113,31 +113,25 @@ public final class TestDatabase implements BeforeAllCallback, AfterAllCallback {
 
     /** How many migration files db/migrations holds (numbers may have gaps: each engineer has a range). */
     public static int migrationCount() {
-        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
-            return (int) files.filter(f -> f.getFileName().toString().matches("V[0-9_]+__.*\\.sql")).count();
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
+        return migrationVersions().size();
     }
 
     /** The newest version among the files in db/migrations as Flyway spells it: {@code V10_1__x.sql} is 10.1. */
     public static String latestVersion() {
-        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V([0-9_]+)__.*\\.sql");
-        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
-            return files.map(f -> v.matcher(f.getFileName().toString())).filter(java.util.regex.Matcher::matches)
-                    .map(m -> m.group(1).replace('_', '.'))
-                    .max(java.util.Comparator.comparing(org.flywaydb.core.api.MigrationVersion::fromVersion)).orElseThrow();
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
+        return migrationVersions().stream().max(java.util.Comparator.naturalOrder()).orElseThrow().getVersion();
     }
 
     /** The major number of the newest migration (V10_1: 10): a version above it is newer than any file. */
     public static int latestMigration() {
-        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V(\\d+)(?:_\\d+)*__.*\\.sql");
+        return org.flywaydb.core.api.MigrationVersion.fromVersion(latestVersion()).getMajor().intValue();
+    }
+
+    /** The versions of the migration files in db/migrations ({@code V10_1__x.sql} is 10.1). */
+    private static List<org.flywaydb.core.api.MigrationVersion> migrationVersions() {
+        java.util.regex.Pattern v = java.util.regex.Pattern.compile("V([0-9_]+)__.*\\.sql");
         try (var files = java.nio.file.Files.list(java.nio.file.Path.of("db/migrations"))) {
             return files.map(f -> v.matcher(f.getFileName().toString())).filter(java.util.regex.Matcher::matches)
-                    .mapToInt(m -> Integer.parseInt(m.group(1))).max().orElseThrow();
+                    .map(m -> org.flywaydb.core.api.MigrationVersion.fromVersion(m.group(1).replace('_', '.'))).toList();
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }
