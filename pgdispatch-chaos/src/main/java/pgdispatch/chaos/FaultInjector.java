@@ -101,6 +101,7 @@ final class FaultInjector {
         weights.put(Fault.TERMINATE_BACKENDS, 15);
         if (cluster != null) weights.put(Fault.PG_RESTART, 4);
         int total = weights.values().stream().mapToInt(Integer::intValue).sum();
+        long started = System.currentTimeMillis();
         while (System.currentTimeMillis() < until) {
             restartExited();
             int pick = random.nextInt(total);
@@ -112,6 +113,16 @@ final class FaultInjector {
                     break;
                 }
             }
+            // past a third of the window, a run that has not yet shown a take-over, a refused renewal or a
+            // refused zombie completion gets pauses until it has: the checker requires each, and a random
+            // pick can miss them (CI once drew five zombies of idle nodes and no short pause at all)
+            Steer steer = Steer.NONE;
+            if (System.currentTimeMillis() - started > (until - started) / 3
+                    && nodes.stream().noneMatch(x -> x.state() == NodeProcess.State.PAUSED)) {
+                steer = missingEffect();
+                if (steer != Steer.NONE) f = Fault.PAUSE;
+            }
+            steered = steer;
             inject(f);
             Thread.sleep(300 + random.nextInt(1500)); // the fault rate: one every 0.3-1.8 s
         }
@@ -148,10 +159,19 @@ final class FaultInjector {
                 case PAUSE -> {
                     // a short pause needs the first node awake (its reaper requeues the paused node's tasks)
                     // and another node to pause: else it is a zombie pause
+                    // the two kinds alternate, and each pauses the node holding the most live leases: a
+                    // paused idle node shows nothing
                     NodeProcess first = nodes.get(0);
                     List<NodeProcess> others = up.stream().filter(x -> x != first).toList();
-                    boolean shortPause = random.nextBoolean() && first.state() == NodeProcess.State.UP && !others.isEmpty();
-                    NodeProcess target = shortPause ? others.get(random.nextInt(others.size())) : n;
+                    boolean shortPause = switch (steered) {
+                        case TAKEOVER -> false;
+                        case REFUSAL -> true;
+                        default -> count("short_pauses") <= count("zombies");
+                    } && first.state() == NodeProcess.State.UP && !others.isEmpty();
+                    // a take-over needs the first node silent past its leases: the others' reapers wait
+                    // longer than a lease, while the first node's reaper would requeue first
+                    NodeProcess target = steered == Steer.TAKEOVER && first.state() == NodeProcess.State.UP ? first
+                            : busiest(shortPause ? others : up, n);
                     target.pause();
                     long ms;
                     if (!shortPause) {
@@ -212,6 +232,56 @@ final class FaultInjector {
                 }
             });
             default -> throw new IllegalArgumentException(f.name());
+        }
+    }
+
+    /**
+     * Of {@code candidates}, the node holding the most running tasks whose leases have at least 2 s to
+     * run (a pause then outlives them); {@code fallback} when none holds any or the database does not answer.
+     */
+    private NodeProcess busiest(List<NodeProcess> candidates, NodeProcess fallback) {
+        Map<String, NodeProcess> byId = new java.util.HashMap<>();
+        for (NodeProcess c : candidates) byId.put(c.nodeId, c);
+        try (Connection c = ds.getConnection(); PreparedStatement ps = c.prepareStatement("""
+                SELECT owner_id FROM tasks
+                 WHERE status = 'running' AND lease_expires_at > now() + interval '2 seconds' AND owner_id = ANY(?)
+                 GROUP BY owner_id ORDER BY count(*) DESC LIMIT 1""")) {
+            ps.setArray(1, c.createArrayOf("text", byId.keySet().toArray()));
+            try (ResultSet rs = ps.executeQuery()) {
+                if (rs.next()) return byId.get(rs.getString(1));
+            }
+        } catch (SQLException e) {
+            // the database is being cut or restarted: any node will do
+        }
+        return candidates.contains(fallback) ? fallback : candidates.get(random.nextInt(candidates.size()));
+    }
+
+    /** What the next pause is for: an effect the run has yet to show, or nothing in particular. */
+    private enum Steer { NONE, TAKEOVER, REFUSAL, ZOMBIE_REFUSAL }
+
+    private Steer steered = Steer.NONE;
+    private boolean sawAll;
+
+    /**
+     * The first effect of take-over, refused renewal (lease_lost) and refused completion the run has yet
+     * to show, by its events (of any owner: a steer, not the checker's count); once all are seen, never
+     * asked again.
+     */
+    private Steer missingEffect() {
+        if (sawAll) return Steer.NONE;
+        try (Connection c = ds.getConnection(); PreparedStatement ps = c.prepareStatement("""
+                SELECT bool_or(event = 'claimed' AND detail ? 'took_over_from'), bool_or(event = 'lease_lost'),
+                       bool_or(event = 'completion_refused')
+                  FROM task_events WHERE event IN ('claimed', 'lease_lost', 'completion_refused')""");
+             ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            if (!rs.getBoolean(1)) return Steer.TAKEOVER;
+            if (!rs.getBoolean(2)) return Steer.REFUSAL;
+            if (!rs.getBoolean(3)) return Steer.ZOMBIE_REFUSAL;
+            sawAll = true;
+            return Steer.NONE;
+        } catch (SQLException e) {
+            return Steer.NONE; // the database is away: pick at random
         }
     }
 
