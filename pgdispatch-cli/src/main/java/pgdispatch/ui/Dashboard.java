@@ -23,6 +23,7 @@ import pgdispatch.config.DispatcherConfig;
 import pgdispatch.http.HttpEndpoint;
 import pgdispatch.runtime.Dispatcher;
 import pgdispatch.store.Database;
+import pgdispatch.store.LimitStore;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.QueueStore;
 import pgdispatch.store.TaskQueries;
@@ -89,6 +90,9 @@ public final class Dashboard {
         c.routes.post(MOUNT + "/tasks/{id}/{action}", this::act);
         c.routes.get(MOUNT + "/queues/{queue}/{action}", this::confirmQueue);
         c.routes.post(MOUNT + "/queues/{queue}/{action}", this::actOnQueue);
+        c.routes.get(MOUNT + "/limits", ctx -> limits(ctx, List.of(), new Views.LimitForm("kind", "", "")));
+        c.routes.post(MOUNT + "/limits", this::setLimit);
+        c.routes.post(MOUNT + "/limits/{scope}/{name}/clear", this::clearLimit);
         c.routes.get(MOUNT + "/nodes", ctx -> show(ctx, "nodes.jte", () -> new OverviewView(this).nodes(page(ctx, "Nodes", "nodes"))));
         c.routes.get(MOUNT + "/login", ctx -> show(ctx, "login.jte", () -> new Views.Login(page(ctx, "Sign in", ""), null)));
         c.routes.post(MOUNT + "/login", this::login);
@@ -211,6 +215,57 @@ public final class Dashboard {
         ctx.redirect(page.url("/tasks/" + id + "?done=" + op.name), HttpStatus.SEE_OTHER);
     }
 
+    /** The limits page; {@code errors} and {@code form}: a refused set, shown again with what was typed (status 400). */
+    private void limits(Context ctx, List<String> errors, Views.LimitForm form) {
+        Page page = page(ctx, "Limits", "limits");
+        if (!errors.isEmpty()) ctx.status(400);
+        show(ctx, "limits.jte", () -> new Views.Limits(page, new LimitStore(database.get().dataSource()).list().stream()
+                .map(l -> new Views.LimitRow(l.scope().sql(), l.name(), l.maxRunning(), l.running(), l.running() > l.maxRunning(),
+                        Views.time(l.changedAt()), l.changedBy() == null ? "" : l.changedBy(),
+                        page.url("/tasks?status=running&" + l.scope().sql() + "=" + URLEncoder.encode(l.name(), StandardCharsets.UTF_8)),
+                        page.url("/limits/" + l.scope().sql() + "/" + URLEncoder.encode(l.name(), StandardCharsets.UTF_8) + "/clear")))
+                .toList(), errors, form));
+    }
+
+    /** Sets a limit from the page's form, as {@code limits set}: recorded as set by the dashboard. */
+    private void setLimit(Context ctx) {
+        Page page = page(ctx, "Limits", "limits");
+        checkForm(ctx, page);
+        Views.LimitForm form = new Views.LimitForm(String.valueOf(ctx.formParam("scope")), String.valueOf(ctx.formParam("name")).strip(),
+                String.valueOf(ctx.formParam("max")).strip());
+        LimitStore.Scope scope;
+        int max;
+        try {
+            scope = limitScope(form.scope());
+            max = Integer.parseInt(form.max());
+            LimitStore.check(scope, form.name(), max);
+        } catch (NumberFormatException e) {
+            limits(ctx, List.of("at most '" + oneLine(form.max(), 40) + "' must be a whole number from 0 to " + LimitStore.MAX), form);
+            return;
+        } catch (IllegalArgumentException e) {
+            limits(ctx, List.of(e.getMessage()), form);
+            return;
+        }
+        new LimitStore(database.get().dataSource()).set(scope, form.name(), max, "dashboard");
+        ctx.redirect(page.url("/limits?done=limit_set"), HttpStatus.SEE_OTHER);
+    }
+
+    private void clearLimit(Context ctx) {
+        Page page = page(ctx, "Limits", "limits");
+        checkForm(ctx, page);
+        LimitStore.Scope scope = limitScope(ctx.pathParam("scope"));
+        String name = ctx.pathParam("name");
+        if (!new LimitStore(database.get().dataSource()).clear(scope, name)) {
+            throw new NotFound("no limit on " + scope.sql() + " " + oneLine(name, 200) + " (cleared already?)");
+        }
+        ctx.redirect(page.url("/limits?done=limit_cleared"), HttpStatus.SEE_OTHER);
+    }
+
+    private static LimitStore.Scope limitScope(String raw) {
+        for (LimitStore.Scope s : LimitStore.Scope.values()) if (s.sql().equals(raw)) return s;
+        throw new BadRequest("scope '" + oneLine(String.valueOf(raw), 40) + "' must be kind or queue");
+    }
+
     /** Pausing or resuming a queue: the confirmation step. */
     private void confirmQueue(Context ctx) {
         String queue = queueName(ctx);
@@ -270,10 +325,7 @@ public final class Dashboard {
 
     /** An action's checks after sign-in: the form's CSRF token, then the operator's reason, returned as stored. */
     private String reason(Context ctx, Page page, String what) {
-        requireCanAct(ctx, page);
-        if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) {
-            throw new Forbidden("the form's token does not match your session (CSRF check); reload the page and try again");
-        }
+        checkForm(ctx, page);
         String reason = ctx.formParam("reason");
         if (reason == null || reason.isBlank()) throw new BadRequest("reason is empty: say why you " + what + " (it is kept in its audit trail)");
         if (reason.length() > 1000) throw new BadRequest("reason is " + reason.length() + " characters long; at most 1000");
@@ -299,6 +351,14 @@ public final class Dashboard {
         if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) throw new Forbidden("the form's token does not match your session (CSRF check)");
         ctx.header("Set-Cookie", UiAccess.COOKIE + "=; Path=" + page.url("/") + "; Max-Age=0; HttpOnly; SameSite=Strict");
         ctx.redirect(page.url("/"), HttpStatus.SEE_OTHER);
+    }
+
+    /** Signed in, and the form carries this session's CSRF token. */
+    private void checkForm(Context ctx, Page page) {
+        requireCanAct(ctx, page);
+        if (!access.csrfValid(ctx.cookie(UiAccess.COOKIE), ctx.formParam("csrf"))) {
+            throw new Forbidden("the form's token does not match your session (CSRF check); reload the page and try again");
+        }
     }
 
     private void requireCanAct(Context ctx, Page page) {
@@ -340,7 +400,13 @@ public final class Dashboard {
         boolean signedIn = access.signedIn(cookie);
         String done = ctx.queryParam("done");
         String flash = done == null ? null : Operation.named(done).map(o -> o.label + " done.")
-                .orElse(done.equals("pause") ? "Queue paused." : done.equals("resume") ? "Queue resumed." : null);
+                .orElse(switch (done) {
+                    case "pause" -> "Queue paused.";
+                    case "resume" -> "Queue resumed.";
+                    case "limit_set" -> "Limit set.";
+                    case "limit_cleared" -> "Limit cleared.";
+                    default -> null;
+                });
         return new Page(prefix(ctx), title, nav, access.actionsEnabled(), signedIn, access.csrf(cookie), flash, "",
                 Dispatcher.VERSION);
     }

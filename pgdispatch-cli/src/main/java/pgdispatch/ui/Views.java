@@ -79,6 +79,15 @@ public final class Views {
 
     public record Nodes(Page page, List<NodeRow> nodes) {}
 
+    /** A concurrency limit; {@code over}: more of its tasks run than it allows now (it was lowered). */
+    public record LimitRow(String scope, String name, int max, long running, boolean over, String changed, String by,
+                           String tasksUrl, String clearUrl) {}
+
+    /** The set form as typed (re-shown with an error). */
+    public record LimitForm(String scope, String name, String max) {}
+
+    public record Limits(Page page, List<LimitRow> limits, List<String> errors, LimitForm form) {}
+
     public record Message(Page page, int status, String title, List<String> lines) {}
 
     public record Login(Page page, String error) {}

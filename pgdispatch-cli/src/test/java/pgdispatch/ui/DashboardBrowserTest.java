@@ -67,7 +67,7 @@ class DashboardBrowserTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues");
+        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits");
         browser.manage().deleteAllCookies();
     }
 
@@ -144,6 +144,59 @@ class DashboardBrowserTest {
         } finally {
             node.stop();
         }
+    }
+
+    @Test
+    void aLimitSetOnTheLimitsPageHoldsItsKindBackAndClearingItReleasesIt() throws Exception {
+        DispatcherConfig cfg = db.config().withNode("node-a", List.of("default"), 4).withHttpPort(DispatcherConfig.HTTP_OFF);
+        signIn(withToken);
+        browser.get(withToken.baseUrl() + "/ui/");
+        Browser.open(browser, By.id("nav-limits"));
+        assertThat(Browser.text(browser, "#no-limits")).startsWith("No limit is set");
+
+        // a refused value is named, and what was typed is shown again
+        browser.findElement(By.id("limit-name")).sendKeys("echo");
+        browser.findElement(By.id("limit-max")).sendKeys("-1");
+        Browser.open(browser, By.id("limit-set"));
+        assertThat(Browser.text(browser, "#errors")).isEqualTo("MAX=-1 must be from 0 to 100000 (0: none starts; `limits clear` removes the limit)");
+        assertThat(browser.findElement(By.id("limit-name")).getAttribute("value")).isEqualTo("echo");
+
+        browser.findElement(By.id("limit-max")).clear();
+        browser.findElement(By.id("limit-max")).sendKeys("0");
+        Browser.open(browser, By.id("limit-set"));
+        assertThat(Browser.text(browser, "#flash")).isEqualTo("Limit set.");
+        assertThat(Browser.text(browser, "#limit-kind-echo")).startsWith("kind echo 0 0").contains("dashboard");
+
+        Dispatcher node = Dispatcher.builder(cfg).build().start();
+        try {
+            // the held kind's tasks go in first: had the node claimed them, they would have run first
+            TaskClient client = new TaskClient(new TaskStore(db.database()), 1 << 20);
+            for (int i = 0; i < 3; i++) client.enqueue(TaskClient.Enqueue.of("echo", "{}"));
+            for (int i = 0; i < 3; i++) client.enqueue(TaskClient.Enqueue.of("noop", "{}"));
+            await().atMost(Duration.ofSeconds(30)).until(() -> db.count("tasks WHERE kind = 'noop' AND status = 'succeeded'") == 3);
+            assertThat(db.count("tasks WHERE kind = 'echo' AND status = 'pending'")).isEqualTo(3);
+
+            browser.navigate().refresh();
+            Browser.open(browser, By.id("clear-kind-echo"));
+            assertThat(Browser.text(browser, "#flash")).isEqualTo("Limit cleared.");
+            assertThat(browser.findElements(By.id("limit-kind-echo"))).isEmpty();
+            await().atMost(Duration.ofSeconds(30)).until(() -> db.count("tasks WHERE kind = 'echo' AND status = 'succeeded'") == 3);
+        } finally {
+            node.stop();
+        }
+    }
+
+    @Test
+    void aReadOnlyDashboardShowsLimitsButRefusesToSetThem() throws Exception {
+        db.exec("INSERT INTO concurrency_limits (scope, name, max_running, changed_at, changed_by) VALUES ('queue', 'mail', 2, now(), 'cli:ops')");
+        browser.get(readOnly.baseUrl() + "/ui/limits");
+        assertThat(Browser.text(browser, "#limit-queue-mail")).startsWith("queue mail 2 0").endsWith("cli:ops");
+        assertThat(browser.findElements(By.id("limit-form"))).isEmpty();
+        assertThat(browser.findElements(By.id("clear-queue-mail"))).isEmpty();
+        assertThat(post(readOnly, "/ui/limits", "scope=kind&name=echo&max=1", null).statusCode()).isEqualTo(403);
+        assertThat(post(readOnly, "/ui/limits/queue/mail/clear", "", null).statusCode()).isEqualTo(403);
+        assertThat(post(withToken, "/ui/limits/queue/mail/clear", "csrf=forged", "forged-session").statusCode()).isEqualTo(403);
+        assertThat(db.count("concurrency_limits")).isEqualTo(1);
     }
 
     @Test
@@ -281,6 +334,9 @@ class DashboardBrowserTest {
         Browser.screenshot(browser, out.resolve("nodes.png"));
         browser.get(withToken.baseUrl() + "/ui/tasks?status=bogus");
         Browser.screenshot(browser, out.resolve("bad-filter.png"));
+        browser.get(withToken.baseUrl() + "/ui/limits");
+        assertThat(browser.findElements(By.cssSelector("#limits tbody tr"))).isNotEmpty();
+        Browser.screenshot(browser, out.resolve("limits.png"));
     }
 
     // ------------------------------------------------------------------ helpers

@@ -82,6 +82,10 @@ final class DashboardSample {
                 """);
         db.exec("INSERT INTO dispatcher_queues (queue, paused, changed_at, changed_by, reason)"
                 + " VALUES ('reports', true, now() - interval '12 minutes', 'alice', 'warehouse maintenance until 14:00')");
+        db.exec("""
+                INSERT INTO concurrency_limits (scope, name, max_running, changed_at, changed_by)
+                VALUES ('kind', 'build_report', 4, now() - interval '2 hours', 'alice'),
+                       ('queue', 'emails', 10, now() - interval '1 day', 'cli:ops')""");
         db.exec("VACUUM ANALYZE tasks");
     }
 
