@@ -83,6 +83,11 @@ public final class TaskRows {
             }
             case CANCELLED -> c.put("last_error", "'cancelled by operator'");
             case QUARANTINED -> c.put("last_error", "'quarantined: requeue budget 3 exhausted'");
+            case COMPENSATED -> {
+                c.put("attempts", "5");
+                c.put("last_error", "'boom'");
+                c.put("compensating", "true");
+            }
             default -> throw new IllegalArgumentException(status + " is not terminal");
         }
         return insert(db, c);
