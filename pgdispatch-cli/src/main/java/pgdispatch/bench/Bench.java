@@ -25,6 +25,8 @@ public final class Bench {
     static final String TRANSITIONS_LOGGER = "pgdispatch.transitions";
 
     private static final Map<String, Scenario> SCENARIOS = new LinkedHashMap<>();
+    /** The scenarios measured once per {@code --nodes} count. */
+    private static final List<String> SWEPT = List.of("drain", "raw");
 
     static {
         for (Scenario s : List.of(new DrainScenario(), new RawScenario(), new LatencyScenario(), new RenewScenario(),
@@ -63,20 +65,25 @@ public final class Bench {
             serverInfo = db.describeServer();
             for (String name : o.scenarios()) {
                 Scenario s = SCENARIOS.get(name);
-                List<Map<String, Object>> runs = new ArrayList<>();
-                List<String> notes = new ArrayList<>();
-                for (int i = 0; i < o.repeat(); i++) {
-                    db.reset();
-                    Scenario.Run r = s.run(db, o, env);
-                    runs.add(r.figures());
-                    if (i == 0) notes.addAll(r.notes());
-                }
-                Result res = new Result(name, aggregate(runs, s.headline()), runs, notes);
-                relate(res, results);
-                results.add(res);
-                if (!json) {
-                    out.println(res.line());
-                    out.flush();
+                // drain and raw once per node count (--nodes 1,2,4,8): how throughput and the server's cost
+                // per task move as nodes are added against one PostgreSQL
+                List<Integer> counts = SWEPT.contains(name) ? o.nodeCounts() : List.of(o.nodes());
+                for (int n : counts) {
+                    List<Map<String, Object>> runs = new ArrayList<>();
+                    List<String> notes = new ArrayList<>();
+                    for (int i = 0; i < o.repeat(); i++) {
+                        db.reset();
+                        Scenario.Run r = s.run(db, o.withNodes(n), env);
+                        runs.add(r.figures());
+                        if (i == 0) notes.addAll(r.notes());
+                    }
+                    Result res = new Result(name, aggregate(runs, s.headline()), runs, notes);
+                    relate(res, results);
+                    results.add(res);
+                    if (!json) {
+                        out.println(res.line());
+                        out.flush();
+                    }
                 }
             }
         } finally {
@@ -98,7 +105,7 @@ public final class Bench {
     private static void relate(Result res, List<Result> earlier) {
         if (!res.scenario().equals("raw")) return;
         for (Result e : earlier) {
-            if (e.scenario().equals("drain")) {
+            if (e.scenario().equals("drain") && e.figures().get("nodes").equals(res.figures().get("nodes"))) {
                 double drain = ((Number) e.figures().get("tasks_per_s")).doubleValue();
                 double raw = ((Number) res.figures().get("tasks_per_s")).doubleValue();
                 res.figures().put("overhead_ratio", drain / raw);

@@ -27,7 +27,9 @@ final class DrainScenario implements Scenario {
     public String summary(Map<String, Object> f) {
         return Bench.num(f.get("tasks_per_s")) + " tasks/s with " + f.get("nodes") + " node(s) x " + f.get("concurrency")
                 + " workers, " + Bench.num(f.get("statements_per_task")) + " statements and "
-                + Bench.num(f.get("task_updates_per_task")) + " row updates per task";
+                + Bench.num(f.get("task_updates_per_task")) + " row updates per task; CPU per task: node "
+                + Bench.num(f.get("client_cpu_us_per_task")) + " us"
+                + (f.containsKey("server_cpu_us_per_task") ? ", server " + Bench.num(f.get("server_cpu_us_per_task")) + " us" : "");
     }
 
     /** Set once this JVM has drained a warm-up batch: the JIT compiles the hot path before it is measured. */
@@ -46,6 +48,7 @@ final class DrainScenario implements Scenario {
         db.preload(o.tasks(), "noop", o.payload());
         var before = db.counters();
         long cpu = ClientCpu.nanos();
+        long serverCpu = ServerCpu.nanos(db.url().host());
         double claimSeconds = 0;
         try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
             nodes.awaitFinished(o.tasks(), Duration.ofSeconds(60 + o.tasks() / 1000));
@@ -55,11 +58,13 @@ final class DrainScenario implements Scenario {
             }
         }
         cpu = ClientCpu.nanos() - cpu;
+        Double serverUs = ServerCpu.perTask(serverCpu, ServerCpu.nanos(db.url().host()), o.tasks());
         var after = db.counters();
         var f = figures(db, o, before, after, o.nodes());
         // how much of the drain each node's claimer spent waiting for claim statements
         f.put("claimer_busy_pct", 100 * claimSeconds / o.nodes() / (double) f.get("seconds"));
         f.put("client_cpu_us_per_task", cpu / 1000.0 / o.tasks());
+        if (serverUs != null) f.put("server_cpu_us_per_task", serverUs);
         return new Run(f, List.of());
     }
 

@@ -27,8 +27,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tasks", paramLabel = "N", defaultValue = "100000", description = "drain/raw: tasks (default 100000)")
     int tasks;
 
-    @Option(names = "--nodes", paramLabel = "K", defaultValue = "1", description = "drain/raw: in-process nodes (default 1)")
-    int nodes;
+    @Option(names = "--nodes", paramLabel = "K", split = ",", defaultValue = "1",
+            description = "drain/raw: in-process nodes; several (1,2,4,8) measure each in turn (default 1)")
+    List<Integer> nodes;
 
     @Option(names = "--concurrency", paramLabel = "C", defaultValue = "32", description = "workers per node (default 32)")
     int concurrency;

@@ -63,6 +63,31 @@ class BenchSmokeTest {
     }
 
     @Test
+    void drainAndRawAreMeasuredOncePerNodeCountWithTheServersCpu() {
+        Map<String, String> env = new HashMap<>();
+        var server = PgServer.get().admin();
+        String jdbc = server.withDatabase("postgres").jdbcUrl();
+        env.put("DATABASE_URL", jdbc + (jdbc.contains("?") ? "&" : "?") + "user=" + server.user()
+                + (server.password() == null ? "" : "&password=" + server.password()));
+        Env.override(env);
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.execute(new PrintWriter(out), new PrintWriter(err), "bench", "--scenario", "drain,raw", "--nodes", "1,2",
+                "--tasks", "200", "--concurrency", "4", "--batch", "50");
+        assertThat(code).as("exit code; stderr: %s", err).isZero();
+        List<String> lines = Arrays.stream(out.toString().split("\n")).filter(l -> l.startsWith("scenario=")).toList();
+        assertThat(lines).extracting(l -> l.replaceAll("^scenario=(\\w+) .* nodes=(\\d+) .*$", "$1/$2"))
+                .containsExactly("drain/1", "drain/2", "raw/1", "raw/2");
+        // raw is related to the drain of its own node count
+        assertThat(lines.get(2)).contains("overhead_ratio=");
+        if (server.host().equals("127.0.0.1") || server.host().equals("localhost")) {
+            assertThat(lines).allSatisfy(l -> assertThat(l).containsPattern("server_cpu_us_per_task=\\d"));
+        }
+        assertThat(Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), "bench", "--nodes", "1,0")).isEqualTo(Main.USAGE);
+        assertThat(err.toString()).contains("--nodes=0 must be a positive whole number");
+    }
+
+    @Test
     void rejectsAnUnknownScenarioAsAUsageError() {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
