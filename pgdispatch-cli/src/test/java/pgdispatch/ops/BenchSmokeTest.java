@@ -29,12 +29,7 @@ class BenchSmokeTest {
 
     @Test
     void everyScenarioPrintsItsLineWithNumericFigures() {
-        Map<String, String> env = new HashMap<>();
-        var server = PgServer.get().admin();
-        String jdbc = server.withDatabase("postgres").jdbcUrl();
-        env.put("DATABASE_URL", jdbc + (jdbc.contains("?") ? "&" : "?") + "user=" + server.user()
-                + (server.password() == null ? "" : "&password=" + server.password()));
-        Env.override(env);
+        useTestServer();
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int code = Main.execute(new PrintWriter(out), new PrintWriter(err), "bench", "--scenario", "all", "--tasks", "300",
@@ -64,12 +59,7 @@ class BenchSmokeTest {
 
     @Test
     void drainAndRawAreMeasuredOncePerNodeCountWithTheServersCpu() {
-        Map<String, String> env = new HashMap<>();
-        var server = PgServer.get().admin();
-        String jdbc = server.withDatabase("postgres").jdbcUrl();
-        env.put("DATABASE_URL", jdbc + (jdbc.contains("?") ? "&" : "?") + "user=" + server.user()
-                + (server.password() == null ? "" : "&password=" + server.password()));
-        Env.override(env);
+        var server = useTestServer();
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int code = Main.execute(new PrintWriter(out), new PrintWriter(err), "bench", "--scenario", "drain,raw", "--nodes", "1,2",
@@ -85,6 +75,17 @@ class BenchSmokeTest {
         }
         assertThat(Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), "bench", "--nodes", "1,0")).isEqualTo(Main.USAGE);
         assertThat(err.toString()).contains("--nodes=0 must be a positive whole number");
+    }
+
+    /** DATABASE_URL pointing at the test server's postgres database (bench makes its own scratch database there). */
+    private static pgdispatch.config.DatabaseUrl useTestServer() {
+        Map<String, String> env = new HashMap<>();
+        var server = PgServer.get().admin();
+        String jdbc = server.withDatabase("postgres").jdbcUrl();
+        env.put("DATABASE_URL", jdbc + (jdbc.contains("?") ? "&" : "?") + "user=" + server.user()
+                + (server.password() == null ? "" : "&password=" + server.password()));
+        Env.override(env);
+        return server;
     }
 
     @Test
