@@ -27,8 +27,12 @@ import pgdispatch.testing.TestDatabase;
  * The task lifecycle as a state machine: random interleavings of every {@link TaskStore} transition
  * (claim, claim whose response is lost, reclaim, renew, heartbeat, complete, fail, a zombie's late
  * write with a superseded token, cancel, operator retry and quarantine, reap, graceful release, node
- * crash and restart with startup recovery) across three owners and two tasks (few, so they collide), against a real
- * database. Time passes by UPDATE (a lease or heartbeat pushed into the past, a node gone silent, a
+ * crash and restart with startup recovery), pausing and resuming a queue, and setting and clearing a
+ * concurrency limit on a kind or a queue (issue 15), across three owners and three tasks in two queues
+ * (few, so they collide), against a real database. For each claim the model predicts which tasks it
+ * returns: none from a paused queue (not even an expired lease to take over), none covered by a limit
+ * the claim did not lock (a node that has not read the limits since one was set), and of a locked
+ * limit's kind or queue no more new starts than its room (its maximum less what runs now). Time passes by UPDATE (a lease or heartbeat pushed into the past, a node gone silent, a
  * retry made due), never by sleeping. After every step the stored rows, the events written (each one:
  * type, owner and lease token, in order) and each call's answer (which writes were accepted) must equal
  * a small reference model of the lifecycle.
@@ -43,7 +47,7 @@ class TaskLifecycleProperties {
     @RegisterExtension
     static final TestDatabase db = new TestDatabase();
 
-    static final int TASKS = 2;
+    static final int TASKS = 3;
     static final int OWNERS = 3;
     static final int MAX_REQUEUE = 1;
     static final int MAX_STEPS = 40;
@@ -51,20 +55,32 @@ class TaskLifecycleProperties {
     static final Duration STALE = Duration.ofMinutes(15);
     static final Duration NODE_TIMEOUT = Duration.ofMinutes(15);
     static final long FAR_PAST = -1_000_000_000L; // logical time of a run_at pushed hours into the past
-    /** The kind of each task: the second one's handler declares compensate (issue 14, item 7). */
-    static final List<String> KINDS = List.of("k", "saga");
+    /**
+     * The kind and queue of each task: the second one's handler declares compensate (issue 14, item 7);
+     * kind k spans both queues and queue default both kinds, so a limit on either covers two tasks.
+     * (Regression sequences below pass two priorities: they run with the first two tasks.)
+     */
+    static final List<String> KINDS = List.of("k", "saga", "k");
+    static final List<String> QUEUES_OF = List.of("default", "default", "mail");
+    static final List<String> QUEUES = List.of("default", "mail");
     static final Set<String> COMPENSATING_KINDS = Set.of("saga");
     static final Map<String, Duration> LEASES = Map.of("k", LEASE, "saga", LEASE);
+    /** The claim serves these kinds, in this order (leaseByKind's keys). */
+    static final List<String> SERVED_KINDS = List.of("k", "saga");
 
     private static Database database;
     private static TaskStore store;
     private static NodeStore nodes;
+    private static QueueStore queues;
+    private static LimitStore limits;
 
     @BeforeAll
     static void stores() {
         database = db.database();
         store = new TaskStore(database);
         nodes = new NodeStore(database.dataSource());
+        queues = new QueueStore(database.dataSource());
+        limits = new LimitStore(database.dataSource());
     }
 
     // ------------------------------------------------------------------ operations
@@ -72,7 +88,11 @@ class TaskLifecycleProperties {
     enum Kind {
         CLAIM, CLAIM_RESPONSE_LOST, RECLAIM, RENEW, HEARTBEAT, COMPLETE, FAIL, FAIL_PERMANENT, ZOMBIE_COMPLETE,
         CANCEL, RETRY, QUARANTINE, REAP, RELEASE_AND_STOP, CRASH, RESTART,
-        EXPIRE_LEASE, STALE_HEARTBEAT, NODE_SILENT, MAKE_DUE
+        EXPIRE_LEASE, STALE_HEARTBEAT, NODE_SILENT, MAKE_DUE,
+        /** Of the queue of the op's task. */
+        PAUSE, RESUME,
+        /** On the kind (variant even) or the queue (odd) of the op's task; a set limit's size is the op's owner (0-2). */
+        SET_LIMIT, CLEAR_LIMIT
     }
 
     static final Map<Kind, Integer> WEIGHTS = new java.util.EnumMap<>(Map.ofEntries(
@@ -81,9 +101,13 @@ class TaskLifecycleProperties {
             Map.entry(Kind.ZOMBIE_COMPLETE, 3), Map.entry(Kind.CANCEL, 1), Map.entry(Kind.RETRY, 2), Map.entry(Kind.QUARANTINE, 1),
             Map.entry(Kind.REAP, 3), Map.entry(Kind.RELEASE_AND_STOP, 1), Map.entry(Kind.CRASH, 1), Map.entry(Kind.RESTART, 2),
             Map.entry(Kind.EXPIRE_LEASE, 4), Map.entry(Kind.STALE_HEARTBEAT, 1), Map.entry(Kind.NODE_SILENT, 1),
-            Map.entry(Kind.MAKE_DUE, 2)));
+            Map.entry(Kind.MAKE_DUE, 2), Map.entry(Kind.PAUSE, 1), Map.entry(Kind.RESUME, 1), Map.entry(Kind.SET_LIMIT, 2),
+            Map.entry(Kind.CLEAR_LIMIT, 1)));
 
-    /** One step: what, by which owner, on which task, and a small variant (limit, delay, token choice). */
+    /**
+     * One step: what, by which owner, on which task, and a small variant (claim size and whether the claim
+     * locks the limits it sees, delay, token choice, limit scope).
+     */
     record Op(Kind kind, int owner, int task, int variant) {
         @Override
         public String toString() {
@@ -191,6 +215,21 @@ class TaskLifecycleProperties {
                 List.of(1, 0), List.of(2, 3));
     }
 
+    @Test
+    void aPausedQueuesCompensationStepWaitsLikeItsPendingTasks() throws SQLException {
+        // found when the model learnt pause (issue 15): the claim read compensation steps of paused queues
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 1), new Op(Kind.PAUSE, 0, 0, 0), new Op(Kind.FAIL, 0, 1, 0),
+                new Op(Kind.CLAIM_RESPONSE_LOST, 0, 0, 0)), List.of(1, 0, 0), List.of(1, 1, 2));
+    }
+
+    @Test
+    void aCompensationStepOfAKindAtItsLimitTakesNoPlaceInTheClaim() throws SQLException {
+        // a claim of one task: the saga's compensation step (first by priority) is left out with its full
+        // kind, and the claim takes the next task instead of coming back empty
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 1), new Op(Kind.FAIL, 0, 1, 0), new Op(Kind.SET_LIMIT, 0, 1, 0),
+                new Op(Kind.CLAIM, 1, 0, 0)), List.of(1, 0, 1), List.of(1, 1, 1));
+    }
+
     private static Throwable attempt(Case c) {
         try {
             run(c.ops(), c.priorities(), c.maxAttempts());
@@ -253,6 +292,8 @@ class TaskLifecycleProperties {
 
     static final class TaskModel {
         long id;
+        String kind;
+        String queue;
         int priority;
         int maxAttempts;
         String status = "pending";
@@ -333,6 +374,18 @@ class TaskLifecycleProperties {
         final List<TaskModel> tasks = new ArrayList<>();
         final List<OwnerModel> owners = new ArrayList<>();
         long clock;
+        final Set<String> paused = new HashSet<>();
+        /** Concurrency limits by key ({@code kind:k}, {@code queue:mail}): their maximum running. */
+        final Map<String, Integer> limits = new TreeMap<>();
+
+        /** The keys of the limits that cover {@code t}. */
+        List<String> limitsOf(TaskModel t) {
+            return limits.keySet().stream().filter(k -> coveredBy(t, k)).toList();
+        }
+
+        long runningIn(String limitKey) {
+            return tasks.stream().filter(t -> t.running() && coveredBy(t, limitKey)).count();
+        }
 
         boolean holds(OwnerModel o, TaskModel t, long token) {
             return t.running() && o.name.equals(t.owner) && t.token == token;
@@ -342,17 +395,19 @@ class TaskLifecycleProperties {
     private static Model reset(List<Integer> priorities, List<Integer> maxAttempts) throws SQLException {
         Model m = new Model();
         try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
-            st.execute("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+            st.execute("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits RESTART IDENTITY");
             StringBuilder sql = new StringBuilder("INSERT INTO tasks (queue, kind, priority, max_attempts) VALUES ");
-            for (int i = 0; i < TASKS; i++) {
-                sql.append(i == 0 ? "" : ", ").append("('default', '").append(KINDS.get(i)).append("', ").append(priorities.get(i)).append(", ")
-                        .append(maxAttempts.get(i)).append(")");
+            for (int i = 0; i < priorities.size(); i++) {
+                sql.append(i == 0 ? "" : ", ").append("('").append(QUEUES_OF.get(i)).append("', '").append(KINDS.get(i)).append("', ")
+                        .append(priorities.get(i)).append(", ").append(maxAttempts.get(i)).append(")");
             }
             st.execute(sql.toString()); // one statement: the same run_at for all, ties broken by id
         }
-        for (int i = 0; i < TASKS; i++) {
+        for (int i = 0; i < priorities.size(); i++) {
             TaskModel t = new TaskModel();
             t.id = i + 1;
+            t.kind = KINDS.get(i);
+            t.queue = QUEUES_OF.get(i);
             t.priority = priorities.get(i);
             t.maxAttempts = maxAttempts.get(i);
             t.compensable = COMPENSATING_KINDS.contains(KINDS.get(i));
@@ -367,7 +422,7 @@ class TaskLifecycleProperties {
     }
 
     private static String register(String node) {
-        var r = nodes.register(node, "test-host", 1000, "test", List.of("default"), KINDS, NODE_TIMEOUT, false, true);
+        var r = nodes.register(node, "test-host", 1000, "test", QUEUES, SERVED_KINDS, NODE_TIMEOUT, false, true);
         return ((NodeStore.Registration.Registered) r).incarnation().toString();
     }
 
@@ -383,7 +438,7 @@ class TaskLifecycleProperties {
         };
         if (ownerActs && o.down) return; // a dead process does nothing until it is restarted
         switch (op.kind()) {
-            case CLAIM, CLAIM_RESPONSE_LOST -> claim(m, o, 1 + op.variant() % 2, op.kind() == Kind.CLAIM, where);
+            case CLAIM, CLAIM_RESPONSE_LOST -> claim(m, o, 1 + op.variant() % 2, op.variant() < 2, op.kind() == Kind.CLAIM, where);
             case RECLAIM -> reclaim(m, o, where);
             case RENEW -> renew(m, o, op.variant() >= 2, where);
             case HEARTBEAT -> {
@@ -461,6 +516,27 @@ class TaskLifecycleProperties {
                 exec("UPDATE dispatcher_nodes SET last_seen_at = now() - interval '1 hour' WHERE node_id = '" + o.name + "'");
                 o.silent = true;
             }
+            case PAUSE -> {
+                boolean changed = m.paused.add(t.queue);
+                assertThat(queues.pause(t.queue, "test", "step " + m.clock).changed()).as("pause changed, " + where).isEqualTo(changed);
+            }
+            case RESUME -> {
+                boolean changed = m.paused.remove(t.queue);
+                assertThat(queues.resume(t.queue, "test", null).changed()).as("resume changed, " + where).isEqualTo(changed);
+            }
+            case SET_LIMIT -> {
+                LimitStore.Scope scope = op.variant() % 2 == 0 ? LimitStore.Scope.KIND : LimitStore.Scope.QUEUE;
+                String name = scope == LimitStore.Scope.KIND ? t.kind : t.queue;
+                LimitStore.Limit set = limits.set(scope, name, op.owner(), "test");
+                m.limits.put(set.key(), op.owner());
+                assertThat(set.running()).as("running under " + set.key() + ", " + where).isEqualTo(m.runningIn(set.key()));
+            }
+            case CLEAR_LIMIT -> {
+                LimitStore.Scope scope = op.variant() % 2 == 0 ? LimitStore.Scope.KIND : LimitStore.Scope.QUEUE;
+                String name = scope == LimitStore.Scope.KIND ? t.kind : t.queue;
+                boolean existed = m.limits.remove(LimitStore.key(scope, name)) != null;
+                assertThat(limits.clear(scope, name)).as("limit cleared, " + where).isEqualTo(existed);
+            }
             case MAKE_DUE -> {
                 exec("UPDATE tasks SET run_at = now() - interval '2 hours' WHERE status IN ('pending', 'compensating') AND id = "
                         + t.id);
@@ -480,20 +556,65 @@ class TaskLifecycleProperties {
         return variant == 2 ? tokens.stream().max(Long::compare).orElseThrow() : tokens.stream().min(Long::compare).orElseThrow();
     }
 
-    private static void claim(Model m, OwnerModel o, int limit, boolean responseArrives, String where) {
-        List<TaskModel> candidates = new ArrayList<>();
-        for (TaskModel t : m.tasks) {
-            boolean due = t.waiting() && !t.notDue;
-            // never its own row: a node renews what it holds instead (issue 11 item 5)
-            boolean expired = t.running() && t.leaseExpired && t.requeues < MAX_REQUEUE && !o.name.equals(t.owner);
-            if (due || expired) candidates.add(t);
-        }
-        candidates.sort(Comparator.<TaskModel>comparingInt(t -> t.priority).thenComparingLong(t -> t.runAt)
-                .thenComparingLong(t -> t.id));
-        List<TaskModel> expected = candidates.subList(0, Math.min(limit, candidates.size()));
+    /**
+     * A claim of up to {@code limit} tasks. {@code locks}: the claim locks every limit now set on its kinds
+     * and queues (as a node does once it has read them); otherwise it locks none (a node that has not
+     * read the limits since they were set), and a limit then admits none of its tasks.
+     */
+    private static void claim(Model m, OwnerModel o, int limit, boolean locks, boolean responseArrives, String where) {
+        Comparator<TaskModel> order = Comparator.<TaskModel>comparingInt(t -> t.priority).thenComparingLong(t -> t.runAt)
+                .thenComparingLong(t -> t.id);
+        List<String> locked = locks ? List.copyOf(m.limits.keySet()) : List.of();
+        if (locks) assertThat(limits.keysFor(SERVED_KINDS, QUEUES)).as("limit keys, " + where).isEqualTo(locked);
+        // a locked limit with no room left: its kind or queue is left out of the claim altogether
+        Map<String, Long> room = new HashMap<>();
+        for (String key : locked) room.put(key, m.limits.get(key) - m.runningIn(key));
+        Set<String> full = new HashSet<>();
+        room.forEach((key, left) -> {
+            if (left <= 0) full.add(key);
+        });
+        java.util.function.Predicate<TaskModel> served = t -> !full.contains("kind:" + t.kind) && !full.contains("queue:" + t.queue)
+                && !m.paused.contains(t.queue);
+        boolean anyKind = SERVED_KINDS.stream().anyMatch(k -> !full.contains("kind:" + k));
+        boolean anyQueue = QUEUES.stream().anyMatch(q -> !full.contains("queue:" + q));
+        java.util.function.Predicate<TaskModel> unlockedLimit = t -> m.limitsOf(t).stream().anyMatch(k -> !locked.contains(k));
 
-        List<ClaimedTask> got = store.claimDue(new ClaimRequest(o.name, List.of("default"), LEASES, limit, MAX_REQUEUE, true,
-                ClaimRequest.DEFAULT_MAX_PAYLOAD_BYTES, COMPENSATING_KINDS));
+        // the candidates as the claim reads them: at most `limit` of each source, each in claim order
+        List<TaskModel> candidates = new ArrayList<>();
+        if (anyKind && anyQueue) {
+            // never its own row: a node renews what it holds instead (issue 11 item 5)
+            m.tasks.stream().filter(t -> t.running() && t.leaseExpired && t.requeues < MAX_REQUEUE && !o.name.equals(t.owner))
+                    .filter(served).filter(unlockedLimit.negate()).sorted(order).limit(limit).forEach(candidates::add);
+            for (String q : QUEUES) {
+                m.tasks.stream().filter(t -> t.queue.equals(q) && t.status.equals("pending") && !t.notDue).filter(served)
+                        .sorted(order).limit(limit).forEach(candidates::add);
+            }
+            m.tasks.stream().filter(t -> t.status.equals("compensating") && !t.notDue && COMPENSATING_KINDS.contains(t.kind))
+                    .filter(served).sorted(order).limit(limit).forEach(candidates::add);
+        }
+        // a limit not locked admits none of its tasks; a locked one the first `room` of its new starts, ranked
+        // in claim order among the candidates of its kind (or queue); a lease taken over is running already
+        List<TaskModel> admitted = new ArrayList<>();
+        for (TaskModel t : candidates) {
+            boolean takeOver = t.running();
+            boolean ok = true;
+            for (String key : m.limitsOf(t)) {
+                if (!locked.contains(key)) ok = false;
+                else if (!takeOver) {
+                    long rank = candidates.stream().filter(c -> !c.running() && coveredBy(c, key) && order.compare(c, t) <= 0).count();
+                    if (rank > room.get(key)) ok = false;
+                }
+            }
+            if (ok) admitted.add(t);
+        }
+        admitted.sort(order);
+        List<TaskModel> expected = admitted.subList(0, Math.min(limit, admitted.size()));
+        Map<String, Long> before = new HashMap<>();
+        for (String key : m.limits.keySet()) before.put(key, m.runningIn(key));
+
+        ClaimRequest request = new ClaimRequest(o.name, QUEUES, LEASES, limit, MAX_REQUEUE, true,
+                ClaimRequest.DEFAULT_MAX_PAYLOAD_BYTES, COMPENSATING_KINDS, locked);
+        List<ClaimedTask> got = store.claimDue(request);
 
         assertThat(got.stream().map(ClaimedTask::id).sorted().toList()).as("claimed ids, " + where)
                 .isEqualTo(expected.stream().map(t -> t.id).sorted().toList());
@@ -515,6 +636,17 @@ class TaskLifecycleProperties {
             if (responseArrives) o.hold((int) t.id - 1, t.token);
             else o.everHeld.computeIfAbsent((int) t.id - 1, k -> new HashSet<>()).add(t.token);
         }
+        // the rule itself, beside the prediction: a claim never takes a paused queue's task, and never starts
+        // more of a limit's tasks than it has room for (running above a lowered limit only drains)
+        for (TaskModel t : expected) assertThat(m.paused).as("queue of claimed task " + t.id + ", " + where).doesNotContain(t.queue);
+        for (var e : m.limits.entrySet()) {
+            assertThat(m.runningIn(e.getKey())).as("running under " + e.getKey() + " after the claim, " + where)
+                    .isLessThanOrEqualTo(Math.max(e.getValue(), before.get(e.getKey())));
+        }
+    }
+
+    private static boolean coveredBy(TaskModel t, String limitKey) {
+        return limitKey.equals("kind:" + t.kind) || limitKey.equals("queue:" + t.queue);
     }
 
     private static void reclaim(Model m, OwnerModel o, String where) {
