@@ -69,7 +69,9 @@ END AS poison
          LIMIT :limit
            FOR UPDATE OF t SKIP LOCKED) d
 ), compensate AS (
-    -- compensation steps waiting (V10_5), for kinds whose handler here declares compensate()
+    -- compensation steps waiting (V10_5), for kinds whose handler here declares compensate(); those
+    -- of a paused queue wait like its pending tasks, and a kind left out of the claimed kinds (by a
+    -- full limit) is not read: it would take a place in `picked` and then find no lease (issue 15)
     SELECT t.id, t.priority, t.run_at, t.kind, t.queue, NULL::text AS prev_owner,CASE WHEN t.attempts >= 2147483646
           THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
      WHEN t.lease_token >= 9223372036854775806
@@ -81,7 +83,8 @@ END AS poison
 END AS poison
       FROM tasks t
      WHERE t.status = 'compensating' AND t.queue = ANY('{default}'::text[]) AND t.run_at <= now()
-       AND t.kind = ANY('{}'::text[])
+       AND t.kind = ANY('{}'::text[]) AND t.kind = ANY('{noop}'::text[])
+       AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
      ORDER BY t.priority, t.run_at, t.id
      LIMIT :limit
        FOR UPDATE OF t SKIP LOCKED
