@@ -2,6 +2,7 @@ package pgdispatch.maintenance;
 
 import java.time.Duration;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -9,6 +10,8 @@ import org.slf4j.LoggerFactory;
  * Runs one action on a named daemon thread: a random first delay (so nodes started together do not
  * sweep together), then a fixed delay between runs. Every exception of a run is logged and the schedule
  * goes on. {@link #stop()} is idempotent, safe before {@link #start()}, and returns once the thread is gone.
+ * With a {@code delay} supplier, each pause is what it answers after the run, at most the interval (the
+ * scheduler sleeps until its next fire time).
  */
 public final class PeriodicService {
     private static final Logger log = LoggerFactory.getLogger(PeriodicService.class);
@@ -16,17 +19,24 @@ public final class PeriodicService {
     private final String name;
     private final Duration interval;
     private final Runnable action;
+    private final Supplier<Duration> delay;
     private final Object lock = new Object();
     private Thread thread;
     private boolean stopped;
 
     public PeriodicService(String name, Duration interval, Runnable action) {
+        this(name, interval, action, () -> interval);
+    }
+
+    /** Pauses {@code delay.get()} after each run, clamped to [0, {@code interval}]. */
+    public PeriodicService(String name, Duration interval, Runnable action, Supplier<Duration> delay) {
         if (interval.isZero() || interval.isNegative()) {
             throw new IllegalArgumentException(name + ": interval must be > 0, got " + interval);
         }
         this.name = name;
         this.interval = interval;
         this.action = action;
+        this.delay = delay;
     }
 
     public void start() {
@@ -44,8 +54,19 @@ public final class PeriodicService {
                 action.run();
             } catch (RuntimeException e) {
                 log.warn("{}: run failed, next in {} ms: {}", name, interval.toMillis(), e.toString());
+            } catch (Throwable e) { // an Error of one run (StackOverflowError, one huge row) must not end the loop
+                log.error("{}: run failed, next in {} ms", name, interval.toMillis(), e);
             }
-            if (!pause(interval.toMillis())) return;
+            if (!pause(nextPause())) return;
+        }
+    }
+
+    private long nextPause() {
+        try {
+            Duration d = delay.get();
+            return Math.max(0, Math.min(interval.toMillis(), d.toMillis()));
+        } catch (RuntimeException e) {
+            return interval.toMillis();
         }
     }
 

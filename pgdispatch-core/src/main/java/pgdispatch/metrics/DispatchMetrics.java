@@ -48,6 +48,7 @@ public final class DispatchMetrics {
     private final Counter pruned;
     private final Counter reaperRequeued;
     private final Counter reaperQuarantined;
+    private final Counter schedulerErrors;
 
     /**
      * Registers every untagged meter at once, so a scrape shows them at 0 before their first event (an
@@ -77,6 +78,8 @@ public final class DispatchMetrics {
         // tag values are the reaper's action words, as `reap --json` and pgdispatch_reap_stale() print them
         this.reaperRequeued = reaperRows("requeue");
         this.reaperQuarantined = reaperRows("quarantine");
+        this.schedulerErrors = simple("pgdispatch.scheduler.errors",
+                "Scheduler runs or schedules that failed (a row Java cannot read, a database error); retried at the next run");
     }
 
     /**
@@ -247,6 +250,29 @@ public final class DispatchMetrics {
 
     public void pruned(int n) {
         add(pruned, n);
+    }
+
+    /**
+     * {@code n} tasks a schedule enqueued; {@code how}: {@code fired} (on time) or {@code backfilled} (a
+     * missed fire time, by the backfill policy), the words of {@code schedule_fires.action}.
+     */
+    public void scheduleFired(String schedule, String how, int n) {
+        Counter c = counters.computeIfAbsent("pgdispatch.schedule.fires|" + schedule + '|' + how, k -> Counter
+                .builder("pgdispatch.schedule.fires").description("Tasks enqueued by a schedule, per fire time")
+                .tag("schedule", schedule).tag("how", how).register(registry));
+        add(c, n);
+    }
+
+    /** Missed fire times a schedule's policy skipped (no task): each decision is a {@code skipped} row of schedule_fires. */
+    public void scheduleSkipped(String schedule, long n) {
+        Counter c = counters.computeIfAbsent("pgdispatch.schedule.skipped|" + schedule, k -> Counter
+                .builder("pgdispatch.schedule.skipped").description("Missed fire times skipped by a schedule's policy")
+                .tag("schedule", schedule).register(registry));
+        if (n > 0) c.increment(n);
+    }
+
+    public void schedulerError() {
+        schedulerErrors.increment();
     }
 
     /**

@@ -23,6 +23,7 @@ import pgdispatch.config.DispatcherConfig;
 import pgdispatch.maintenance.PeriodicService;
 import pgdispatch.maintenance.Pruner;
 import pgdispatch.maintenance.Reaper;
+import pgdispatch.maintenance.Scheduler;
 import pgdispatch.maintenance.StartupRecovery;
 import pgdispatch.metrics.DispatchMetrics;
 import pgdispatch.store.Database;
@@ -31,6 +32,8 @@ import pgdispatch.store.Mutant;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.LimitStore;
 import pgdispatch.store.QueueStore;
+import pgdispatch.store.Schedule;
+import pgdispatch.store.ScheduleStore;
 import pgdispatch.store.StuckRules;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskStore;
@@ -85,6 +88,8 @@ public final class Dispatcher implements AutoCloseable {
     private ClaimLoop claimLoop;
     private Reaper reaper;
     private Pruner pruner;
+    private Scheduler scheduler;
+    private final List<Schedule> schedules;
     private PeriodicService gauges;
     private PeriodicService unhandledKinds;
     private final Duration unhandledInterval;
@@ -103,6 +108,7 @@ public final class Dispatcher implements AutoCloseable {
         this.force = b.force;
         this.claimBatch = b.claimBatch;
         this.unhandledInterval = b.unhandledInterval;
+        this.schedules = List.copyOf(b.schedules.values());
         this.store = new TaskStore(db);
         this.nodes = new NodeStore(db);
         this.bounds = Health.Bounds.of(config.renewInterval(), config.pollInterval());
@@ -181,6 +187,7 @@ public final class Dispatcher implements AutoCloseable {
         private boolean builtins = true;
         private int claimBatch = ClaimLoop.DEFAULT_CLAIM_BATCH;
         private Duration unhandledInterval = DEFAULT_UNHANDLED_INTERVAL;
+        private final Map<String, Schedule> schedules = new LinkedHashMap<>();
 
         private Builder(DispatcherConfig config) {
             this.config = config;
@@ -232,6 +239,25 @@ public final class Dispatcher implements AutoCloseable {
         /** How often the node looks for pending tasks whose kind no live node handles (tests shorten it). */
         public Builder unhandledKindsInterval(Duration every) {
             this.unhandledInterval = every;
+            return this;
+        }
+
+        /**
+         * A recurring task declared in code, stored at {@link #start()} (ScheduleStore.upsert): created
+         * enabled when new, else brought to this definition; its {@code enabled} flag is never changed
+         * here, so a schedule an operator disabled stays disabled across deployments ({@code schedules
+         * enable} turns it back on). A schedule dropped from the code is left as stored ({@code schedules
+         * remove} deletes it). Every node runs the scheduler, whether it declares schedules or not.
+         */
+        public Builder schedule(Schedule s) {
+            if (schedules.putIfAbsent(s.name(), s) != null) {
+                throw new IllegalArgumentException("two schedules named '" + s.name() + "'");
+            }
+            return this;
+        }
+
+        public Builder schedules(Iterable<Schedule> all) {
+            for (Schedule s : all) schedule(s);
             return this;
         }
 
@@ -320,6 +346,13 @@ public final class Dispatcher implements AutoCloseable {
         recovery = new StartupRecovery(new StartupRecovery.Config(config.nodeId(), config.maxRequeue(),
                 StartupRecovery.DEFAULT_BATCH), store, metrics).runOnce();
 
+        ScheduleStore scheduleStore = new ScheduleStore(db.dataSource());
+        for (Schedule s : schedules) {
+            ScheduleStore.Upsert u = scheduleStore.upsert(s, "code:" + config.nodeId());
+            if (u != ScheduleStore.Upsert.UNCHANGED) log.info("dispatcher: schedule={} {} ({})", s.name(),
+                    u.name().toLowerCase(java.util.Locale.ROOT), s.timing());
+        }
+
         metrics.serving(config.queues(), handlers.keySet());
         Map<String, String> stuckPolicyByKind = new LinkedHashMap<>();
         for (TaskHandler h : handlers.values()) {
@@ -358,6 +391,8 @@ public final class Dispatcher implements AutoCloseable {
         reaper.start();
         pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
         pruner.start();
+        scheduler = new Scheduler(Scheduler.Config.defaults(config.retention(), config.nodeId()), scheduleStore, metrics);
+        scheduler.start();
         TaskQueries queries = new TaskQueries(db);
         QueueStore queueStore = new QueueStore(db.dataSource());
         StuckRules rules = stuckRules();
@@ -622,6 +657,7 @@ public final class Dispatcher implements AutoCloseable {
         if (renewer != null) renewer.stop();
         if (reaper != null) reaper.stop();
         if (pruner != null) pruner.stop();
+        if (scheduler != null) scheduler.stop();
         if (gauges != null) gauges.stop();
         if (unhandledKinds != null) unhandledKinds.stop();
         if (timeouts != null) timeouts.shutdownNow();
@@ -685,6 +721,7 @@ public final class Dispatcher implements AutoCloseable {
         if (renewer != null) renewer.stop();
         if (reaper != null) reaper.stop();
         if (pruner != null) pruner.stop();
+        if (scheduler != null) scheduler.stop();
         if (gauges != null) gauges.stop();
         if (unhandledKinds != null) unhandledKinds.stop();
         if (wakeups != null) wakeups.stop();
@@ -747,6 +784,11 @@ public final class Dispatcher implements AutoCloseable {
     /** Runs one renewal tick now (tests, and the renew benchmark). */
     public void renewNow() {
         renewer.runOnce();
+    }
+
+    /** Runs one scheduler pass now (tests). */
+    public Scheduler.Result scheduleNow() {
+        return scheduler.runOnce();
     }
 
     /** Runs one reaper sweep now. */

@@ -4,19 +4,25 @@
 package pgdispatch.store.jooq;
 
 
+import org.jooq.ForeignKey;
 import org.jooq.TableField;
 import org.jooq.UniqueKey;
 import org.jooq.impl.DSL;
 import org.jooq.impl.Internal;
+import org.jooq.impl.QOM.ForeignKeyRule;
 
 import pgdispatch.store.jooq.tables.ConcurrencyLimits;
 import pgdispatch.store.jooq.tables.DispatcherNodes;
 import pgdispatch.store.jooq.tables.DispatcherQueues;
+import pgdispatch.store.jooq.tables.ScheduleFires;
+import pgdispatch.store.jooq.tables.Schedules;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.ConcurrencyLimitsRecord;
 import pgdispatch.store.jooq.tables.records.DispatcherNodesRecord;
 import pgdispatch.store.jooq.tables.records.DispatcherQueuesRecord;
+import pgdispatch.store.jooq.tables.records.ScheduleFiresRecord;
+import pgdispatch.store.jooq.tables.records.SchedulesRecord;
 import pgdispatch.store.jooq.tables.records.TaskEventsRecord;
 import pgdispatch.store.jooq.tables.records.TasksRecord;
 
@@ -35,6 +41,14 @@ public class Keys {
     public static final UniqueKey<ConcurrencyLimitsRecord> CONCURRENCY_LIMITS_PKEY = Internal.createUniqueKey(ConcurrencyLimits.CONCURRENCY_LIMITS, DSL.name("concurrency_limits_pkey"), new TableField[] { ConcurrencyLimits.CONCURRENCY_LIMITS.SCOPE, ConcurrencyLimits.CONCURRENCY_LIMITS.NAME }, true);
     public static final UniqueKey<DispatcherNodesRecord> DISPATCHER_NODES_PKEY = Internal.createUniqueKey(DispatcherNodes.DISPATCHER_NODES, DSL.name("dispatcher_nodes_pkey"), new TableField[] { DispatcherNodes.DISPATCHER_NODES.NODE_ID }, true);
     public static final UniqueKey<DispatcherQueuesRecord> DISPATCHER_QUEUES_PKEY = Internal.createUniqueKey(DispatcherQueues.DISPATCHER_QUEUES, DSL.name("dispatcher_queues_pkey"), new TableField[] { DispatcherQueues.DISPATCHER_QUEUES.QUEUE }, true);
+    public static final UniqueKey<ScheduleFiresRecord> SCHEDULE_FIRES_PKEY = Internal.createUniqueKey(ScheduleFires.SCHEDULE_FIRES, DSL.name("schedule_fires_pkey"), new TableField[] { ScheduleFires.SCHEDULE_FIRES.ID }, true);
+    public static final UniqueKey<SchedulesRecord> SCHEDULES_PKEY = Internal.createUniqueKey(Schedules.SCHEDULES, DSL.name("schedules_pkey"), new TableField[] { Schedules.SCHEDULES.NAME }, true);
     public static final UniqueKey<TaskEventsRecord> TASK_EVENTS_PKEY = Internal.createUniqueKey(TaskEvents.TASK_EVENTS, DSL.name("task_events_pkey"), new TableField[] { TaskEvents.TASK_EVENTS.ID }, true);
     public static final UniqueKey<TasksRecord> TASKS_PKEY = Internal.createUniqueKey(Tasks.TASKS, DSL.name("tasks_pkey"), new TableField[] { Tasks.TASKS.ID }, true);
+
+    // -------------------------------------------------------------------------
+    // FOREIGN KEY definitions
+    // -------------------------------------------------------------------------
+
+    public static final ForeignKey<ScheduleFiresRecord, SchedulesRecord> SCHEDULE_FIRES__SCHEDULE_FIRES_SCHEDULE_FKEY = Internal.createForeignKey(ScheduleFires.SCHEDULE_FIRES, DSL.name("schedule_fires_schedule_fkey"), new TableField[] { ScheduleFires.SCHEDULE_FIRES.SCHEDULE }, Keys.SCHEDULES_PKEY, new TableField[] { Schedules.SCHEDULES.NAME }, true, ForeignKeyRule.CASCADE, ForeignKeyRule.NO_ACTION);
 }

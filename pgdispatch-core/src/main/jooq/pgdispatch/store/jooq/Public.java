@@ -20,6 +20,8 @@ import pgdispatch.store.jooq.tables.ConcurrencyLimits;
 import pgdispatch.store.jooq.tables.DispatcherNodes;
 import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
+import pgdispatch.store.jooq.tables.ScheduleFires;
+import pgdispatch.store.jooq.tables.Schedules;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
@@ -111,6 +113,16 @@ public class Public extends SchemaImpl {
     }
 
     /**
+     * The table <code>public.schedule_fires</code>.
+     */
+    public final ScheduleFires SCHEDULE_FIRES = ScheduleFires.SCHEDULE_FIRES;
+
+    /**
+     * The table <code>public.schedules</code>.
+     */
+    public final Schedules SCHEDULES = Schedules.SCHEDULES;
+
+    /**
      * The table <code>public.task_events</code>.
      */
     public final TaskEvents TASK_EVENTS = TaskEvents.TASK_EVENTS;
@@ -140,6 +152,8 @@ public class Public extends SchemaImpl {
             DispatcherNodes.DISPATCHER_NODES,
             DispatcherQueues.DISPATCHER_QUEUES,
             PgdispatchReapStale.PGDISPATCH_REAP_STALE,
+            ScheduleFires.SCHEDULE_FIRES,
+            Schedules.SCHEDULES,
             TaskEvents.TASK_EVENTS,
             Tasks.TASKS
         );

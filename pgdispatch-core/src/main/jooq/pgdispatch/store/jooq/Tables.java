@@ -13,6 +13,8 @@ import pgdispatch.store.jooq.tables.ConcurrencyLimits;
 import pgdispatch.store.jooq.tables.DispatcherNodes;
 import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
+import pgdispatch.store.jooq.tables.ScheduleFires;
+import pgdispatch.store.jooq.tables.Schedules;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
@@ -95,6 +97,16 @@ public class Tables {
             pDryRun
         );
     }
+
+    /**
+     * The table <code>public.schedule_fires</code>.
+     */
+    public static final ScheduleFires SCHEDULE_FIRES = ScheduleFires.SCHEDULE_FIRES;
+
+    /**
+     * The table <code>public.schedules</code>.
+     */
+    public static final Schedules SCHEDULES = Schedules.SCHEDULES;
 
     /**
      * The table <code>public.task_events</code>.
