@@ -13,7 +13,7 @@ import pgdispatch.runtime.Dispatcher;
 @Command(name = "pgdispatch", mixinStandardHelpOptions = true, version = "pgdispatch " + Dispatcher.VERSION,
         description = "PostgreSQL-backed task dispatcher with leases, fencing and crash recovery.",
         subcommands = {MigrateCommand.class, RunCommand.class, EnqueueCommand.class, StatusCommand.class,
-                ReapCommand.class, TasksCommand.class, QueuesCommand.class, LimitsCommand.class, NodesCommand.class, DemoCommand.class, UiCommand.class, BenchCommand.class,
+                ReapCommand.class, TasksCommand.class, QueuesCommand.class, LimitsCommand.class, SchedulesCommand.class, NodesCommand.class, DemoCommand.class, UiCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     public static final int OK = 0;

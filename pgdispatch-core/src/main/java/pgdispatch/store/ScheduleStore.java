@@ -34,10 +34,9 @@ public final class ScheduleStore {
                          OffsetDateTime updatedAt, String changedBy) {
         /** The definition, checked by Java's rules: a row inserted by SQL may break one (a cron cron-utils refuses). */
         public Schedule definition() {
-            Schedule s = new Schedule(name, cron, everySeconds == null ? null : Duration.ofSeconds(everySeconds),
+            return new Schedule(name, cron, everySeconds == null ? null : Duration.ofSeconds(everySeconds),
                     ZoneId.of(timeZone), kind, payloadJson, queue, priority, maxAttempts, Schedule.Missed.of(missed),
                     backfillMax);
-            return s;
         }
 
         /** "cron 0 30 2 * * ? Europe/Berlin" or "every 600s". */
@@ -99,6 +98,16 @@ public final class ScheduleStore {
         Record r = dsl.resultQuery("SELECT now() AS now, min(next_fire_at) AS next FROM schedules WHERE enabled").fetchOne();
         OffsetDateTime next = r.get("next", OffsetDateTime.class);
         return next == null ? Optional.empty() : Optional.of(Duration.between(r.get("now", OffsetDateTime.class), next));
+    }
+
+    /**
+     * unplaced → placed at its first fire time after now (the database's clock), when the CLI adds or
+     * enables it (so `list` shows it at once); empty when it was placed already, or is disabled.
+     */
+    public Optional<OffsetDateTime> placeAfterNow(String name, Schedule.Recurrence times) {
+        OffsetDateTime now = dsl.fetchValue(DSL.field("now()", OffsetDateTime.class));
+        Instant next = times.next(now.toInstant());
+        return next != null && place(name, next) ? Optional.of(next.atOffset(java.time.ZoneOffset.UTC)) : Optional.empty();
     }
 
     /** unplaced → placed at {@code next}; false when another node placed it first, or it was disabled meanwhile. */
