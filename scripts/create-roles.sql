@@ -2,7 +2,9 @@
 --   pgdispatch_owner  migration role: owns the tables, sequences and functions that db/migrations create.
 --                     Use it for `pgdispatch migrate` (scripts/migrate.sh, scripts/adopt-existing-db.sh).
 --   pgdispatch_app    runtime role: `pgdispatch run` and the other commands. It reads and writes rows of
---                     tasks and dispatcher_nodes, reads and appends to task_events (the audit trail:
+--                     tasks, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules and
+--                     schedule_fires (every node's scheduler advances schedules, records fires and deletes
+--                     history past retention), reads and appends to task_events (the audit trail:
 --                     no UPDATE or DELETE; old events go only through pgdispatch_prune_finished, which
 --                     deletes them with their old finished tasks), reads pgdispatch_schema_history (a node
 --                     refuses to start on a schema version it does not know), and runs
@@ -84,7 +86,8 @@ DECLARE
     t   text;
     seq text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits'] LOOP
+    FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits',
+                             'schedules', 'schedule_fires'] LOOP
         IF to_regclass('public.' || t) IS NULL THEN
             CONTINUE;  -- not migrated yet: the default privileges above will cover it
         END IF;
@@ -127,7 +130,8 @@ BEGIN
         SELECT c.relname || ' (owner ' || pg_get_userbyid(c.relowner) || ')'
           FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace
-           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits', 'pgdispatch_schema_history')
+           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits',
+                            'schedules', 'schedule_fires', 'pgdispatch_schema_history')
            AND pg_get_userbyid(c.relowner) <> 'pgdispatch_owner'
     LOOP
         RAISE WARNING 'create-roles: table % is not owned by pgdispatch_owner; migrations run as pgdispatch_owner will fail on it. When nothing else depends on the current owner: ALTER TABLE ... OWNER TO pgdispatch_owner', t;

@@ -25,6 +25,33 @@ class PeriodicServiceTest {
     }
 
     @Test
+    void anErrorOfOneRunDoesNotEndTheScheduleEither() {
+        AtomicInteger runs = new AtomicInteger();
+        PeriodicService s = new PeriodicService("test-error", Duration.ofMillis(20), () -> {
+            runs.incrementAndGet();
+            throw new StackOverflowError("deep");
+        });
+        s.start();
+        await().atMost(10, TimeUnit.SECONDS).until(() -> runs.get() >= 3);
+        s.stop();
+    }
+
+    @Test
+    void aDelaySupplierShortensThePause() {
+        AtomicInteger runs = new AtomicInteger();
+        // 5 s between runs, unless the supplier asks for less (the scheduler: until its next fire time)
+        PeriodicService s = new PeriodicService("test-delay", Duration.ofSeconds(5), runs::incrementAndGet,
+                () -> runs.get() < 3 ? Duration.ofMillis(10) : Duration.ofDays(1));
+        s.start();
+        try {
+            await().atMost(10, TimeUnit.SECONDS).until(() -> runs.get() >= 1); // the first delay is random within 5 s
+            await().atMost(2, TimeUnit.SECONDS).until(() -> runs.get() >= 3);  // a fixed 5 s would take 10 s
+        } finally {
+            s.stop();
+        }
+    }
+
+    @Test
     void stopWaitsForARunInProgressAndTheThreadIsGone() throws Exception {
         CountDownLatch inRun = new CountDownLatch(1);
         CountDownLatch finish = new CountDownLatch(1);

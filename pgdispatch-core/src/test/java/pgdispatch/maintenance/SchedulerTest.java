@@ -1,6 +1,7 @@
 package pgdispatch.maintenance;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -116,6 +117,39 @@ class SchedulerTest {
             assertThat(scheduler().runOnce().enqueued()).isZero();
             assertThat(db.count("schedules WHERE next_fire_at > now()")).isOne();
             assertThat(store.setEnabled("nope", true, "ops")).isEmpty();
+        }
+
+        @Test
+        void aScheduleInsertedWithPlainSqlIsPlacedThenFires() {
+            // docs/SQL_CONTRACT.md#schedules: the columns a producer sets, next_fire_at left NULL
+            db.exec("INSERT INTO schedules (name, cron, time_zone, kind, payload, changed_by)"
+                    + " VALUES ('sql-made', '0 * * * * *', 'Europe/Berlin', 'report', '{\"x\": 1}', 'psql')");
+            assertThat(scheduler().runOnce().enqueued()).isZero();
+            assertThat(db.count("schedules WHERE next_fire_at > now() AND next_fire_at <= now() + interval '1 minute'"
+                    + " AND extract(second FROM next_fire_at) = 0")).isOne();
+            db.exec("UPDATE schedules SET next_fire_at = next_fire_at - interval '1 minute'");
+            assertThat(scheduler().runOnce().fired()).isOne();
+            assertThat(db.count("tasks WHERE kind = 'report' AND payload = '{\"x\": 1}'")).isOne();
+        }
+
+        @Test
+        void theSchemaRefusesWhatItCanCheck() {
+            for (String bad : List.of(
+                    "('n', '* * *', NULL, 'UTC', 'k', 'skip', 0)",            // 3 fields
+                    "('n', NULL, NULL, 'UTC', 'k', 'skip', 0)",               // neither cron nor every
+                    "('n', '* * * * *', 60, 'UTC', 'k', 'skip', 0)",          // both
+                    "('n', NULL, 0, 'UTC', 'k', 'skip', 0)",                  // every below 1 s
+                    "('n', NULL, 60, 'UTC+5', 'k', 'skip', 0)",               // an offset, not a zone name
+                    "('n', NULL, 60, 'UTC', 'k', 'skip', 3)",                 // backfill_max without backfill
+                    "('n', NULL, 60, 'UTC', 'k', 'backfill', 0)",             // backfill of none
+                    "('-n', NULL, 60, 'UTC', 'k', 'skip', 0)")) {
+                assertThatThrownBy(() -> db.exec("INSERT INTO schedules (name, cron, every_s, time_zone, kind, missed, backfill_max)"
+                        + " VALUES " + bad)).as(bad).hasMessageContaining("violates check constraint");
+            }
+            assertThatThrownBy(() -> db.exec("INSERT INTO schedules (name, every_s, time_zone, kind) VALUES ('n', 60, 'Nowhere/City', 'k')"))
+                    .hasMessageContaining("time zone \"Nowhere/City\" not recognized");
+            assertThatThrownBy(() -> db.exec("INSERT INTO schedules (name, every_s, kind, payload) VALUES ('n', 60, 'k', '[1]')"))
+                    .hasMessageContaining("schedules_payload_check");
         }
 
         @Test

@@ -39,7 +39,7 @@ class LeastPrivilegeTest {
         PgServer.get().exec("CREATE ROLE " + ROLE + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '" + PASSWORD + "'");
         db.exec("GRANT CONNECT ON DATABASE " + db.url().database() + " TO " + ROLE);
         db.exec("GRANT USAGE ON SCHEMA public TO " + ROLE);
-        db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, dispatcher_nodes, dispatcher_queues, concurrency_limits TO " + ROLE);
+        db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules, schedule_fires TO " + ROLE);
         db.exec("GRANT SELECT, INSERT ON task_events TO " + ROLE); // the audit trail is append-only (issue 13)
         db.exec("GRANT EXECUTE ON FUNCTION pgdispatch_prune_finished(interval, integer) TO " + ROLE);
         db.exec("GRANT SELECT ON pgdispatch_schema_history TO " + ROLE);
