@@ -23,13 +23,15 @@ import pgdispatch.config.ConfigException;
 import pgdispatch.config.DatabaseUrl;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.store.Database;
+import pgdispatch.store.Schedule;
 import pgdispatch.store.TaskStore;
 
 /**
  * pgdispatch in a Spring Boot application: its configuration from {@code pgdispatch.*}, a pool of its
  * own over the application's database (or {@code pgdispatch.database-url}), the migrations at start,
  * a {@link TaskClient} that joins the caller's Spring transaction, and a node that runs every
- * {@link TaskHandler} bean, started and stopped (drained) with the context.
+ * {@link TaskHandler} bean and fires the schedules ({@code pgdispatch.schedules.*}, {@link Schedule}
+ * beans), started and stopped (drained) with the context.
  */
 @AutoConfiguration(afterName = {
         "org.springframework.boot.autoconfigure.jdbc.DataSourceAutoConfiguration",
@@ -106,11 +108,12 @@ public class PgdispatchAutoConfiguration {
     @ConditionalOnProperty(prefix = "pgdispatch", name = "enabled", matchIfMissing = true)
     public PgdispatchNode pgdispatchNode(DispatcherConfig cfg, Database database, PgdispatchProperties properties,
                                          ObjectProvider<TaskHandler> handlers, ObjectProvider<MeterRegistry> registry,
-                                         ObjectProvider<RetryPolicy> retryPolicy) {
+                                         ObjectProvider<RetryPolicy> retryPolicy, ObjectProvider<Schedule> scheduleBeans) {
         List<TaskHandler> all = new ArrayList<>(handlers.orderedStream().toList());
+        List<Schedule> schedules = PgdispatchSchedules.of(properties.getSchedules(), scheduleBeans.orderedStream().toList());
         // a RetryPolicy bean wins; without one, pgdispatch.task-retry-base-s / -max-s decide
         return new PgdispatchNode(cfg, database, all, properties.isBuiltinHandlers(), registry.getIfAvailable(),
-                retryPolicy.getIfAvailable());
+                retryPolicy.getIfAvailable(), schedules);
     }
 
     /** {@code /actuator/health/pgdispatch}, when the application has Actuator. */

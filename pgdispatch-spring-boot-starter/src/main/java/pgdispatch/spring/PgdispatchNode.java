@@ -8,6 +8,7 @@ import pgdispatch.api.TaskHandler;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.runtime.Dispatcher;
 import pgdispatch.store.Database;
+import pgdispatch.store.Schedule;
 
 /**
  * The node as a Spring lifecycle bean: starts once the context is refreshed (every handler bean exists),
@@ -19,8 +20,8 @@ public class PgdispatchNode implements SmartLifecycle {
     private volatile boolean running;
 
     PgdispatchNode(DispatcherConfig cfg, Database database, List<TaskHandler> handlers, boolean builtins,
-                   MeterRegistry registry, RetryPolicy retryPolicy) {
-        var b = Dispatcher.builder(cfg).database(database).handlers(handlers).builtins(builtins);
+                   MeterRegistry registry, RetryPolicy retryPolicy, List<Schedule> schedules) {
+        var b = Dispatcher.builder(cfg).database(database).handlers(handlers).builtins(builtins).schedules(schedules);
         if (retryPolicy != null) b.retryPolicy(retryPolicy);
         if (registry != null) b.meterRegistry(registry);
         this.dispatcher = b.build();

@@ -80,6 +80,115 @@ public class PgdispatchProperties {
     /** Seconds after which a node's database read gives up (0 = never, else from 5 up to task-node-timeout-s). Default the shorter of 60 and task-node-timeout-s. (PGDISPATCH_SOCKET_TIMEOUT_S) */
     private Long socketTimeoutS;
 
+    /**
+     * Recurring tasks by name: {@code pgdispatch.schedules.nightly-report.cron=0 30 2 * * ?}, {@code .kind=...};
+     * stored when the node starts (created, or brought to this definition; never re-enabled when an
+     * operator disabled it). Besides these, every {@code pgdispatch.store.Schedule} bean.
+     */
+    private Map<String, ScheduleProperties> schedules = new LinkedHashMap<>();
+
+    /** One {@code pgdispatch.schedules.<name>.*} entry; the name is the map key. */
+    public static class ScheduleProperties {
+        /** Cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first. Exactly one of cron and every. */
+        private String cron;
+
+        /** Fixed interval instead of a cron: 90s, 15m, 2h, 1d or PT15M (whole seconds, 1 s to 366 days). */
+        private String every;
+
+        /** Time zone of the cron expression (an IANA name such as Europe/Berlin). Default UTC. */
+        private String zone = "UTC";
+
+        /** The kind of the task each fire enqueues. Required. */
+        private String kind;
+
+        /** The task's payload, a JSON object. Default {}. */
+        private String payload = "{}";
+
+        /** The task's queue. Default default. */
+        private String queue = "default";
+
+        /** The task's priority, -1000 to 1000 (lower runs first). Default 0. */
+        private int priority;
+
+        /** The task's attempts before it fails, 1-1000. Default 5. */
+        private int maxAttempts = 5;
+
+        /** After an outage, enqueue the latest N missed fire times (1-1000). Unset: skip them all. */
+        private Integer backfill;
+
+        public String getCron() {
+            return cron;
+        }
+
+        public void setCron(String v) {
+            this.cron = v;
+        }
+
+        public String getEvery() {
+            return every;
+        }
+
+        public void setEvery(String v) {
+            this.every = v;
+        }
+
+        public String getZone() {
+            return zone;
+        }
+
+        public void setZone(String v) {
+            this.zone = v;
+        }
+
+        public String getKind() {
+            return kind;
+        }
+
+        public void setKind(String v) {
+            this.kind = v;
+        }
+
+        public String getPayload() {
+            return payload;
+        }
+
+        public void setPayload(String v) {
+            this.payload = v;
+        }
+
+        public String getQueue() {
+            return queue;
+        }
+
+        public void setQueue(String v) {
+            this.queue = v;
+        }
+
+        public int getPriority() {
+            return priority;
+        }
+
+        public void setPriority(int v) {
+            this.priority = v;
+        }
+
+        public int getMaxAttempts() {
+            return maxAttempts;
+        }
+
+        public void setMaxAttempts(int v) {
+            this.maxAttempts = v;
+        }
+
+        public Integer getBackfill() {
+            return backfill;
+        }
+
+        public void setBackfill(Integer v) {
+            this.backfill = v;
+        }
+    }
+
     /** Each property's name by the environment variable it stands for, for error messages. */
     static final Map<String, String> NAMES = Map.ofEntries(
             Map.entry("DATABASE_URL", "pgdispatch.database-url"),
@@ -132,6 +241,14 @@ public class PgdispatchProperties {
 
     private static void put(Map<String, String> env, String name, Object value) {
         if (value != null) env.put(name, value.toString());
+    }
+
+    public Map<String, ScheduleProperties> getSchedules() {
+        return schedules;
+    }
+
+    public void setSchedules(Map<String, ScheduleProperties> v) {
+        this.schedules = v;
     }
 
     public boolean isEnabled() {

@@ -35,7 +35,10 @@ import pgdispatch.testing.PgServer;
 @org.springframework.test.annotation.DirtiesContext(classMode = org.springframework.test.annotation.DirtiesContext.ClassMode.AFTER_CLASS)
 @SpringBootTest(classes = {PgdispatchAutoConfigurationTest.App.class, PgdispatchAutoConfigurationTest.DropDatabase.class}, properties = {
         "pgdispatch.dispatcher-node-id=spring-a", "pgdispatch.task-poll-ms=200", "pgdispatch.task-renew-s=1",
-        "pgdispatch.task-lease-s=5", "pgdispatch.task-drain-s=1", "pgdispatch.task-concurrency=2"})
+        "pgdispatch.task-lease-s=5", "pgdispatch.task-drain-s=1", "pgdispatch.task-concurrency=2",
+        "pgdispatch.schedules.nightly-report.cron=0 30 2 * * ?", "pgdispatch.schedules.nightly-report.zone=Europe/Berlin",
+        "pgdispatch.schedules.nightly-report.kind=greet", "pgdispatch.schedules.nightly-report.payload={\"orderId\": 0, \"item\": \"report\"}",
+        "pgdispatch.schedules.nightly-report.backfill=2"})
 class PgdispatchAutoConfigurationTest {
     static final String DB = "pgd_t_spring_" + Long.toHexString(System.nanoTime());
     static final DatabaseUrl URL = PgServer.get().createEmpty(DB);
@@ -84,6 +87,11 @@ class PgdispatchAutoConfigurationTest {
                     return Map.of("text", "thanks for order " + g.orderId() + " (" + g.item() + ")");
                 }
             };
+        }
+
+        @Bean
+        pgdispatch.store.Schedule hourly() {
+            return pgdispatch.store.Schedule.every("hourly-greeting", java.time.Duration.ofHours(1), "greet").queue("default");
         }
 
         @Bean
@@ -162,6 +170,37 @@ class PgdispatchAutoConfigurationTest {
                         "pgdispatch.task-renew-s=600")
                 .run(ctx -> assertThat(ctx).hasFailed().getFailure().rootCause()
                         .hasMessage("pgdispatch.task-lease-s=-5 must be a positive whole number of seconds (at most 31536000)"));
+    }
+
+    @Test
+    void schedulesFromPropertiesAndBeansAreStoredAtStart() {
+        var rows = jdbc.queryForList("SELECT name, cron, every_s, time_zone, kind, missed, backfill_max, enabled, changed_by"
+                + " FROM schedules ORDER BY name");
+        assertThat(rows).hasSize(2);
+        assertThat(rows.get(0)).containsEntry("name", "hourly-greeting").containsEntry("every_s", 3600)
+                .containsEntry("missed", "skip").containsEntry("changed_by", "code:spring-a");
+        assertThat(rows.get(1)).containsEntry("name", "nightly-report").containsEntry("cron", "0 30 2 * * ?")
+                .containsEntry("time_zone", "Europe/Berlin").containsEntry("missed", "backfill").containsEntry("backfill_max", 2)
+                .containsEntry("enabled", true);
+        await().atMost(10, TimeUnit.SECONDS).until(() -> jdbc.queryForObject(
+                "SELECT count(*) FROM schedules WHERE next_fire_at IS NOT NULL", Long.class) == 2);
+    }
+
+    @Test
+    void aBadScheduleIsNamedByItsPropertyValueAndRuleAndNothingStarts() {
+        new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(PgdispatchAutoConfiguration.class))
+                .withPropertyValues("pgdispatch.database-url=" + URL.jdbcUrl() + "?user=" + URL.user(),
+                        "pgdispatch.dispatcher-node-id=spring-c", "pgdispatch.builtin-handlers=true",
+                        "pgdispatch.schedules.a.cron=0 25 * * *", "pgdispatch.schedules.a.kind=noop",
+                        "pgdispatch.schedules.b.every=soon", "pgdispatch.schedules.b.kind=noop",
+                        "pgdispatch.schedules.c.every=1m", "pgdispatch.schedules.c.kind=noop", "pgdispatch.schedules.c.max-attempts=0",
+                        "pgdispatch.schedules.d.kind=noop")
+                .run(ctx -> assertThat(ctx).hasFailed().getFailure().rootCause().hasMessage(String.join("\n",
+                        "pgdispatch.schedules.a.cron='0 25 * * *' is not a valid 5-field cron expression: Value 25 not in range [0, 23]",
+                        "pgdispatch.schedules.b.every=soon must be a duration such as 90s, 15m, 2h, 1d or PT15M",
+                        "pgdispatch.schedules.c.max-attempts=0 must be from 1 to 1000",
+                        "pgdispatch.schedules.d needs exactly one of pgdispatch.schedules.d.cron and pgdispatch.schedules.d.every, got neither")));
+        assertThat(jdbc.queryForObject("SELECT count(*) FROM dispatcher_nodes WHERE node_id = 'spring-c'", Long.class)).isZero();
     }
 
     @Test
