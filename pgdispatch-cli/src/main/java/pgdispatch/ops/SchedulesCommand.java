@@ -128,7 +128,7 @@ final class SchedulesCommand implements Runnable {
         @Override
         public Integer call() {
             Schedule s = timing.cron != null ? Schedule.cron(name, timing.cron, kind)
-                    : Schedule.every(name, Flags.duration("--every", timing.every), kind);
+                    : Schedule.every(name, timing.every, kind);
             s = s.zone(zone).payload(payload).queue(queue).priority(Flags.intIn("--priority", priority, -1000, 1000))
                     .maxAttempts(Flags.intIn("--max-attempts", maxAttempts, 1, 1000));
             if (backfill != null) s = s.backfill(Flags.intIn("--backfill", backfill, 1, Schedule.MAX_BACKFILL));

@@ -77,7 +77,7 @@ class SchedulesCommandTest {
         assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--every", "0s", "--kind", "k"),
                 "pgdispatch: schedule n: every=PT0S must be a whole number of seconds from 1 s to 366 days");
         assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--every", "soon", "--kind", "k"),
-                "pgdispatch: --every=soon must be a duration such as 90s, 15m, 2h, 7d or PT15M");
+                "pgdispatch: schedule n: every='soon' must be a duration such as 90s, 15m, 2h, 1d or PT15M");
         assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--every", "1m", "--kind", "k", "--zone", "Nowhere/City"),
                 "pgdispatch: schedule n: zone='Nowhere/City' is not a known time zone (a region name such as Europe/Berlin, or UTC)");
         assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--every", "1m", "--kind", "k", "--backfill", "0"),

@@ -15,6 +15,7 @@ import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.temporal.ChronoUnit;
 import java.util.Locale;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -34,6 +35,7 @@ public record Schedule(String name, String cron, Duration every, ZoneId zone, St
     private static final Pattern QUEUE = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}");
     /** The zone names the schema accepts (V12_1): IANA region names, no offsets such as {@code UTC+5}. */
     private static final Pattern ZONE = Pattern.compile("[A-Za-z][A-Za-z0-9_]*(/[A-Za-z0-9_+-]+)*");
+    private static final Pattern SHORT_DURATION = Pattern.compile("([0-9]{1,9})([smhd])");
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final CronParser UNIX = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.UNIX));
     private static final CronParser SECONDS = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.SPRING53));
@@ -128,6 +130,33 @@ public record Schedule(String name, String cron, Duration every, ZoneId zone, St
     /** Fires every {@code interval} (elapsed time: no time zone applies), the first time one interval after it is stored. */
     public static Schedule every(String name, Duration interval, String kind) {
         return new Schedule(name, null, interval, ZoneId.of("UTC"), kind, "{}", "default", 0, 5, Missed.SKIP, 0);
+    }
+
+    /**
+     * Fires every {@code interval} written as text: {@code 90s}, {@code 15m}, {@code 2h}, {@code 1d} or
+     * ISO-8601 ({@code PT15M}): the form of the CLI's {@code --every} and the starter's property.
+     */
+    public static Schedule every(String name, String interval, String kind) {
+        String v = interval == null ? "" : interval.strip();
+        Matcher m = SHORT_DURATION.matcher(v);
+        Duration d = null;
+        if (m.matches()) {
+            long n = Long.parseLong(m.group(1));
+            d = switch (m.group(2)) {
+                case "s" -> Duration.ofSeconds(n);
+                case "m" -> Duration.ofMinutes(n);
+                case "h" -> Duration.ofHours(n);
+                default -> Duration.ofDays(n);
+            };
+        } else {
+            try {
+                d = Duration.parse(v);
+            } catch (java.time.format.DateTimeParseException e) {
+                throw new IllegalArgumentException("schedule " + name + ": every=" + quote(interval)
+                        + " must be a duration such as 90s, 15m, 2h, 1d or PT15M");
+            }
+        }
+        return every(name, d, kind);
     }
 
     public Schedule zone(String zoneId) {

@@ -60,6 +60,10 @@ class ScheduleTest {
             assertThatThrownBy(() -> Schedule.every("n", Duration.ofMillis(500), "k"))
                     .hasMessage("schedule n: every=PT0.5S must be a whole number of seconds from 1 s to 366 days");
             assertThatThrownBy(() -> Schedule.every("n", Duration.ofDays(367), "k")).hasMessageContaining("every=PT8808H must be");
+            assertThat(Schedule.every("n", "90s", "k").every()).isEqualTo(Duration.ofSeconds(90));
+            assertThat(Schedule.every("n", "PT2H", "k").every()).isEqualTo(Duration.ofHours(2));
+            assertThatThrownBy(() -> Schedule.every("n", "soon", "k"))
+                    .hasMessage("schedule n: every='soon' must be a duration such as 90s, 15m, 2h, 1d or PT15M");
             assertThatThrownBy(() -> Schedule.cron("a b", "* * * * *", "k")).hasMessage(
                     "schedule a b: name='a b' must be 1-200 of letters, digits, _ . : - starting with a letter or digit");
             assertThatThrownBy(() -> Schedule.cron("n", "* * * * *", "-k")).hasMessageStartingWith("schedule n: kind='-k' must be");

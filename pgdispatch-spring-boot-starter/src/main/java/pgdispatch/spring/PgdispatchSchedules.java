@@ -1,13 +1,9 @@
 package pgdispatch.spring;
 
-import java.time.Duration;
-import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import pgdispatch.config.ConfigException;
 import pgdispatch.spring.PgdispatchProperties.ScheduleProperties;
 import pgdispatch.store.Schedule;
@@ -19,7 +15,6 @@ import pgdispatch.store.Schedule;
  * valid 5-field cron expression: Value 25 not in range [0, 23]}.
  */
 final class PgdispatchSchedules {
-    private static final Pattern SHORT = Pattern.compile("([0-9]{1,9})([smhd])");
     /** Schedule's field words in its messages, by the property that sets them. */
     private static final Map<String, String> FIELDS = Map.of("max_attempts", "max-attempts", "cron", "cron", "every", "every",
             "zone", "zone", "kind", "kind", "payload", "payload", "queue", "queue", "priority", "priority", "backfill", "backfill",
@@ -55,28 +50,9 @@ final class PgdispatchSchedules {
                     + (p.getCron() == null ? "neither" : "both"));
         }
         Schedule s = p.getCron() != null ? Schedule.cron(name, p.getCron(), p.getKind())
-                : Schedule.every(name, every(prefix, p.getEvery()), p.getKind());
+                : Schedule.every(name, p.getEvery(), p.getKind());
         s = s.zone(p.getZone()).payload(p.getPayload()).queue(p.getQueue()).priority(p.getPriority()).maxAttempts(p.getMaxAttempts());
         return p.getBackfill() == null ? s : s.backfill(p.getBackfill());
-    }
-
-    private static Duration every(String prefix, String raw) {
-        String v = raw.strip();
-        Matcher m = SHORT.matcher(v);
-        if (m.matches()) {
-            long n = Long.parseLong(m.group(1));
-            return switch (m.group(2)) {
-                case "s" -> Duration.ofSeconds(n);
-                case "m" -> Duration.ofMinutes(n);
-                case "h" -> Duration.ofHours(n);
-                default -> Duration.ofDays(n);
-            };
-        }
-        try {
-            return Duration.parse(v);
-        } catch (DateTimeParseException e) {
-            throw new IllegalArgumentException(prefix + ".every=" + raw + " must be a duration such as 90s, 15m, 2h, 1d or PT15M");
-        }
     }
 
     /** "schedule n: cron='x' is ..." as "pgdispatch.schedules.n.cron='x' is ...". */

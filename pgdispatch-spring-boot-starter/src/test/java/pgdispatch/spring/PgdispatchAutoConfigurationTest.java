@@ -197,7 +197,7 @@ class PgdispatchAutoConfigurationTest {
                         "pgdispatch.schedules.d.kind=noop")
                 .run(ctx -> assertThat(ctx).hasFailed().getFailure().rootCause().hasMessage(String.join("\n",
                         "pgdispatch.schedules.a.cron='0 25 * * *' is not a valid 5-field cron expression: Value 25 not in range [0, 23]",
-                        "pgdispatch.schedules.b.every=soon must be a duration such as 90s, 15m, 2h, 1d or PT15M",
+                        "pgdispatch.schedules.b.every='soon' must be a duration such as 90s, 15m, 2h, 1d or PT15M",
                         "pgdispatch.schedules.c.max-attempts=0 must be from 1 to 1000",
                         "pgdispatch.schedules.d needs exactly one of pgdispatch.schedules.d.cron and pgdispatch.schedules.d.every, got neither")));
         assertThat(jdbc.queryForObject("SELECT count(*) FROM dispatcher_nodes WHERE node_id = 'spring-c'", Long.class)).isZero();
