@@ -183,14 +183,6 @@ final class SchedulesCommand implements Runnable {
                 ScheduleStore store = new ScheduleStore(db.dataSource());
                 Optional<Boolean> changed = store.setEnabled(name, enable(), by == null ? QueuesCommand.defaultActor() : by);
                 if (changed.isEmpty()) return notFound(spec, name);
-                if (enable() && changed.get()) {
-                    try {
-                        store.placeAfterNow(name, store.find(name).orElseThrow().definition().recurrence());
-                    } catch (IllegalArgumentException e) {
-                        // a row Java cannot read (inserted by SQL): the scheduler reports it; enabling it stands
-                        spec.commandLine().getErr().println("pgdispatch: warning: " + e.getMessage());
-                    }
-                }
                 PrintWriter out = spec.commandLine().getOut();
                 String state = enable() ? "enabled" : "disabled";
                 if (json) {

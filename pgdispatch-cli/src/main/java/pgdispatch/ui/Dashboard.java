@@ -26,6 +26,7 @@ import pgdispatch.store.Database;
 import pgdispatch.store.LimitStore;
 import pgdispatch.store.NodeStore;
 import pgdispatch.store.QueueStore;
+import pgdispatch.store.ScheduleStore;
 import pgdispatch.store.TaskQueries;
 import pgdispatch.store.TaskQueries.TaskView;
 import pgdispatch.store.TaskStore;
@@ -93,6 +94,8 @@ public final class Dashboard {
         c.routes.get(MOUNT + "/limits", ctx -> limits(ctx, List.of(), new Views.LimitForm("kind", "", "")));
         c.routes.post(MOUNT + "/limits", this::setLimit);
         c.routes.post(MOUNT + "/limits/{scope}/{name}/clear", this::clearLimit);
+        c.routes.get(MOUNT + "/schedules", this::schedules);
+        c.routes.post(MOUNT + "/schedules/{name}/{action}", this::actOnSchedule);
         c.routes.get(MOUNT + "/nodes", ctx -> show(ctx, "nodes.jte", () -> new OverviewView(this).nodes(page(ctx, "Nodes", "nodes"))));
         c.routes.get(MOUNT + "/login", ctx -> show(ctx, "login.jte", () -> new Views.Login(page(ctx, "Sign in", ""), null)));
         c.routes.post(MOUNT + "/login", this::login);
@@ -266,6 +269,57 @@ public final class Dashboard {
         throw new BadRequest("scope '" + oneLine(String.valueOf(raw), 40) + "' must be kind or queue");
     }
 
+    /** The schedules page: every schedule with its timing, task, policy, next and last fire and latest history. */
+    private void schedules(Context ctx) {
+        Page page = page(ctx, "Schedules", "schedules");
+        show(ctx, "schedules.jte", () -> {
+            ScheduleStore store = new ScheduleStore(database.get().dataSource());
+            return new Views.Schedules(page, store.list().stream().map(s -> {
+                String url = "/schedules/" + URLEncoder.encode(s.name(), StandardCharsets.UTF_8).replace("+", "%20");
+                String next = !s.enabled() ? "disabled" : s.nextFireAt() == null ? "at the next scheduler run" : Views.time(s.nextFireAt());
+                List<String> history = store.history(s.name(), 5).stream().map(Dashboard::historyLine).toList();
+                return new Views.ScheduleRow(s.name(), s.enabled(), s.timing(), s.kind() + "@" + s.queue(), s.missedPolicy(), next,
+                        Views.time(s.lastFiredAt()), s.changedBy() == null ? "" : s.changedBy(), history,
+                        page.url(url + (s.enabled() ? "/disable" : "/enable")), page.url(url + "/run-now"));
+            }).toList());
+        });
+    }
+
+    private static String historyLine(ScheduleStore.Fire f) {
+        String at = Views.time(f.fireAt());
+        return switch (f.action()) {
+            case "skipped" -> "skipped " + f.skippedCount() + " missed fire time" + (f.skippedCount() == 1 ? "" : "s") + " from " + at
+                    + " to " + Views.time(f.skippedUntil());
+            case "run_now" -> "run now at " + at + ": task " + f.taskId() + " (" + f.nodeId() + ")";
+            default -> f.action() + " " + at + ": task " + f.taskId() + " (" + f.nodeId() + ")";
+        };
+    }
+
+    /** Enable, disable or run-now from the schedules page, as the CLI's: recorded as done by the dashboard. */
+    private void actOnSchedule(Context ctx) {
+        Page page = page(ctx, "Schedules", "schedules");
+        checkForm(ctx, page);
+        String name = ctx.pathParam("name");
+        String action = ctx.pathParam("action");
+        ScheduleStore store = new ScheduleStore(database.get().dataSource());
+        String done = switch (action) {
+            case "enable", "disable" -> {
+                if (store.setEnabled(name, action.equals("enable"), "dashboard").isEmpty()) throw noSchedule(name);
+                yield "schedule_" + action + "d";
+            }
+            case "run-now" -> {
+                if (store.runNow(name, "dashboard").isEmpty()) throw noSchedule(name);
+                yield "schedule_run";
+            }
+            default -> throw new BadRequest("action '" + oneLine(action, 40) + "' must be enable, disable or run-now");
+        };
+        ctx.redirect(page.url("/schedules?done=" + done), HttpStatus.SEE_OTHER);
+    }
+
+    private static NotFound noSchedule(String name) {
+        return new NotFound("no schedule " + oneLine(name, 200) + " (removed meanwhile?)");
+    }
+
     /** Pausing or resuming a queue: the confirmation step. */
     private void confirmQueue(Context ctx) {
         String queue = queueName(ctx);
@@ -405,6 +459,9 @@ public final class Dashboard {
                     case "resume" -> "Queue resumed.";
                     case "limit_set" -> "Limit set.";
                     case "limit_cleared" -> "Limit cleared.";
+                    case "schedule_enabled" -> "Schedule enabled: it fires from its first fire time after now.";
+                    case "schedule_disabled" -> "Schedule disabled.";
+                    case "schedule_run" -> "One task of the schedule enqueued.";
                     default -> null;
                 });
         return new Page(prefix(ctx), title, nav, access.actionsEnabled(), signedIn, access.csrf(cookie), flash, "",

@@ -88,6 +88,15 @@ public final class Views {
 
     public record Limits(Page page, List<LimitRow> limits, List<String> errors, LimitForm form) {}
 
+    /**
+     * A schedule; {@code next}: its next fire time, or why there is none; {@code history}: its latest
+     * recorded decisions (fired, backfilled, run now, skipped), newest first, as one line each.
+     */
+    public record ScheduleRow(String name, boolean enabled, String timing, String task, String missed, String next,
+                              String last, String by, List<String> history, String toggleUrl, String runUrl) {}
+
+    public record Schedules(Page page, List<ScheduleRow> schedules) {}
+
     public record Message(Page page, int status, String title, List<String> lines) {}
 
     public record Login(Page page, String error) {}

@@ -24,6 +24,8 @@ import pgdispatch.api.TaskClient;
 import pgdispatch.config.DispatcherConfig;
 import pgdispatch.http.HttpEndpoint;
 import pgdispatch.runtime.Dispatcher;
+import pgdispatch.store.Schedule;
+import pgdispatch.store.ScheduleStore;
 import pgdispatch.store.TaskStore;
 import pgdispatch.testing.TaskRows;
 import pgdispatch.testing.TestDatabase;
@@ -67,7 +69,7 @@ class DashboardBrowserTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits");
+        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules, schedule_fires");
         browser.manage().deleteAllCookies();
     }
 
@@ -197,6 +199,47 @@ class DashboardBrowserTest {
         assertThat(post(readOnly, "/ui/limits/queue/mail/clear", "", null).statusCode()).isEqualTo(403);
         assertThat(post(withToken, "/ui/limits/queue/mail/clear", "csrf=forged", "forged-session").statusCode()).isEqualTo(403);
         assertThat(db.count("concurrency_limits")).isEqualTo(1);
+    }
+
+    @Test
+    void aScheduleIsRunNowDisabledAndEnabledFromTheSchedulesPage() {
+        ScheduleStore store = new ScheduleStore(db.database().dataSource());
+        store.add(Schedule.cron("nightly", "0 30 2 * * ?", "noop").zone("Europe/Berlin").backfill(3), true, "cli:ops");
+        store.placeAfterNow("nightly", store.find("nightly").orElseThrow().definition().recurrence());
+        signIn(withToken);
+        browser.get(withToken.baseUrl() + "/ui/");
+        Browser.open(browser, By.id("nav-schedules"));
+        assertThat(Browser.text(browser, "#schedule-nightly")).startsWith("nightly enabled cron 0 30 2 * * ? Europe/Berlin noop@default backfill 3 20")
+                .contains("cli:ops");
+
+        Browser.open(browser, By.id("run-nightly"));
+        assertThat(Browser.text(browser, "#flash")).isEqualTo("One task of the schedule enqueued.");
+        long task = ((Number) db.rows("SELECT task_id FROM schedule_fires WHERE action = 'run_now'").get(0).get("task_id")).longValue();
+        assertThat(db.count("tasks WHERE id = " + task + " AND kind = 'noop'")).isOne();
+        assertThat(Browser.text(browser, "#schedule-nightly")).contains(": task " + task + " (dashboard)");
+
+        Browser.open(browser, By.id("toggle-nightly"));
+        assertThat(Browser.text(browser, "#flash")).isEqualTo("Schedule disabled.");
+        assertThat(Browser.text(browser, "#schedule-nightly")).startsWith("nightly disabled").contains(" disabled ").contains("dashboard");
+        assertThat(db.count("schedules WHERE NOT enabled AND next_fire_at IS NULL AND changed_by = 'dashboard'")).isOne();
+        Browser.open(browser, By.id("toggle-nightly"));
+        assertThat(Browser.text(browser, "#flash")).startsWith("Schedule enabled");
+        assertThat(db.count("schedules WHERE enabled AND next_fire_at > now()")).isOne();
+        assertThat(browser.findElement(By.id("toggle-nightly")).getText()).isEqualTo("Disable");
+    }
+
+    @Test
+    void aReadOnlyDashboardShowsSchedulesButRefusesToChangeThem() throws Exception {
+        new ScheduleStore(db.database().dataSource()).add(Schedule.every("tick", Duration.ofMinutes(5), "noop"), true, "cli:ops");
+        browser.get(readOnly.baseUrl() + "/ui/schedules");
+        assertThat(Browser.text(browser, "#schedule-tick")).startsWith("tick enabled every 300s noop@default skip");
+        assertThat(browser.findElements(By.id("toggle-tick"))).isEmpty();
+        assertThat(browser.findElements(By.id("run-tick"))).isEmpty();
+        assertThat(post(readOnly, "/ui/schedules/tick/disable", "", null).statusCode()).isEqualTo(403);
+        assertThat(post(readOnly, "/ui/schedules/tick/run-now", "", null).statusCode()).isEqualTo(403);
+        assertThat(post(withToken, "/ui/schedules/tick/run-now", "csrf=forged", "forged-session").statusCode()).isEqualTo(403);
+        assertThat(db.count("schedules WHERE enabled")).isOne();
+        assertThat(db.count("tasks")).isZero();
     }
 
     @Test
@@ -337,6 +380,10 @@ class DashboardBrowserTest {
         browser.get(withToken.baseUrl() + "/ui/limits");
         assertThat(browser.findElements(By.cssSelector("#limits tbody tr"))).isNotEmpty();
         Browser.screenshot(browser, out.resolve("limits.png"));
+        browser.get(withToken.baseUrl() + "/ui/schedules");
+        assertThat(browser.findElements(By.cssSelector("#schedules tbody tr"))).hasSize(2);
+        assertThat(Browser.text(browser, "#schedule-nightly-report")).contains("skipped 2 missed fire times from");
+        Browser.screenshot(browser, out.resolve("schedules.png"));
     }
 
     // ------------------------------------------------------------------ helpers

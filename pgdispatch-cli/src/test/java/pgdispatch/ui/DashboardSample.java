@@ -86,6 +86,20 @@ final class DashboardSample {
                 INSERT INTO concurrency_limits (scope, name, max_running, changed_at, changed_by)
                 VALUES ('kind', 'build_report', 4, now() - interval '2 hours', 'alice'),
                        ('queue', 'emails', 10, now() - interval '1 day', 'cli:ops')""");
+        db.exec("""
+                INSERT INTO schedules (name, cron, every_s, time_zone, kind, payload, queue, missed, backfill_max, enabled,
+                                       next_fire_at, last_fired_at, changed_by)
+                VALUES ('nightly-report', '0 30 2 * * ?', NULL, 'Europe/Berlin', 'build_report', '{"scope": "all"}', 'reports',
+                        'backfill', 3, true, date_trunc('day', now()) + interval '1 day 1 hour 30 minutes',
+                        date_trunc('day', now()) + interval '1 hour 30 minutes', 'code:worker-1'),
+                       ('invoice-reminders', NULL, 900, 'UTC', 'send_email', '{"template": "reminder"}', 'emails', 'skip', 0, false,
+                        NULL, now() - interval '3 hours', 'alice')""");
+        db.exec("""
+                INSERT INTO schedule_fires (schedule, fire_at, action, task_id, skipped_until, skipped_count, node_id, recorded_at)
+                VALUES ('nightly-report', date_trunc('day', now()) - interval '3 days' + interval '1 hour 30 minutes', 'skipped', NULL,
+                        date_trunc('day', now()) - interval '2 days' + interval '1 hour 30 minutes', 2, 'worker-1', now() - interval '1 day'),
+                       ('nightly-report', date_trunc('day', now()) - interval '1 day' + interval '1 hour 30 minutes', 'backfilled', 9001, NULL, NULL, 'worker-1', now() - interval '1 day'),
+                       ('nightly-report', date_trunc('day', now()) + interval '1 hour 30 minutes', 'fired', 9002, NULL, NULL, 'worker-2', now())""");
         db.exec("VACUUM ANALYZE tasks");
     }
 

@@ -247,18 +247,25 @@ public final class ScheduleStore {
     }
 
     /**
-     * disabled ↔ enabled. Either way the schedule is unplaced: disabled, it has no next fire time; enabled
-     * again, its next fire time is the first after now (the Scheduler places it), so the fire times of the
-     * disabled period are neither enqueued nor skipped. Empty: no such schedule; {@code changed} false:
-     * it was in that state already.
+     * disabled ↔ enabled. Disabled, a schedule has no next fire time; enabled again, it is placed at its
+     * first fire time after now (here, or by the Scheduler when the row is one Java cannot read), so the
+     * fire times of the disabled period are neither enqueued nor skipped. Empty: no such schedule;
+     * {@code changed} false: it was in that state already.
      */
     public Optional<Boolean> setEnabled(String name, boolean enabled, String by) {
         int n = dsl.execute("""
                 UPDATE schedules SET enabled = {1}, next_fire_at = NULL, changed_by = {2}, updated_at = now()
                  WHERE name = {0} AND enabled <> {1}
                 """, DSL.val(name), DSL.val(enabled), DSL.val(by));
-        if (n == 1) return Optional.of(true);
-        return find(name).map(x -> false);
+        if (n == 0) return find(name).map(x -> false);
+        if (enabled) {
+            try {
+                find(name).ifPresent(s -> placeAfterNow(name, s.definition().recurrence()));
+            } catch (IllegalArgumentException e) {
+                // a row Java cannot read (inserted by SQL): enabled all the same; the Scheduler reports it
+            }
+        }
+        return Optional.of(true);
     }
 
     /** Deletes the schedule and its history; false when there was none. Tasks it enqueued stay. */
