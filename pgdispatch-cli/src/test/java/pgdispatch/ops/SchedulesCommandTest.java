@@ -71,8 +71,8 @@ class SchedulesCommandTest {
     void badArgumentsAreUsageErrorsNamingTheRule() {
         assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--cron", "0 25 * * *", "--kind", "k"),
                 "pgdispatch: schedule n: cron='0 25 * * *' is not a valid 5-field cron expression: Value 25 not in range [0, 23]");
-        assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--cron", "@hourly", "--kind", "k"),
-                "pgdispatch: schedule n: cron='@hourly' has 1 fields; it must have 5 fields (minute hour day-of-month month"
+        assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--cron", "hourly", "--kind", "k"),
+                "pgdispatch: schedule n: cron='hourly' has 1 field; it must have 5 fields (minute hour day-of-month month"
                         + " day-of-week) or 6 with seconds first");
         assertUsage(Cli.run(db.url(), "schedules", "add", "n", "--every", "0s", "--kind", "k"),
                 "pgdispatch: schedule n: every=PT0S must be a whole number of seconds from 1 s to 366 days");

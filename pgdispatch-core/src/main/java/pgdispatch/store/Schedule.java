@@ -14,7 +14,9 @@ import java.time.ZoneId;
 import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.temporal.ChronoUnit;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -25,7 +27,7 @@ import java.util.regex.Pattern;
  * the rule. {@code Schedule.cron("nightly", "0 30 2 * * ?", "report.build").zone("Europe/Berlin")}.
  *
  * <p>Cron: 5 fields are cron-utils' {@code UNIX} definition (minute hour day-of-month month
- * day-of-week); 6 fields its {@code SPRING53} definition (seconds first, then the same five; {@code ?},
+ * day-of-week), also written as one of {@link #NICKNAMES} ({@code @daily}, stored as {@code 0 0 * * *}); 6 fields its {@code SPRING53} definition (seconds first, then the same five; {@code ?},
  * {@code L}, {@code W}, {@code #} as in Quartz, day-of-week 0-7 or MON-SUN with Sunday 0 or 7 as in Unix,
  * not Quartz's 1 = Sunday). Nicknames ({@code @daily}) and a year field are refused.
  */
@@ -41,6 +43,21 @@ public record Schedule(String name, String cron, Duration every, ZoneId zone, St
     private static final CronParser SECONDS = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.SPRING53));
     public static final Duration MAX_EVERY = Duration.ofDays(366);
     public static final int MAX_BACKFILL = 1000;
+    /** The nicknames of Vixie cron (and of River's and Oban's cron), each stored as the expression it stands for. */
+    public static final Map<String, String> NICKNAMES = nicknames();
+
+    private static Map<String, String> nicknames() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("@yearly", "0 0 1 1 *");
+        m.put("@annually", "0 0 1 1 *");
+        m.put("@monthly", "0 0 1 * *");
+        m.put("@weekly", "0 0 * * 0");
+        m.put("@daily", "0 0 * * *");
+        m.put("@midnight", "0 0 * * *");
+        m.put("@hourly", "0 * * * *");
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
     /** What a cron message says the accepted forms are. */
     public static final String CRON_RULE = "5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first";
 
@@ -78,6 +95,14 @@ public record Schedule(String name, String cron, Duration every, ZoneId zone, St
         }
         if (cron != null) {
             cron = cron.strip();
+            if (cron.startsWith("@")) {
+                String expanded = NICKNAMES.get(cron.toLowerCase(Locale.ROOT));
+                if (expanded == null) {
+                    throw new IllegalArgumentException(who + "cron=" + quote(cron) + " is not a nickname pgdispatch knows: "
+                            + String.join(", ", NICKNAMES.keySet()) + " (or " + CRON_RULE + ")");
+                }
+                cron = expanded; // stored and listed as its expression
+            }
             ExecutionTime parsed = parse(who, cron);
             if (parsed.nextExecution(ZonedDateTime.now(zone)).isEmpty()) {
                 throw new IllegalArgumentException(who + "cron=" + quote(cron) + " never fires (no date matches it)");
@@ -214,7 +239,7 @@ public record Schedule(String name, String cron, Duration every, ZoneId zone, St
     private static ExecutionTime parse(String who, String cron) {
         int fields = cron.isEmpty() ? 0 : cron.split("\\s+").length;
         if (fields != 5 && fields != 6) {
-            throw new IllegalArgumentException(who + "cron=" + quote(cron) + " has " + fields + " fields; it must have " + CRON_RULE);
+            throw new IllegalArgumentException(who + "cron=" + quote(cron) + " has " + fields + (fields == 1 ? " field" : " fields") + "; it must have " + CRON_RULE);
         }
         try {
             return ExecutionTime.forCron((fields == 5 ? UNIX : SECONDS).parse(cron));

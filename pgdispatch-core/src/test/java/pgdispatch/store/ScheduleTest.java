@@ -42,14 +42,25 @@ class ScheduleTest {
         }
 
         @Test
+        void cronNicknamesAreStoredAsTheExpressionTheyStandFor() {
+            assertThat(Schedule.cron("n", "@daily", "k").cron()).isEqualTo("0 0 * * *");
+            assertThat(Schedule.cron("n", " @HOURLY ", "k").cron()).isEqualTo("0 * * * *");
+            assertThat(Schedule.cron("n", "@weekly", "k").recurrence().next(Instant.parse("2026-12-07T10:00:00Z")))
+                    .isEqualTo("2026-12-13T00:00:00Z"); // the next Sunday, 00:00 UTC
+        }
+
+        @Test
         void refusesCronExpressionsNamingTheRule() {
             assertThatThrownBy(() -> Schedule.cron("n", "0 25 * * *", "k"))
                     .hasMessage("schedule n: cron='0 25 * * *' is not a valid 5-field cron expression: Value 25 not in range [0, 23]");
             assertThatThrownBy(() -> Schedule.cron("n", "0 0 1 1 * 2030", "k")).hasMessageStartingWith(
                     "schedule n: cron='0 0 1 1 * 2030' is not a valid 6-field cron expression:");
-            assertThatThrownBy(() -> Schedule.cron("n", "@daily", "k")).hasMessage(
-                    "schedule n: cron='@daily' has 1 fields; it must have 5 fields (minute hour day-of-month month day-of-week)"
+            assertThatThrownBy(() -> Schedule.cron("n", "daily", "k")).hasMessage(
+                    "schedule n: cron='daily' has 1 field; it must have 5 fields (minute hour day-of-month month day-of-week)"
                             + " or 6 with seconds first");
+            assertThatThrownBy(() -> Schedule.cron("n", "@reboot", "k")).hasMessage(
+                    "schedule n: cron='@reboot' is not a nickname pgdispatch knows: @yearly, @annually, @monthly, @weekly, @daily,"
+                            + " @midnight, @hourly (or 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first)");
             assertThatThrownBy(() -> Schedule.cron("n", "0 0 0 1 1 * 2030", "k")).hasMessageContaining("has 7 fields");
             assertThatThrownBy(() -> Schedule.cron("n", "0 0 30 2 *", "k"))
                     .hasMessage("schedule n: cron='0 0 30 2 *' never fires (no date matches it)");
