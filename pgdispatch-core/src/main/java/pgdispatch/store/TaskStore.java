@@ -475,12 +475,15 @@ public final class TaskStore {
             )
             SELECT * FROM claimed
             """;
+    // what the takeover_no_requeue mutant replaces (it named a text the claim no longer had, so every
+    // statement of a node running it failed at class load; MutantScenariosTest runs it now)
+    private static final String TAKEOVER_REQUEUE = "WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END";
     private static final NamedSql CLAIM = NamedSql.of(Mutant.seed(Mutant.TAKEOVER_NO_REQUEUE, CLAIM_TEXT,
-            "CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END", "0"));
+            TAKEOVER_REQUEUE, "WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count END"));
     // the limited claim carries the same seeded mutant (scripts/mutants), so a mutant run covers both
     private static final NamedSql CLAIM_LIMITED = NamedSql.of(Mutant.seed(Mutant.TAKEOVER_NO_REQUEUE,
             CLAIM_TEXT.replace(CLAIM_LIMITS, CLAIM_LIMITS_LOCKED).replace(CLAIM_PICK, CLAIM_PICK_LOCKED),
-            "CASE WHEN p.prev_owner IS NULL THEN 0 ELSE 1 END", "0"));
+            TAKEOVER_REQUEUE, "WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count END"));
 
     /**
      * pending and due, or running with an expired lease and requeue budget left → running, owned by
