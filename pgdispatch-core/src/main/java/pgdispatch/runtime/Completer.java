@@ -30,11 +30,21 @@ final class Completer {
     private static final Logger transitions = LoggerFactory.getLogger("pgdispatch.transitions");
     static final int MAX_BATCH = 1000;
 
+    /**
+     * Where a batch of outcomes is written: {@link TaskStore#writeOutcomes} (one statement, fenced by owner
+     * and token), answering the outcomes accepted. A seam so that the completer's thread interplay can be
+     * model-checked with an in-memory writer (CompleterHeldLeasesLincheckTest).
+     */
+    @FunctionalInterface
+    interface Writer {
+        List<TaskStore.Accepted> writeOutcomes(String owner, List<? extends Outcome> outcomes);
+    }
+
     /** An outcome and when it was submitted (readiness: the oldest unwritten one's age). */
     private record Pending(HeldLeases.Held held, Outcome outcome, long submittedNanos) {}
 
     private final String owner;
-    private final TaskStore store;
+    private final Writer writer;
     private final HeldLeases leases;
     private final DispatchMetrics metrics;
     private final Runnable onWritten;
@@ -49,9 +59,9 @@ final class Completer {
     private volatile long batchSince;
 
     /** {@code onWritten}: after each batch is written (the claim loop may claim again). */
-    Completer(String owner, TaskStore store, HeldLeases leases, DispatchMetrics metrics, Runnable onWritten) {
+    Completer(String owner, Writer writer, HeldLeases leases, DispatchMetrics metrics, Runnable onWritten) {
         this.owner = owner;
-        this.store = store;
+        this.writer = writer;
         this.leases = leases;
         this.metrics = metrics;
         this.onWritten = onWritten;
@@ -74,32 +84,18 @@ final class Completer {
         metrics.inFlight(leases.size());
     }
 
+    /** The batch in hand; only the completer's thread touches it. A failed write leaves the rest in it. */
+    private final List<Pending> batch = new ArrayList<>();
+    /** Outcomes the batch in hand started with: write() empties it as it writes them. */
+    private int formed;
+
     private void loop() {
-        List<Pending> batch = new ArrayList<>();
-        int formed = 0; // outcomes the batch in hand started with: write() empties it as it writes them
         long backoffMs = 100;
         while (!halted) {
             try {
-                if (batch.isEmpty()) {
-                    Pending first = queue.poll(200, TimeUnit.MILLISECONDS);
-                    if (first == null) {
-                        if (stopping) return;
-                        continue;
-                    }
-                    batch.add(first);
-                    queue.drainTo(batch, MAX_BATCH - 1);
-                    formed = batch.size();
-                    synchronized (idle) {
-                        batchSince = first.submittedNanos;
-                    }
-                }
-                write(batch);
-                unwritten.addAndGet(-formed); // written, replaced or dropped: none is left unwritten
-                formed = 0;
-                batch.clear();
-                synchronized (idle) {
-                    batchSince = 0;
-                    idle.notifyAll();
+                if (!writeNextBatch(200)) {
+                    if (stopping) return;
+                    continue;
                 }
                 backoffMs = 100;
             } catch (InterruptedException e) {
@@ -122,6 +118,34 @@ final class Completer {
                 backoffMs = Math.min(backoffMs * 2, 5000);
             }
         }
+    }
+
+    /**
+     * One turn of the completer's loop, on its thread: with no batch in hand, waits up to {@code pollMs}
+     * for an outcome and takes it with whatever else is queued; then writes the batch in hand. False when
+     * nothing came. A write that fails leaves what it did not write in hand and throws (the loop retries).
+     * The model-checking test calls it from a thread of its own (HeldLeasesLincheckTest).
+     */
+    boolean writeNextBatch(long pollMs) throws InterruptedException {
+        if (batch.isEmpty()) {
+            Pending first = queue.poll(pollMs, TimeUnit.MILLISECONDS);
+            if (first == null) return false;
+            batch.add(first);
+            queue.drainTo(batch, MAX_BATCH - 1);
+            formed = batch.size();
+            synchronized (idle) {
+                batchSince = first.submittedNanos;
+            }
+        }
+        write(batch);
+        unwritten.addAndGet(-formed); // written, replaced or dropped: none is left unwritten
+        formed = 0;
+        batch.clear();
+        synchronized (idle) {
+            batchSince = 0;
+            idle.notifyAll();
+        }
+        return true;
     }
 
     /**
@@ -179,7 +203,7 @@ final class Completer {
         Map<Key, TaskStatus> status = new HashMap<>();
         leases.writes.lock();
         try {
-            for (TaskStore.Accepted a : store.writeOutcomes(owner, outcomes)) {
+            for (TaskStore.Accepted a : writer.writeOutcomes(owner, outcomes)) {
                 Key k = new Key(a.id(), a.leaseToken());
                 accepted.add(k);
                 status.put(k, a.status());

@@ -365,7 +365,7 @@ public final class Dispatcher implements AutoCloseable {
 
         workers = new WorkerPool(config.concurrency());
         timeouts = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon().name("pgdispatch-timeouts").factory());
-        completer = new Completer(config.nodeId(), store, leases, metrics, () -> {
+        completer = new Completer(config.nodeId(), store::writeOutcomes, leases, metrics, () -> {
             ClaimLoop c = claimLoop;
             if (c != null) c.written();
         });

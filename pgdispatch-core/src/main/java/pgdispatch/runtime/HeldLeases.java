@@ -52,6 +52,15 @@ final class HeldLeases {
             finished = true;
         }
 
+        /**
+         * On the worker thread, when the handler has returned: {@link #finish()}, then clear an interrupt
+         * for this task that arrived before it, so that none leaks into the next task on this thread.
+         */
+        void finishOnWorker() {
+            finish();
+            Thread.interrupted();
+        }
+
         HeldLease lease() {
             // finished and not lost: the outcome is with the completer (a lost one is forgotten, not presented)
             return new HeldLease(task.id(), task.leaseToken(), task.lease(), finished, retryDelay, task.kind());
@@ -68,8 +77,20 @@ final class HeldLeases {
      */
     final ReentrantLock writes = new ReentrantLock(true);
 
-    // sized for a full claim-ahead buffer, so the hot path does not grow the table batch after batch
-    private final Map<Long, Held> held = new ConcurrentHashMap<>(1024);
+    private final Map<Long, Held> held;
+
+    /** Sized for a full claim-ahead buffer, so the hot path does not grow the table batch after batch. */
+    HeldLeases() {
+        this(1024);
+    }
+
+    /**
+     * With room for {@code capacity} leases before the table grows: small in the model-checking test, whose
+     * checker takes a walk over more than a few dozen empty bins ({@link #renewable}) for a livelock.
+     */
+    HeldLeases(int capacity) {
+        this.held = new ConcurrentHashMap<>(capacity);
+    }
 
     Held add(ClaimedTask task) {
         Held h = new Held(task);
@@ -81,8 +102,9 @@ final class HeldLeases {
         return h;
     }
 
-    void remove(Held h) {
-        held.remove(h.task.id(), h);
+    /** Removes {@code h} if it is still the attempt held for its task; true if it was. */
+    boolean remove(Held h) {
+        return held.remove(h.task.id(), h);
     }
 
     Held get(long id) {

@@ -101,8 +101,7 @@ final class TaskExecution implements Runnable, TaskContext {
             }
         } finally {
             for (ScheduledFuture<?> t : timers) t.cancel(false);
-            held.finish(); // from here no interrupt for this task can arrive (HeldLeases.Held#interruptIfRunning)
-            Thread.interrupted(); // clear one that arrived before, so it does not leak into the next task on this thread
+            held.finishOnWorker(); // no interrupt for this task arrives after this, nor leaks into the next one
             try {
                 node.metrics().handlerDone(held.task.kind(), System.nanoTime() - start);
             } finally {

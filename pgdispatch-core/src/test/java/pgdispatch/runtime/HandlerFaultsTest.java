@@ -181,7 +181,7 @@ class HandlerFaultsTest {
         List<ClaimedTask> tasks = store.claimDue(new ClaimRequest("node-a", List.of("default"),
                 Map.of("noop", Duration.ofMinutes(5)), 5, 3));
         HeldLeases leases = new HeldLeases();
-        Completer completer = new Completer("node-a", store, leases, new DispatchMetrics(new SimpleMeterRegistry()), () -> {});
+        Completer completer = new Completer("node-a", store::writeOutcomes, leases, new DispatchMetrics(new SimpleMeterRegistry()), () -> {});
         for (ClaimedTask t : tasks) {
             // the third result is not JSON at all: refused whatever is cleaned (22P02)
             String result = t == tasks.get(2) ? "{not json" : "{\"n\": " + t.id() + "}";
@@ -211,7 +211,7 @@ class HandlerFaultsTest {
         ClaimedTask again = store.claimDue(request).get(0);
         HeldLeases leases = new HeldLeases();
         SimpleMeterRegistry registry = new SimpleMeterRegistry();
-        Completer completer = new Completer("node-a", store, leases, new DispatchMetrics(registry), () -> {});
+        Completer completer = new Completer("node-a", store::writeOutcomes, leases, new DispatchMetrics(registry), () -> {});
         completer.submit(leases.add(first), new Outcome.Success(first.id(), first.leaseToken(), null));
         completer.submit(leases.add(again), new Outcome.Success(again.id(), again.leaseToken(), null));
         completer.start();
