@@ -62,7 +62,15 @@ final class EnqueueCommand implements Callable<Integer> {
             description = "Finished statuses that keep holding the key (succeeded, failed, cancelled, quarantined); implies --unique")
     List<String> uniqueAlso;
 
-    @Option(names = "--json", description = "Print JSON: id, created, and the key the existing task holds")
+    @Option(names = "--depends-on", paramLabel = "ID[,ID]", split = ",",
+            description = "Run after these tasks (which must exist): waiting until all have succeeded; cancelled when one"
+                    + " ends failed, cancelled, quarantined or compensated (unless --run-anyway)")
+    List<String> dependsOn;
+
+    @Option(names = "--run-anyway", description = "With --depends-on: run once every dependency has ended, however it ended")
+    boolean runAnyway;
+
+    @Option(names = "--json", description = "Print JSON: id, created, status, and the key the existing task holds")
     boolean json;
 
     /** The unique key the options describe, or null. */
@@ -84,6 +92,13 @@ final class EnqueueCommand implements Callable<Integer> {
         return new UniqueKey(byQueue, fields, uniquePeriod == null ? null : Flags.duration("--unique-period", uniquePeriod), also);
     }
 
+    /** A task enqueued without a unique key, with the status it has now (waiting or cancelled with dependencies). */
+    private static TaskStore.Enqueued created(Database db, long id, TaskClient.Enqueue e) {
+        TaskStatus status = e.dependencies() == null ? TaskStatus.PENDING
+                : new pgdispatch.store.TaskQueries(db).task(id).map(t -> TaskStatus.of(t.status())).orElse(TaskStatus.PENDING);
+        return new TaskStore.Enqueued(id, true, null, status);
+    }
+
     @Override
     public Integer call() {
         OffsetDateTime at = null;
@@ -96,14 +111,19 @@ final class EnqueueCommand implements Callable<Integer> {
         }
         DispatcherConfig cfg = Env.config();
         TaskClient.Enqueue e = new TaskClient.Enqueue(kind, payload, queue, priority, at, maxAttempts, idempotencyKey, uniqueKey());
+        if (dependsOn != null) {
+            e = e.dependsOn(dependsOn.stream().mapToLong(d -> Flags.parse("--depends-on", d, 1, Long.MAX_VALUE)).toArray());
+        } else if (runAnyway) {
+            throw new IllegalArgumentException("--run-anyway applies with --depends-on only");
+        }
+        if (runAnyway) e = e.runAnyway();
         TaskClient.validate(e, cfg.maxPayloadBytes()); // bad input fails before a connection is opened
         try (Database db = Database.open(cfg.databaseUrl(), 2, "pgdispatch-enqueue")) {
             TaskClient client = new TaskClient(new TaskStore(db), cfg.maxPayloadBytes());
             db.requireCurrentSchema();
             // without a unique key the idempotency rule of pgdispatch_enqueue decides (same content: the
             // existing id; different content: refused)
-            TaskStore.Enqueued r = e.unique() != null ? client.submit(e)
-                    : new TaskStore.Enqueued(client.enqueue(e), true, null, TaskStatus.PENDING);
+            TaskStore.Enqueued r = e.unique() != null ? client.submit(e) : created(db, client.enqueue(e), e);
             if (json) {
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("id", r.id());
@@ -114,6 +134,11 @@ final class EnqueueCommand implements Callable<Integer> {
                 return Main.OK;
             }
             spec.commandLine().getOut().println(r.id());
+            if (r.created() && r.existingStatus() != TaskStatus.PENDING) {
+                // a task with dependencies: waiting for them, or cancelled at once (one had ended otherwise)
+                spec.commandLine().getErr().printf("pgdispatch: task %d is %s%s%n", r.id(), r.existingStatus().sql(),
+                        r.existingStatus() == TaskStatus.WAITING ? " (see: pgdispatch tasks show " + r.id() + ")" : "");
+            }
             if (!r.created()) {
                 // stdout stays the id alone (scripts read it); the notice goes beside the log lines
                 spec.commandLine().getErr().printf("pgdispatch: not enqueued again: task %d holds this %s (status %s)%n",

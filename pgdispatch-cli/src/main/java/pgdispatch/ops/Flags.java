@@ -50,7 +50,7 @@ final class Flags {
         return d;
     }
 
-    private static long parse(String flag, String raw, long min, long max) {
+    static long parse(String flag, String raw, long min, long max) {
         String rule = min == 1 && max == Long.MAX_VALUE ? "a positive whole number"
                 : min == 1 ? "a positive whole number (at most " + max + ")"
                 : "a whole number from " + min + " to " + max;

@@ -132,12 +132,12 @@ final class StatusCommand implements Callable<Integer> {
             return;
         }
         out.printf("pgdispatch status  database=%s  schema=%s%n%n", cfg.databaseUrl(), schema);
-        out.printf("%-20s %9s %9s %10s %9s %10s %12s %13s %12s %9s %7s %9s%n", "QUEUE", "PENDING", "RUNNING", "SUCCEEDED",
+        out.printf("%-20s %9s %9s %9s %10s %9s %10s %12s %13s %12s %9s %7s %9s%n", "QUEUE", "WAITING", "PENDING", "RUNNING", "SUCCEEDED",
                 "FAILED", "CANCELLED", "QUARANTINED", "COMPENSATING", "COMPENSATED", "LAG_S", "STALE", "REQUEUED");
         if (queues.isEmpty()) out.println("(no tasks)");
         for (var s : queues) {
             var c = s.byStatus();
-            out.printf("%-20s %9d %9d %10d %9d %10d %12d %13d %12d %9.1f %7d %9d%n", s.queue(), c.get("pending"),
+            out.printf("%-20s %9d %9d %9d %10d %9d %10d %12d %13d %12d %9.1f %7d %9d%n", s.queue(), c.get("waiting"), c.get("pending"),
                     c.get("running"), c.get("succeeded"), c.get("failed"), c.get("cancelled"), c.get("quarantined"),
                     c.get("compensating"), c.get("compensated"), s.lagSeconds(), s.stale(), s.requeuedTotal());
         }

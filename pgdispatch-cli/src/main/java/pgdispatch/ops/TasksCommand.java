@@ -59,7 +59,7 @@ final class TasksCommand implements Runnable {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--status", paramLabel = "S", description = "Only this status: pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated")
+        @Option(names = "--status", paramLabel = "S", description = "Only this status: waiting, pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated")
         String status;
 
         @Option(names = "--queue", paramLabel = "Q", description = "Only this queue")
@@ -104,7 +104,21 @@ final class TasksCommand implements Runnable {
         }
     }
 
-    /** {@code tasks show ID}: the row and its events. */
+    static Map<String, Object> dependenciesJson(TaskQueries.Dependencies d) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("on_failure", d.onFailure());
+        m.put("left", d.left());
+        m.put("tasks", d.tasks().stream().map(v -> {
+            Map<String, Object> e = new LinkedHashMap<>();
+            e.put("id", v.id());
+            e.put("kind", v.kind());
+            e.put("status", v.status());
+            return e;
+        }).toList());
+        return m;
+    }
+
+    /** {@code tasks show ID}: the row, what it depends on, and its events. */
     @Command(name = "show", mixinStandardHelpOptions = true, description = "Show one task with all its events.")
     static final class Show implements Callable<Integer> {
         @Spec
@@ -125,10 +139,12 @@ final class TasksCommand implements Runnable {
                 if (found.isEmpty()) return notFound(spec, taskId);
                 TaskView t = found.get();
                 List<EventView> events = q.events(taskId);
+                Optional<TaskQueries.Dependencies> deps = q.dependencies(taskId);
                 PrintWriter out = spec.commandLine().getOut();
                 if (json) {
                     Map<String, Object> m = new LinkedHashMap<>();
                     m.put("task", taskJson(t));
+                    deps.ifPresent(d -> m.put("dependencies", dependenciesJson(d)));
                     m.put("events", events.stream().map(TasksCommand::eventJson).toList());
                     out.println(Json.write(m));
                     return Main.OK;
@@ -136,6 +152,15 @@ final class TasksCommand implements Runnable {
                 out.printf("task %d%n", t.id());
                 taskJson(t).forEach((k, v) -> {
                     if (!k.equals("id")) out.printf("  %-18s %s%n", k, v == null ? "-" : v);
+                });
+                deps.ifPresent(d -> {
+                    out.printf("%nDEPENDS ON (%d, %d not ended; if one ends other than succeeded: %s)%n", d.tasks().size(),
+                            d.left(), d.onFailure().equals("run") ? "run anyway" : "cancel");
+                    out.printf("  %-8s %-24s %s%n", "ID", "KIND", "STATUS");
+                    for (TaskQueries.DependencyView v : d.tasks()) {
+                        out.printf("  %-8d %-24s %s%n", v.id(), v.kind() == null ? "-" : v.kind(),
+                                v.status() == null ? "(deleted by retention)" : v.status());
+                    }
                 });
                 out.printf("%nEVENTS (%d)%n", events.size());
                 out.printf("  %-8s %-30s %-22s %-16s %6s %s%n", "ID", "AT", "EVENT", "OWNER", "TOKEN", "DETAIL");
@@ -178,9 +203,9 @@ final class TasksCommand implements Runnable {
 
     /** {@code tasks cancel ID} or by filter. */
     @Command(name = "cancel", mixinStandardHelpOptions = true,
-            description = "Cancel pending or running tasks (a running handler learns it at its next lease renewal; one of a"
-                    + " kind that compensates and had started goes on to compensating): one by ID, or every pending task a"
-                    + " filter selects in one statement.")
+            description = "Cancel waiting, pending or running tasks (a running handler learns it at its next lease renewal;"
+                    + " one of a kind that compensates and had started goes on to compensating; tasks waiting for it are"
+                    + " cancelled too): one by ID, or every task a filter selects in one statement.")
     static final class Cancel implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -198,15 +223,15 @@ final class TasksCommand implements Runnable {
         public Integer call() {
             if (bulk.chosen(id)) return bulk.run(spec, BulkAction.CANCEL, reason);
             long taskId = Flags.taskId(id);
-            return act(spec, taskId, "cancel", "pending or running tasks outside their compensation",
+            return act(spec, taskId, "cancel", "waiting, pending or running tasks outside their compensation",
                     store -> store.cancel(taskId, reason), "cancelled (event cancelled)");
         }
     }
 
     /** {@code tasks quarantine ID} or by filter. */
     @Command(name = "quarantine", mixinStandardHelpOptions = true,
-            description = "Take tasks out of circulation for inspection: one by ID (pending, running, failed or"
-                    + " compensating), or every pending, running or failed task a filter selects in one statement.")
+            description = "Take tasks out of circulation for inspection: one by ID (waiting, pending, running, failed or"
+                    + " compensating), or every waiting, pending, running or failed task a filter selects in one statement.")
     static final class Quarantine implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -224,7 +249,7 @@ final class TasksCommand implements Runnable {
         public Integer call() {
             if (bulk.chosen(id)) return bulk.run(spec, BulkAction.QUARANTINE, reason);
             long taskId = Flags.taskId(id);
-            return act(spec, taskId, "quarantine", "pending, running, failed or compensating tasks",
+            return act(spec, taskId, "quarantine", "waiting, pending, running, failed or compensating tasks",
                     store -> store.quarantine(taskId, reason), "quarantined (event quarantined)");
         }
     }

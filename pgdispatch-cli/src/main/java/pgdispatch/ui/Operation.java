@@ -7,9 +7,9 @@ import java.util.Optional;
 enum Operation {
     RETRY("retry", "Retry", List.of("succeeded", "failed", "cancelled", "quarantined", "compensated"),
             "The task goes back to pending with a fresh attempt series (attempts and requeue count reset); any node serving its queue claims it. Event: retried_by_operator."),
-    CANCEL("cancel", "Cancel", List.of("pending", "running"),
-            "The task becomes cancelled. A running handler learns it at its next lease renewal and its result is refused. Event: cancelled."),
-    QUARANTINE("quarantine", "Quarantine", List.of("pending", "running", "failed", "compensating"),
+    CANCEL("cancel", "Cancel", List.of("waiting", "pending", "running"),
+            "The task becomes cancelled. A running handler learns it at its next lease renewal and its result is refused; tasks waiting for it are cancelled too. Event: cancelled."),
+    QUARANTINE("quarantine", "Quarantine", List.of("waiting", "pending", "running", "failed", "compensating"),
             "The task is set aside for inspection (never claimed, never pruned) until an operator retries it. Event: quarantined.");
 
     final String name;

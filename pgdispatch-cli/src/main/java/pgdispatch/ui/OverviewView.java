@@ -45,7 +45,7 @@ final class OverviewView {
             Map<String, Long> b = st == null ? Map.of() : st.byStatus();
             long pending = b.getOrDefault("pending", 0L);
             String action = paused.containsKey(name) ? "resume" : "pause";
-            return new Views.QueueRow(name, pending, b.getOrDefault("running", 0L), b.getOrDefault("succeeded", 0L),
+            return new Views.QueueRow(name, b.getOrDefault("waiting", 0L), pending, b.getOrDefault("running", 0L), b.getOrDefault("succeeded", 0L),
                     b.getOrDefault("failed", 0L), b.getOrDefault("cancelled", 0L), b.getOrDefault("quarantined", 0L),
                     b.getOrDefault("compensating", 0L), b.getOrDefault("compensated", 0L),
                     pending == 0 || st == null ? "" : Views.age(st.lagSeconds()), st == null ? 0 : st.stale(),

@@ -36,7 +36,7 @@ public final class Views {
     }
 
     /** A queue on the overview; {@code paused} is who paused it, when and why (null: active); {@code action} null when the viewer cannot act. */
-    public record QueueRow(String queue, long pending, long running, long succeeded, long failed, long cancelled,
+    public record QueueRow(String queue, long waiting, long pending, long running, long succeeded, long failed, long cancelled,
                            long quarantined, long compensating, long compensated, String oldestPending, long stale,
                            String tasksUrl, String paused, Action action) {}
 

@@ -8,8 +8,11 @@ import java.sql.Connection;
 import java.time.Duration;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
+import java.util.List;
 import java.util.regex.Pattern;
 import javax.sql.DataSource;
+import pgdispatch.store.Dependencies;
+import pgdispatch.store.DependencyFailure;
 import pgdispatch.store.NewTask;
 import pgdispatch.store.TaskStore;
 import pgdispatch.store.UniqueKey;
@@ -86,17 +89,23 @@ public final class TaskClient {
 
     /**
      * A task to enqueue: {@code kind} and a JSON-object {@code payload}, the rest optional with defaults;
-     * {@code unique} (null: not unique) makes it unique by a key of the fields it names.
+     * {@code unique} (null: not unique) makes it unique by a key of the fields it names;
+     * {@code dependencies} (null: none) makes it wait for other tasks ({@link #dependsOn}).
      */
     public record Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt,
-                          int maxAttempts, String idempotencyKey, UniqueKey unique) {
+                          int maxAttempts, String idempotencyKey, UniqueKey unique, Dependencies dependencies) {
+        public Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt, int maxAttempts,
+                       String idempotencyKey, UniqueKey unique) {
+            this(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, unique, null);
+        }
+
         public Enqueue(String kind, String payloadJson, String queue, int priority, OffsetDateTime runAt, int maxAttempts,
                        String idempotencyKey) {
-            this(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, null);
+            this(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, null, null);
         }
 
         public static Enqueue of(String kind, String payloadJson) {
-            return new Enqueue(kind, payloadJson, "default", 0, null, 5, null, null);
+            return new Enqueue(kind, payloadJson, "default", 0, null, 5, null, null, null);
         }
 
         /**
@@ -115,28 +124,52 @@ public final class TaskClient {
         }
 
         public Enqueue queue(String q) {
-            return new Enqueue(kind, payloadJson, q, priority, runAt, maxAttempts, idempotencyKey, unique);
+            return new Enqueue(kind, payloadJson, q, priority, runAt, maxAttempts, idempotencyKey, unique, dependencies);
         }
 
         public Enqueue priority(int p) {
-            return new Enqueue(kind, payloadJson, queue, p, runAt, maxAttempts, idempotencyKey, unique);
+            return new Enqueue(kind, payloadJson, queue, p, runAt, maxAttempts, idempotencyKey, unique, dependencies);
         }
 
         public Enqueue runAt(OffsetDateTime t) {
-            return new Enqueue(kind, payloadJson, queue, priority, t, maxAttempts, idempotencyKey, unique);
+            return new Enqueue(kind, payloadJson, queue, priority, t, maxAttempts, idempotencyKey, unique, dependencies);
         }
 
         public Enqueue maxAttempts(int n) {
-            return new Enqueue(kind, payloadJson, queue, priority, runAt, n, idempotencyKey, unique);
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, n, idempotencyKey, unique, dependencies);
         }
 
         public Enqueue idempotencyKey(String k) {
-            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, k, unique);
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, k, unique, dependencies);
         }
 
         /** At most one task with this key among those in its key's statuses (UniqueKey). */
         public Enqueue unique(UniqueKey u) {
-            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, u);
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, u, dependencies);
+        }
+
+        /**
+         * Runs after the tasks {@code ids} (which must exist already): waiting until all of them have
+         * succeeded; cancelled when one ends failed, cancelled, quarantined or compensated, unless
+         * {@link #runAnyway()}. No ids: no dependencies.
+         */
+        public Enqueue dependsOn(long... ids) {
+            List<Long> list = java.util.Arrays.stream(ids).boxed().toList();
+            DependencyFailure f = dependencies == null ? DependencyFailure.CANCEL : dependencies.onFailure();
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, unique,
+                    new Dependencies(list, f));
+        }
+
+        /** What this task does when a dependency ends other than succeeded (default {@link DependencyFailure#CANCEL}). */
+        public Enqueue onDependencyFailure(DependencyFailure f) {
+            List<Long> ids = dependencies == null ? List.of() : dependencies.ids();
+            return new Enqueue(kind, payloadJson, queue, priority, runAt, maxAttempts, idempotencyKey, unique,
+                    new Dependencies(ids, f));
+        }
+
+        /** {@code onDependencyFailure(RUN)}: runs once every dependency has ended, however it ended. */
+        public Enqueue runAnyway() {
+            return onDependencyFailure(DependencyFailure.RUN);
         }
     }
 
@@ -230,7 +263,27 @@ public final class TaskClient {
                     + e.idempotencyKey().length());
         }
         checkText(node, "payload");
-        return new NewTask(e.queue(), e.kind(), raw, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey(), e.unique());
+        return new NewTask(e.queue(), e.kind(), raw, e.priority(), e.runAt(), e.maxAttempts(), e.idempotencyKey(), e.unique(),
+                dependencies(e.dependencies()));
+    }
+
+    /** The dependencies to store: null for none; each id positive, at most {@link Dependencies#MAX}. */
+    private static Dependencies dependencies(Dependencies d) {
+        if (d == null) return null;
+        if (d.ids().isEmpty()) {
+            if (d.onFailure() == DependencyFailure.RUN) {
+                throw new InvalidTaskException("depends_on", "on_dependency_failure=run needs depends_on (no task to wait for)");
+            }
+            return null;
+        }
+        if (d.ids().size() > Dependencies.MAX) {
+            throw new InvalidTaskException("depends_on", "depends_on lists " + d.ids().size() + " tasks; at most "
+                    + Dependencies.MAX);
+        }
+        for (long id : d.ids()) {
+            if (id < 1) throw new InvalidTaskException("depends_on", "depends_on=" + id + " is not a task id (ids are positive)");
+        }
+        return d;
     }
 
     /**

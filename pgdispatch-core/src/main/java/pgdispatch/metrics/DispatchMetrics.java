@@ -276,6 +276,22 @@ public final class DispatchMetrics {
     }
 
     /**
+     * Waiting tasks released (made pending) and cancelled by their dependencies (V12_2), cluster-wide: the
+     * database releases them, this node counts the events it reads (every node counts the same ones).
+     */
+    public void dependencies(long released, long cancelled) {
+        dependencyCounter("released").increment(released);
+        dependencyCounter("cancelled").increment(cancelled);
+    }
+
+    private Counter dependencyCounter(String outcome) {
+        return counters.computeIfAbsent("pgdispatch.dependencies.released|" + outcome, k -> Counter.builder("pgdispatch.dependencies.released")
+                .description("Waiting tasks whose dependencies ended, by outcome: released (made pending) or cancelled"
+                        + " (a dependency ended otherwise than succeeded); cluster-wide, read from task_events")
+                .tag("outcome", outcome).register(registry));
+    }
+
+    /**
      * Registers, for each handled kind, its stuck counter (under the kind's policy), its extension counters
      * and its lease gauges, so a scrape shows them at zero before anything happened (dashboards and
      * alerts see the series exist). {@code policyByKind}: "fail_attempt" or "requeue"; null for a kind

@@ -397,8 +397,13 @@ public final class Dispatcher implements AutoCloseable {
         QueueStore queueStore = new QueueStore(db.dataSource());
         StuckRules rules = stuckRules();
         LimitStore limitStore = new LimitStore(db.dataSource());
+        java.util.concurrent.atomic.AtomicReference<Long> lastEvent = new java.util.concurrent.atomic.AtomicReference<>();
+        metrics.dependencies(0, 0); // the series exist from the start
         gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> {
             metrics.queues(queries.depthAndLag());
+            TaskQueries.DependencyEvents d = queries.dependencyEventsAfter(lastEvent.get());
+            metrics.dependencies(d.released(), d.cancelled());
+            lastEvent.set(d.lastEventId());
             metrics.leases(queries.leaseStats(config.renewInterval(), config.nodeTimeout(), rules));
             metrics.pausedQueues(Set.copyOf(queueStore.paused()));
             Map<String, double[]> byKey = new LinkedHashMap<>();

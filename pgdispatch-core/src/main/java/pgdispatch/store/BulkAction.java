@@ -14,10 +14,11 @@ public enum BulkAction {
     RETRY("retry", EnumSet.of(TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.QUARANTINED),
             EnumSet.of(TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.QUARANTINED)),
     /** → cancelled; a running handler learns it at its next renewal and its result is refused. */
-    CANCEL("cancel", EnumSet.of(TaskStatus.PENDING, TaskStatus.RUNNING), EnumSet.of(TaskStatus.PENDING, TaskStatus.RUNNING)),
+    CANCEL("cancel", EnumSet.of(TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.RUNNING),
+            EnumSet.of(TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.RUNNING)),
     /** → quarantined, set aside for inspection. */
-    QUARANTINE("quarantine", EnumSet.of(TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED),
-            EnumSet.of(TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED));
+    QUARANTINE("quarantine", EnumSet.of(TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED),
+            EnumSet.of(TaskStatus.WAITING, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED));
 
     private final String word;
     private final Set<TaskStatus> allowed;

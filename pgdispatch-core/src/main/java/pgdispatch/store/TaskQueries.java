@@ -58,6 +58,7 @@ public final class TaskQueries {
     public List<QueueStats> queueStats(Duration stale, Duration nodeTimeout) {
         var rows = dsl.resultQuery("""
                 SELECT t.queue,
+                       count(*) FILTER (WHERE t.status = 'waiting')     AS waiting,
                        count(*) FILTER (WHERE t.status = 'pending')     AS pending,
                        count(*) FILTER (WHERE t.status = 'running')     AS running,
                        count(*) FILTER (WHERE t.status = 'succeeded')   AS succeeded,
@@ -77,7 +78,7 @@ public final class TaskQueries {
                  GROUP BY t.queue ORDER BY t.queue
                 """, DSL.val(stale.toMillis()), DSL.val(nodeTimeout.toMillis())).fetch();
         return rows.map(r -> new QueueStats(r.get("queue", String.class),
-                Map.of("pending", r.get("pending", Long.class), "running", r.get("running", Long.class),
+                Map.of("waiting", r.get("waiting", Long.class), "pending", r.get("pending", Long.class), "running", r.get("running", Long.class),
                         "succeeded", r.get("succeeded", Long.class), "failed", r.get("failed", Long.class),
                         "cancelled", r.get("cancelled", Long.class), "quarantined", r.get("quarantined", Long.class),
                         "compensating", r.get("compensating", Long.class), "compensated", r.get("compensated", Long.class)),
@@ -278,6 +279,29 @@ public final class TaskQueries {
         return selectTasks().where(c).orderBy(TASKS.ID.desc()).limit(limit).fetch(TaskQueries::view);
     }
 
+    /** A dependency of a task ({@code depends_on}, V12_2) as it is now; {@code status} null: pruned since. */
+    public record DependencyView(long id, String kind, String status) {}
+
+    /**
+     * What task {@code id} waits for: its dependencies in id order with their status now, what it does
+     * when one ends other than succeeded, and how many have not ended yet. Empty: no dependencies.
+     */
+    public record Dependencies(List<DependencyView> tasks, String onFailure, int left) {}
+
+    public Optional<Dependencies> dependencies(long id) {
+        var rows = dsl.resultQuery("""
+                SELECT d.id, o.kind, o.status, t.on_dependency_failure, t.dependencies_left
+                  FROM tasks t CROSS JOIN LATERAL unnest(t.depends_on) AS d(id)
+                  LEFT JOIN tasks o ON o.id = d.id
+                 WHERE t.id = {0}
+                 ORDER BY d.id
+                """, DSL.val(id)).fetch();
+        if (rows.isEmpty()) return Optional.empty();
+        return Optional.of(new Dependencies(rows.map(r -> new DependencyView(r.get("id", Long.class),
+                r.get("kind", String.class), r.get("status", String.class))),
+                rows.get(0).get("on_dependency_failure", String.class), rows.get(0).get("dependencies_left", Integer.class)));
+    }
+
     /** One task's events, oldest first. */
     public List<EventView> events(long taskId) {
         return dsl.selectFrom(TASK_EVENTS).where(TASK_EVENTS.TASK_ID.eq(taskId)).orderBy(TASK_EVENTS.ID)
@@ -298,6 +322,29 @@ public final class TaskQueries {
         return new EventView(r.getId(), r.getTaskId(), r.getEvent(), r.getOwnerId(), r.getLeaseToken(), r.getAt(),
                 r.getDetail() == null ? null : r.getDetail().data());
     }
+
+    /**
+     * Dependency releases recorded in {@code task_events} with an id above {@code afterId} (V12_2: waiting
+     * tasks made pending, and cancelled because a dependency ended otherwise), and the highest event id
+     * read; {@code afterId} null: none counted, only the highest id now (a node starts counting there).
+     * Walks the primary key from {@code afterId}: the cost is the events since the last look.
+     */
+    public DependencyEvents dependencyEventsAfter(Long afterId) {
+        if (afterId == null) {
+            Long max = dsl.select(DSL.max(TASK_EVENTS.ID)).from(TASK_EVENTS).fetchOne(0, Long.class);
+            return new DependencyEvents(max == null ? 0 : max, 0, 0);
+        }
+        return dsl.resultQuery("""
+                SELECT coalesce(max(id), {0}) AS last,
+                       count(*) FILTER (WHERE event = 'dependencies_resolved') AS released,
+                       count(*) FILTER (WHERE event = 'cancelled' AND detail ->> 'by' = 'dependency') AS cancelled
+                  FROM task_events WHERE id > {0}
+                """, DSL.val(afterId)).fetchOne(r -> new DependencyEvents(r.get("last", Long.class),
+                r.get("released", Long.class), r.get("cancelled", Long.class)));
+    }
+
+    /** What {@link #dependencyEventsAfter} counted. */
+    public record DependencyEvents(long lastEventId, long released, long cancelled) {}
 
     /** Running tasks per owner node id (nodes listing). */
     public Map<String, Long> runningByOwner() {

@@ -4,6 +4,8 @@ import java.util.Locale;
 
 /** The {@code tasks.status} values, spelled as in the schema's CHECK constraint (ops queries grep them). */
 public enum TaskStatus {
+    /** enqueued with dependencies that have not all ended yet (V12_2): never claimed, released by the database */
+    WAITING,
     PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, QUARANTINED,
     /** waiting for (or between attempts of) its compensation step (V10_5); claimable like pending */
     COMPENSATING,

@@ -99,14 +99,23 @@ public final class TaskStore {
     /** {@code schema}: where pgdispatch_enqueue lives; null = the connection's search_path finds it. */
     private static long enqueue(DSLContext ctx, String schema, NewTask t) {
         if (t.idempotencyKey() != null) return enqueueIdempotent(ctx, schema, t);
-        return ctx.insertInto(TASKS)
-                .set(TASKS.QUEUE, t.queue())
-                .set(TASKS.KIND, t.kind())
-                .set(TASKS.PAYLOAD, JSONB.valueOf(t.payloadJson()))
-                .set(TASKS.PRIORITY, t.priority())
-                .set(TASKS.MAX_ATTEMPTS, t.maxAttempts())
-                .set(TASKS.RUN_AT, t.runAt() == null ? DSL.currentOffsetDateTime() : DSL.val(t.runAt()))
-                .returning(TASKS.ID).fetchOne(TASKS.ID);
+        Dependencies d = t.dependencies();
+        try {
+            return ctx.insertInto(TASKS)
+                    .set(TASKS.QUEUE, t.queue())
+                    .set(TASKS.KIND, t.kind())
+                    .set(TASKS.PAYLOAD, JSONB.valueOf(t.payloadJson()))
+                    .set(TASKS.PRIORITY, t.priority())
+                    .set(TASKS.MAX_ATTEMPTS, t.maxAttempts())
+                    .set(TASKS.RUN_AT, t.runAt() == null ? DSL.currentOffsetDateTime() : DSL.val(t.runAt()))
+                    .set(TASKS.DEPENDS_ON, d == null ? null : d.array())
+                    .set(TASKS.ON_DEPENDENCY_FAILURE, d == null ? DependencyFailure.CANCEL.sql() : d.onFailure().sql())
+                    .returning(TASKS.ID).fetchOne(TASKS.ID);
+        } catch (org.jooq.exception.DataAccessException e) {
+            DependencyRefusedException refused = DependencyRefusedException.from(e);
+            if (refused != null) throw refused;
+            throw e;
+        }
     }
 
     // The SQL contract's pgdispatch_enqueue (V10_1) decides, so a producer in plain SQL and this client
@@ -116,11 +125,15 @@ public final class TaskStore {
     private static long enqueueIdempotent(DSLContext ctx, String schema, NewTask t) {
         org.jooq.Name fn = schema == null ? DSL.name("pgdispatch_enqueue") : DSL.name(schema, "pgdispatch_enqueue");
         try {
+            Dependencies d = t.dependencies();
             return ctx.fetchValue(DSL.function(fn, Long.class, DSL.val(t.kind()),
                     DSL.field("{0}::jsonb", Object.class, DSL.val(t.payloadJson())), DSL.val(t.queue()),
                     DSL.val(t.priority()), DSL.val(t.runAt(), OffsetDateTime.class), DSL.val(t.maxAttempts()),
-                    DSL.val(t.idempotencyKey())));
+                    DSL.val(t.idempotencyKey()), DSL.val(d == null ? null : d.array(), Long[].class),
+                    DSL.val(d == null ? DependencyFailure.CANCEL.sql() : d.onFailure().sql())));
         } catch (org.jooq.exception.DataAccessException e) {
+            DependencyRefusedException refused = DependencyRefusedException.from(e);
+            if (refused != null) throw refused;
             SQLException sql = e.getCause(SQLException.class);
             if (sql instanceof org.postgresql.util.PSQLException pe && "23505".equals(pe.getSQLState())
                     && pe.getServerErrorMessage() != null && pe.getServerErrorMessage().getDetail() != null
@@ -134,7 +147,8 @@ public final class TaskStore {
 
     /**
      * What an enqueue did: {@code created}, or found the task already holding its idempotency key or its
-     * unique key ({@code conflict} names which; {@code existingStatus} is that task's status then).
+     * unique key ({@code conflict} names which; {@code existingStatus} is that task's status then; for a
+     * task created, its status: pending, or waiting / cancelled for a task with dependencies).
      */
     public record Enqueued(long id, boolean created, String conflict, TaskStatus existingStatus) {
         public static final String IDEMPOTENCY_KEY = "idempotency_key";
@@ -152,15 +166,16 @@ public final class TaskStore {
                            :unique_fields::text[], :unique_period_ms::bigint * interval '1 millisecond') END AS key
             ), ins AS (
                 INSERT INTO {s}tasks (queue, kind, payload, priority, max_attempts, idempotency_key, run_at,
-                                      unique_key, unique_states)
+                                      unique_key, unique_states, depends_on, on_dependency_failure)
                 SELECT :queue, :kind, :payload::jsonb, :priority, :max_attempts, :idempotency_key,
                        coalesce(:run_at::timestamptz, now()), k.key,
-                       CASE WHEN k.key IS NOT NULL THEN :unique_states::text[] END
+                       CASE WHEN k.key IS NOT NULL THEN :unique_states::text[] END,
+                       :depends_on::bigint[], :on_dependency_failure
                   FROM k
                 ON CONFLICT DO NOTHING
-                RETURNING id
+                RETURNING id, status
             )
-            SELECT (SELECT id FROM ins) AS id, (SELECT key FROM k) AS key
+            SELECT (SELECT id FROM ins) AS id, (SELECT status FROM ins) AS status, (SELECT key FROM k) AS key
             """;
 
     // A new statement, so a conflicting row committed while the insert waited for it is visible here.
@@ -223,13 +238,16 @@ public final class TaskStore {
         v.put("unique_fields", u == null ? null : u.fieldsArgument());
         v.put("unique_period_ms", u == null || u.period() == null ? null : u.period().toMillis());
         v.put("unique_states", u == null ? null : u.states());
+        Dependencies d = t.dependencies();
+        v.put("depends_on", d == null ? null : d.array());
+        v.put("on_dependency_failure", d == null ? DependencyFailure.CANCEL.sql() : d.onFailure().sql());
         try {
             for (int attempt = 0; attempt < 3; attempt++) {
                 String key;
                 try (PreparedStatement ps = sql[0].prepare(connection, v); ResultSet rs = ps.executeQuery()) {
                     rs.next();
                     long id = rs.getLong("id");
-                    if (!rs.wasNull()) return new Enqueued(id, true, null, TaskStatus.PENDING);
+                    if (!rs.wasNull()) return new Enqueued(id, true, null, TaskStatus.of(rs.getString("status")));
                     key = rs.getString("key");
                 }
                 Map<String, Object> f = new HashMap<>();
@@ -242,6 +260,8 @@ public final class TaskStore {
                 }
             }
         } catch (SQLException e) {
+            DependencyRefusedException refused = DependencyRefusedException.from(e);
+            if (refused != null) throw refused;
             throw new StoreException(e);
         }
         throw new IllegalStateException("enqueue of kind " + t.kind() + ": refused three times by a key whose holder"
@@ -1413,7 +1433,7 @@ public final class TaskStore {
                        run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check: a legacy infinite run_at
                        last_error = coalesce(:reason::text, t.last_error)
                   FROM old o
-                 WHERE t.id = o.id AND t.status IN ('pending', 'running') AND NOT t.compensating
+                 WHERE t.id = o.id AND t.status IN ('waiting', 'pending', 'running') AND NOT t.compensating
                 -- a compensable kind that had started goes on to 'compensating' (V10_5's trigger clears the owner)
                 RETURNING t.id, o.owner_id, t.lease_token, t.status
             ), ev AS (
@@ -1427,8 +1447,9 @@ public final class TaskStore {
             """);
 
     /**
-     * pending | running → cancelled. A running task's handler learns it at its next renewal (its lease
-     * is no longer renewed) and its completion is refused. False: no such task, or already terminal.
+     * waiting | pending | running → cancelled. A running task's handler learns it at its next renewal (its
+     * lease is no longer renewed) and its completion is refused; a task waiting for this one is cancelled
+     * too (V12_2's trigger). False: no such task, or already terminal.
      */
     public boolean cancel(long id, String reason) {
         return exactlyOneOrNone(query(CANCEL, mapOf("id", id, "reason", reason), TaskStore::countRows), id);
@@ -1470,7 +1491,7 @@ public final class TaskStore {
                    SET status = 'quarantined', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
                        run_at = CASE WHEN isfinite(t.run_at) THEN t.run_at ELSE now() END, -- V9's check: a legacy infinite run_at
                        last_error = 'quarantined by operator: ' || :reason::text
-                 WHERE t.id = :id AND t.status IN ('pending', 'running', 'failed', 'compensating')
+                 WHERE t.id = :id AND t.status IN ('waiting', 'pending', 'running', 'failed', 'compensating')
                 RETURNING t.id, t.owner_id, t.lease_token
             ), ev AS (
                 INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
@@ -1480,7 +1501,7 @@ public final class TaskStore {
             SELECT id FROM upd
             """);
 
-    /** pending | running | failed → quarantined, set aside for inspection. False: no such task or not allowed. */
+    /** waiting | pending | running | failed → quarantined, set aside for inspection. False: no such task or not allowed. */
     public boolean quarantine(long id, String reason) {
         return exactlyOneOrNone(query(QUARANTINE, Map.of("id", id, "reason", reason), TaskStore::countRows), id);
     }

@@ -39,6 +39,8 @@ public class Routines {
         , OffsetDateTime pRunAt
         , Integer pMaxAttempts
         , String pIdempotencyKey
+        , Long[] pDependsOn
+        , String pOnDependencyFailure
     ) {
         PgdispatchEnqueue f = new PgdispatchEnqueue();
         f.setPKind(pKind);
@@ -48,6 +50,8 @@ public class Routines {
         f.setPRunAt(pRunAt);
         f.setPMaxAttempts(pMaxAttempts);
         f.setPIdempotencyKey(pIdempotencyKey);
+        f.setPDependsOn(pDependsOn);
+        f.setPOnDependencyFailure(pOnDependencyFailure);
 
         f.execute(configuration);
         return f.getReturnValue();
@@ -64,6 +68,8 @@ public class Routines {
         , OffsetDateTime pRunAt
         , Integer pMaxAttempts
         , String pIdempotencyKey
+        , Long[] pDependsOn
+        , String pOnDependencyFailure
     ) {
         PgdispatchEnqueue f = new PgdispatchEnqueue();
         f.setPKind(pKind);
@@ -73,6 +79,8 @@ public class Routines {
         f.setPRunAt(pRunAt);
         f.setPMaxAttempts(pMaxAttempts);
         f.setPIdempotencyKey(pIdempotencyKey);
+        f.setPDependsOn(pDependsOn);
+        f.setPOnDependencyFailure(pOnDependencyFailure);
 
         return f.asField();
     }
@@ -88,6 +96,8 @@ public class Routines {
         , Field<OffsetDateTime> pRunAt
         , Field<Integer> pMaxAttempts
         , Field<String> pIdempotencyKey
+        , Field<Long[]> pDependsOn
+        , Field<String> pOnDependencyFailure
     ) {
         PgdispatchEnqueue f = new PgdispatchEnqueue();
         f.setPKind(pKind);
@@ -97,6 +107,8 @@ public class Routines {
         f.setPRunAt(pRunAt);
         f.setPMaxAttempts(pMaxAttempts);
         f.setPIdempotencyKey(pIdempotencyKey);
+        f.setPDependsOn(pDependsOn);
+        f.setPOnDependencyFailure(pOnDependencyFailure);
 
         return f.asField();
     }

@@ -66,6 +66,17 @@ public class PgdispatchEnqueue extends AbstractRoutine<Long> {
     public static final Parameter<String> P_IDEMPOTENCY_KEY = Internal.createParameter("p_idempotency_key", SQLDataType.CLOB.defaultValue(DSL.field(DSL.raw("NULL::text"), SQLDataType.CLOB)), false);
 
     /**
+     * The parameter <code>public.pgdispatch_enqueue.p_depends_on</code>.
+     */
+    public static final Parameter<Long[]> P_DEPENDS_ON = Internal.createParameter("p_depends_on", SQLDataType.BIGINT.array().defaultValue(DSL.field(DSL.raw("NULL::bigint[]"), SQLDataType.BIGINT.array())), false);
+
+    /**
+     * The parameter
+     * <code>public.pgdispatch_enqueue.p_on_dependency_failure</code>.
+     */
+    public static final Parameter<String> P_ON_DEPENDENCY_FAILURE = Internal.createParameter("p_on_dependency_failure", SQLDataType.CLOB.defaultValue(DSL.field(DSL.raw("'cancel'::text"), SQLDataType.CLOB)), false);
+
+    /**
      * Create a new routine call instance
      */
     public PgdispatchEnqueue() {
@@ -79,6 +90,8 @@ public class PgdispatchEnqueue extends AbstractRoutine<Long> {
         addInParameter(P_RUN_AT);
         addInParameter(P_MAX_ATTEMPTS);
         addInParameter(P_IDEMPOTENCY_KEY);
+        addInParameter(P_DEPENDS_ON);
+        addInParameter(P_ON_DEPENDENCY_FAILURE);
     }
 
     /**
@@ -184,5 +197,36 @@ public class PgdispatchEnqueue extends AbstractRoutine<Long> {
      */
     public void setPIdempotencyKey(Field<String> field) {
         setField(P_IDEMPOTENCY_KEY, field);
+    }
+
+    /**
+     * Set the <code>p_depends_on</code> parameter IN value to the routine
+     */
+    public void setPDependsOn(Long[] value) {
+        setValue(P_DEPENDS_ON, value);
+    }
+
+    /**
+     * Set the <code>p_depends_on</code> parameter to the function to be used
+     * with a {@link org.jooq.Select} statement
+     */
+    public void setPDependsOn(Field<Long[]> field) {
+        setField(P_DEPENDS_ON, field);
+    }
+
+    /**
+     * Set the <code>p_on_dependency_failure</code> parameter IN value to the
+     * routine
+     */
+    public void setPOnDependencyFailure(String value) {
+        setValue(P_ON_DEPENDENCY_FAILURE, value);
+    }
+
+    /**
+     * Set the <code>p_on_dependency_failure</code> parameter to the function to
+     * be used with a {@link org.jooq.Select} statement
+     */
+    public void setPOnDependencyFailure(Field<String> field) {
+        setField(P_ON_DEPENDENCY_FAILURE, field);
     }
 }

@@ -145,7 +145,7 @@ public class TaskEvents extends TableImpl<TaskEventsRecord> {
     @Override
     public List<Check<TaskEventsRecord>> getChecks() {
         return Arrays.asList(
-            Internal.createCheck(this, DSL.name("task_events_event_check"), "((event = ANY (ARRAY['claimed'::text, 'succeeded'::text, 'retry_scheduled'::text, 'failed'::text, 'requeued'::text, 'quarantined'::text, 'lease_lost'::text, 'completion_refused'::text, 'recovered_on_startup'::text, 'released'::text, 'cancelled'::text, 'retried_by_operator'::text, 'stuck'::text, 'lease_extended'::text, 'extension_refused'::text]))) NOT VALID", true)
+            Internal.createCheck(this, DSL.name("task_events_event_check"), "((event = ANY (ARRAY['claimed'::text, 'succeeded'::text, 'retry_scheduled'::text, 'failed'::text, 'requeued'::text, 'quarantined'::text, 'lease_lost'::text, 'completion_refused'::text, 'recovered_on_startup'::text, 'released'::text, 'cancelled'::text, 'retried_by_operator'::text, 'stuck'::text, 'lease_extended'::text, 'extension_refused'::text, 'compensation_started'::text, 'compensated'::text, 'compensation_failed'::text, 'dependencies_resolved'::text]))) NOT VALID", true)
         );
     }
 

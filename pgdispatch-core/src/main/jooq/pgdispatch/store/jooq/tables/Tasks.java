@@ -223,6 +223,26 @@ public class Tasks extends TableImpl<TasksRecord> {
      */
     public final TableField<TasksRecord, String[]> UNIQUE_STATES = createField(DSL.name("unique_states"), SQLDataType.CLOB.array(), this, "");
 
+    /**
+     * The column <code>public.tasks.depends_on</code>.
+     */
+    public final TableField<TasksRecord, Long[]> DEPENDS_ON = createField(DSL.name("depends_on"), SQLDataType.BIGINT.array(), this, "");
+
+    /**
+     * The column <code>public.tasks.on_dependency_failure</code>.
+     */
+    public final TableField<TasksRecord, String> ON_DEPENDENCY_FAILURE = createField(DSL.name("on_dependency_failure"), SQLDataType.CLOB.nullable(false).defaultValue(DSL.field(DSL.raw("'cancel'::text"), SQLDataType.CLOB)), this, "");
+
+    /**
+     * The column <code>public.tasks.dependencies_left</code>.
+     */
+    public final TableField<TasksRecord, Integer> DEPENDENCIES_LEFT = createField(DSL.name("dependencies_left"), SQLDataType.INTEGER.nullable(false).defaultValue(DSL.field(DSL.raw("0"), SQLDataType.INTEGER)), this, "");
+
+    /**
+     * The column <code>public.tasks.has_dependents</code>.
+     */
+    public final TableField<TasksRecord, Boolean> HAS_DEPENDENTS = createField(DSL.name("has_dependents"), SQLDataType.BOOLEAN.nullable(false).defaultValue(DSL.field(DSL.raw("false"), SQLDataType.BOOLEAN)), this, "");
+
     private Tasks(Name alias, Table<TasksRecord> aliased) {
         this(alias, aliased, (Field<?>[]) null, null);
     }
@@ -277,14 +297,17 @@ public class Tasks extends TableImpl<TasksRecord> {
         return Arrays.asList(
             Internal.createCheck(this, DSL.name("tasks_counter_headroom_check"), "(((attempts < 2147483647) AND (requeue_count < 2147483647) AND (lease_token < '9223372036854775807'::bigint))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_counts_check"), "(((attempts >= 0) AND (requeue_count >= 0))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_depends_on_check"), "(((depends_on IS NULL) OR (((cardinality(depends_on) >= 1) AND (cardinality(depends_on) <= 1000)) AND (array_position(depends_on, NULL::bigint) IS NULL)))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_kind_name_check"), "(((kind ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(kind) <= 200))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_max_attempts_check"), "(((max_attempts >= 1) AND (max_attempts <= 1000))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_on_dependency_failure_check"), "((on_dependency_failure = ANY (ARRAY['cancel'::text, 'run'::text]))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_payload_object_check"), "((jsonb_typeof(payload) = 'object'::text)) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_priority_range_check"), "(((priority >= '-1000'::integer) AND (priority <= 1000))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_queue_name_check"), "(((queue ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(queue) <= 100))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_run_at_finite_check"), "(isfinite(run_at)) NOT VALID", true),
-            Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text, 'compensating'::text, 'compensated'::text]))) NOT VALID", true),
-            Internal.createCheck(this, DSL.name("tasks_unique_key_check"), "((((unique_key IS NULL) = (unique_states IS NULL)) AND ((unique_key IS NULL) OR (((char_length(unique_key) >= 1) AND (char_length(unique_key) <= 300)) AND (unique_states @> ARRAY['waiting'::text, 'pending'::text, 'running'::text]) AND (unique_states <@ ARRAY['waiting'::text, 'pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text]))))) NOT VALID", true)
+            Internal.createCheck(this, DSL.name("tasks_status_check"), "((status = ANY (ARRAY['waiting'::text, 'pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text, 'compensating'::text, 'compensated'::text]))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_unique_key_check"), "((((unique_key IS NULL) = (unique_states IS NULL)) AND ((unique_key IS NULL) OR (((char_length(unique_key) >= 1) AND (char_length(unique_key) <= 300)) AND (unique_states @> ARRAY['waiting'::text, 'pending'::text, 'running'::text]) AND (unique_states <@ ARRAY['waiting'::text, 'pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'quarantined'::text]))))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_waiting_check"), "(((status <> 'waiting'::text) OR ((depends_on IS NOT NULL) AND (dependencies_left > 0)))) NOT VALID", true)
         );
     }
 

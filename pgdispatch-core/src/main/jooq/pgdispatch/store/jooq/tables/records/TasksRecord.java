@@ -483,6 +483,62 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         return (String[]) get(32);
     }
 
+    /**
+     * Setter for <code>public.tasks.depends_on</code>.
+     */
+    public void setDependsOn(Long[] value) {
+        set(33, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.depends_on</code>.
+     */
+    public Long[] getDependsOn() {
+        return (Long[]) get(33);
+    }
+
+    /**
+     * Setter for <code>public.tasks.on_dependency_failure</code>.
+     */
+    public void setOnDependencyFailure(String value) {
+        set(34, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.on_dependency_failure</code>.
+     */
+    public String getOnDependencyFailure() {
+        return (String) get(34);
+    }
+
+    /**
+     * Setter for <code>public.tasks.dependencies_left</code>.
+     */
+    public void setDependenciesLeft(Integer value) {
+        set(35, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.dependencies_left</code>.
+     */
+    public Integer getDependenciesLeft() {
+        return (Integer) get(35);
+    }
+
+    /**
+     * Setter for <code>public.tasks.has_dependents</code>.
+     */
+    public void setHasDependents(Boolean value) {
+        set(36, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.has_dependents</code>.
+     */
+    public Boolean getHasDependents() {
+        return (Boolean) get(36);
+    }
+
     // -------------------------------------------------------------------------
     // Primary key information
     // -------------------------------------------------------------------------
@@ -506,7 +562,7 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
     /**
      * Create a detached, initialised TasksRecord
      */
-    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil, String uniqueKey, String[] uniqueStates) {
+    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil, String uniqueKey, String[] uniqueStates, Long[] dependsOn, String onDependencyFailure, Integer dependenciesLeft, Boolean hasDependents) {
         super(Tasks.TASKS);
 
         setId(id);
@@ -542,6 +598,10 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         setQuietUntil(quietUntil);
         setUniqueKey(uniqueKey);
         setUniqueStates(uniqueStates);
+        setDependsOn(dependsOn);
+        setOnDependencyFailure(onDependencyFailure);
+        setDependenciesLeft(dependenciesLeft);
+        setHasDependents(hasDependents);
         resetTouchedOnNotNull();
     }
 }
