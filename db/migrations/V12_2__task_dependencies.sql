@@ -57,10 +57,30 @@ ALTER TABLE task_events
         'dependencies_resolved')) NOT VALID;
 
 -- Insert of a task with depends_on (TaskClient, pgdispatch_enqueue, a plain INSERT alike): the rules,
--- each error naming its rule, then the status the task starts in. The dependencies are locked
--- (FOR SHARE, in id order) until the inserting transaction ends, so none of them can end between this
--- look and the commit: a dependency's end waits for the insert and then finds its edge, or the insert
--- waits for the end and then sees it.
+-- each error naming its rule, then the status the task starts in.
+-- The race between this insert and the end of a dependency is settled by a transaction-scoped advisory
+-- lock per dependency (class 'pgdp', pgdispatch_dependency_lock): shared here, in id order, until the
+-- inserting transaction ends; exclusive in the release trigger before it reads the edges. So either
+-- the end waits for the insert's commit and then finds its edge, or the insert waits for the end's
+-- commit and then sees the status it left. No row lock on the dependency is held for that: a claim
+-- (FOR UPDATE SKIP LOCKED) would skip it meanwhile.
+-- The first dependent of a task sets its has_dependents, an update that holds the dependency's row
+-- lock until the inserting transaction ends (a claim skips the row meanwhile, its completion waits):
+-- keep such transactions short. A pending dependency whose flag is set is announced on V6's channel,
+-- delivered at that commit, so a claim that skipped it does not wait for the next poll.
+CREATE OR REPLACE FUNCTION pgdispatch_dependency_lock(p_task_id bigint, p_exclusive boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- two-int advisory keys (a key space apart from the reaper's bigint key); ids 2^31 apart share a
+    -- key, which only makes one wait for the other
+    IF p_exclusive THEN
+        PERFORM pg_advisory_xact_lock(x'70676470'::int, (p_task_id & 2147483647)::int);
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared(x'70676470'::int, (p_task_id & 2147483647)::int);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION pgdispatch_dependencies_before_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -68,6 +88,7 @@ DECLARE
     v_missing bigint;
     v_open    integer;
     v_failed  bigint;
+    v_queues  text[];
 BEGIN
     IF cardinality(NEW.depends_on) = 0 OR array_position(NEW.depends_on, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'depends_on % must list 1 to 1000 task ids, none null (rule tasks_depends_on_check)', NEW.depends_on
@@ -82,12 +103,24 @@ BEGIN
         RAISE EXCEPTION 'task % cannot depend on itself (rule: a task depends only on tasks that exist before it)', NEW.id
             USING ERRCODE = 'check_violation', CONSTRAINT = 'tasks_depends_on_check';
     END IF;
-    -- has_dependents first (only where not set yet, in id order), then a share lock on every dependency
-    UPDATE tasks t SET has_dependents = true
-      FROM (SELECT s.id FROM tasks s WHERE s.id = ANY (v_deps) AND NOT s.has_dependents
-             ORDER BY s.id FOR NO KEY UPDATE) l
-     WHERE t.id = l.id;
-    PERFORM 1 FROM tasks t WHERE t.id = ANY (v_deps) ORDER BY t.id FOR SHARE;
+    -- has_dependents first (only where not set yet, rows locked in id order), announcing the pending ones
+    WITH flagged AS (
+        UPDATE tasks t SET has_dependents = true
+          FROM (SELECT s.id FROM tasks s WHERE s.id = ANY (v_deps) AND NOT s.has_dependents
+                 ORDER BY s.id FOR NO KEY UPDATE) l
+         WHERE t.id = l.id
+        RETURNING t.queue, t.status
+    )
+    SELECT array_agg(DISTINCT f.queue) FILTER (WHERE f.status = 'pending') INTO v_queues FROM flagged f;
+    PERFORM pg_notify('pgdispatch_wakeup', q) FROM unnest(v_queues) AS q;
+    -- then the shared lock of every dependency, in id order; the statements below see what committed before
+    PERFORM pgdispatch_dependency_lock(d, false) FROM unnest(v_deps) AS d ORDER BY d;
+    -- REPEATABLE READ and SERIALIZABLE keep the transaction's first snapshot: a dependency that ended
+    -- since would look open and its edge never be found. Locking the rows makes such a producer fail
+    -- with a serialization error (retry) instead; READ COMMITTED needs no row lock.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        PERFORM 1 FROM tasks t WHERE t.id = ANY (v_deps) ORDER BY t.id FOR KEY SHARE;
+    END IF;
     SELECT min(d) INTO v_missing FROM unnest(v_deps) AS d WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = d);
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'depends_on: task % does not exist (rule: a task depends only on tasks that exist before it)', v_missing
@@ -179,6 +212,8 @@ DECLARE
     v_failed boolean := NEW.status <> 'succeeded';
     v_queues text[];
 BEGIN
+    -- waits for inserts of dependents still open (their edges become visible to the next statement)
+    PERFORM pgdispatch_dependency_lock(NEW.id, true);
     WITH ended AS (
         DELETE FROM task_dependencies d WHERE d.depends_on = NEW.id RETURNING d.task_id
     ), moved AS (

@@ -262,15 +262,17 @@ class TaskDependenciesTest {
         assertThat(events(x)).extracting(e -> e.get("event")).containsExactly("dependencies_resolved");
     }
 
-    @Test
-    void anInsertRacingTheEndOfItsDependencyIsReleasedByIt() throws Exception {
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void anInsertRacingTheEndOfItsDependencyIsReleasedByIt(boolean notTheFirstDependent) throws Exception {
         long a = task("a");
         ClaimedTask running = claimOne(a);
+        if (notTheFirstDependent) client.enqueue(Enqueue.of("y", "{}").dependsOn(a)); // has_dependents is set already
         long x;
         try (Connection producer = db.database().dataSource().getConnection()) {
             producer.setAutoCommit(false);
             x = client.enqueue(producer, Enqueue.of("x", "{}").dependsOn(a));
-            // the completion waits for the producer's share lock on a, then finds the new edge
+            // the completion waits for the producer (its row lock on a, or its advisory lock), then finds the new edge
             CompletableFuture<Void> completion = CompletableFuture.runAsync(() -> succeed(running));
             org.awaitility.Awaitility.await().atMost(10, TimeUnit.SECONDS).until(() -> db.count(
                     "pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") > 0);
@@ -278,5 +280,24 @@ class TaskDependenciesTest {
             completion.get(10, TimeUnit.SECONDS);
         }
         assertThat(status(x)).isEqualTo("pending");
+        assertThat(db.count("tasks WHERE status = 'waiting'")).isZero();
+    }
+
+    @Test
+    void aRepeatableReadProducerThatCannotSeeTheEndOfItsDependencyFailsToSerialize() throws Exception {
+        long a = task("a");
+        ClaimedTask running = claimOne(a);
+        try (Connection producer = db.database().dataSource().getConnection()) {
+            producer.setAutoCommit(false);
+            producer.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+            try (Statement s = producer.createStatement()) {
+                s.executeQuery("SELECT 1").close(); // the snapshot is taken
+            }
+            succeed(running);
+            assertThatThrownBy(() -> client.enqueue(producer, Enqueue.of("x", "{}").dependsOn(a)))
+                    .hasStackTraceContaining("could not serialize access due to concurrent update");
+            producer.rollback();
+        }
+        assertThat(db.count("tasks WHERE kind = 'x'")).isZero();
     }
 }

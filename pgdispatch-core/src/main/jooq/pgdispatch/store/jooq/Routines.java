@@ -12,6 +12,7 @@ import org.jooq.JSONB;
 import org.jooq.Result;
 import org.jooq.types.YearToSecond;
 
+import pgdispatch.store.jooq.routines.PgdispatchDependencyLock;
 import pgdispatch.store.jooq.routines.PgdispatchEnqueue;
 import pgdispatch.store.jooq.routines.PgdispatchIsStuck;
 import pgdispatch.store.jooq.routines.PgdispatchPruneFinished;
@@ -26,6 +27,21 @@ import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
  */
 @SuppressWarnings({ "all", "unchecked", "rawtypes", "this-escape" })
 public class Routines {
+
+    /**
+     * Call <code>public.pgdispatch_dependency_lock</code>
+     */
+    public static void pgdispatchDependencyLock(
+          Configuration configuration
+        , Long pTaskId
+        , Boolean pExclusive
+    ) {
+        PgdispatchDependencyLock p = new PgdispatchDependencyLock();
+        p.setPTaskId(pTaskId);
+        p.setPExclusive(pExclusive);
+
+        p.execute(configuration);
+    }
 
     /**
      * Call <code>public.pgdispatch_enqueue</code>
