@@ -18,7 +18,7 @@ class EnqueueCommandTest {
 
     @BeforeEach
     void empty() {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_events, task_dependencies");
     }
 
     @Test
@@ -67,6 +67,40 @@ class EnqueueCommandTest {
                 "pgdispatch: --unique-by=customer must be queue, payload or payload.NAME");
         assertUsage(Cli.run(db.url(), "enqueue", "--kind", "report", "--unique-also", "running"),
                 "pgdispatch: unique states: running is always held; name only finished statuses (succeeded, failed, cancelled, quarantined)");
+    }
+
+    @Test
+    void aTaskWithDependenciesWaitsIsShownWithThemAndIsReleasedOrCancelled() throws Exception {
+        long a = Long.parseLong(Cli.run(db.url(), "enqueue", "--kind", "extract").out().strip());
+        long b = Long.parseLong(Cli.run(db.url(), "enqueue", "--kind", "extract").out().strip());
+        Cli.Run waiting = Cli.run(db.url(), "enqueue", "--kind", "load", "--depends-on", a + "," + b);
+        assertThat(waiting.code()).as(waiting.err()).isZero();
+        long x = Long.parseLong(waiting.out().strip());
+        assertThat(waiting.errLines()).containsExactly("pgdispatch: task " + x + " is waiting (see: pgdispatch tasks show " + x + ")");
+        Cli.Run anyway = Cli.run(db.url(), "enqueue", "--kind", "report", "--depends-on", "" + a, "--run-anyway", "--json");
+        var j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(anyway.out());
+        long y = j.get("id").asLong();
+        assertThat(j.get("status").asText()).isEqualTo("waiting");
+
+        Cli.Run show = Cli.run(db.url(), "tasks", "show", "" + x);
+        assertThat(show.out()).contains("DEPENDS ON (2, 2 not ended; if one ends other than succeeded: cancel)")
+                .containsPattern("\\n  " + a + " +extract +pending\\n").containsPattern("\\n  " + b + " +extract +pending\\n");
+        var shown = new com.fasterxml.jackson.databind.ObjectMapper().readTree(Cli.run(db.url(), "tasks", "show", "" + y, "--json").out());
+        assertThat(shown.get("dependencies").get("on_failure").asText()).isEqualTo("run");
+        assertThat(shown.get("dependencies").get("tasks").get(0).get("id").asLong()).isEqualTo(a);
+        assertThat(Cli.run(db.url(), "tasks", "list", "--status", "waiting").out()).contains("load", "report");
+
+        assertThat(Cli.run(db.url(), "tasks", "cancel", "" + a, "--reason", "not needed").code()).isZero();
+        assertThat(db.rows("SELECT status, last_error FROM tasks WHERE id = " + x).get(0))
+                .containsEntry("status", "cancelled").containsEntry("last_error", "dependency " + a + " ended cancelled");
+        assertThat(db.rows("SELECT status FROM tasks WHERE id = " + y).get(0)).containsEntry("status", "pending");
+
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "load", "--depends-on", "999999"),
+                "pgdispatch: depends_on: task 999999 does not exist (rule: a task depends only on tasks that exist before it)");
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "load", "--depends-on", "x1"),
+                "pgdispatch: --depends-on=x1 must be a positive whole number");
+        assertUsage(Cli.run(db.url(), "enqueue", "--kind", "load", "--run-anyway"),
+                "pgdispatch: --run-anyway applies with --depends-on only");
     }
 
     @Test

@@ -34,9 +34,9 @@ class StatusCommandTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).startsWith("pgdispatch status  database=postgresql://postgres@");
         assertThat(r.out().lines().filter(l -> l.startsWith("default ")).findFirst().orElseThrow().split("\\s+"))
-                .startsWith("default", "2", "1", "0", "0", "0", "0");
+                .startsWith("default", "0", "2", "1", "0", "0", "0", "0");
         assertThat(r.out().lines().filter(l -> l.startsWith("mail ")).findFirst().orElseThrow().split("\\s+"))
-                .containsExactly("mail", "0", "0", "0", "0", "0", "1", "0", "0", "0.0", "0", "3");
+                .containsExactly("mail", "0", "0", "0", "0", "0", "0", "1", "0", "0", "0.0", "0", "3");
         assertThat(r.out()).contains("RUNNING (soonest lease expiry first, 1 shown)").containsPattern("node-a\\s+LIVE");
     }
 

@@ -87,7 +87,7 @@ class TasksCommandTest {
         @Test
         void anUnknownStatusIsAUsageErrorListingTheValidOnes() {
             assertUsage(Cli.run(db.url(), "tasks", "list", "--status", "done"),
-                    "pgdispatch: --status=done is not a task status; valid: pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated");
+                    "pgdispatch: --status=done is not a task status; valid: waiting, pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated");
             assertUsage(Cli.run(db.url(), "tasks", "list", "--limit", "0"),
                     "pgdispatch: --limit=0 must be a positive whole number (at most 10000)");
         }
@@ -185,7 +185,7 @@ class TasksCommandTest {
 
             assertThat(r.code()).isEqualTo(Main.FAILURE);
             assertThat(r.errLines()).containsExactly("pgdispatch: task " + succeeded
-                    + " is succeeded: cancel is allowed only for pending or running tasks outside their compensation");
+                    + " is succeeded: cancel is allowed only for waiting, pending or running tasks outside their compensation");
             assertThat(row(succeeded)).containsEntry("status", "succeeded");
             assertThat(events(succeeded)).isEmpty();
         }
@@ -215,7 +215,7 @@ class TasksCommandTest {
 
             assertThat(r.code()).isEqualTo(Main.FAILURE);
             assertThat(r.errLines()).containsExactly("pgdispatch: task " + succeeded
-                    + " is succeeded: quarantine is allowed only for pending, running, failed or compensating tasks");
+                    + " is succeeded: quarantine is allowed only for waiting, pending, running, failed or compensating tasks");
             assertThat(row(succeeded)).containsEntry("status", "succeeded");
         }
 

@@ -308,7 +308,7 @@ class DashboardBrowserTest {
         browser.get(withToken.baseUrl() + "/ui/tasks?status=bogus&id=12x&from=yesterday");
         assertThat(Browser.text(browser, "#filter-errors")).isEqualTo(String.join("\n",
                 "id=12x must be a task id: a whole number from 1 to 9223372036854775807",
-                "status=bogus is not a task status; valid: pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated",
+                "status=bogus is not a task status; valid: waiting, pending, running, succeeded, failed, cancelled, quarantined, compensating, compensated",
                 "from=yesterday must be a time like 2026-11-28T10:15 (UTC) or 2026-11-28T10:15:00+01:00"));
         assertThat(browser.findElement(By.name("id")).getAttribute("value")).as("the form keeps what was typed").isEqualTo("12x");
 
