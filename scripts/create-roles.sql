@@ -87,7 +87,7 @@ DECLARE
     seq text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits',
-                             'schedules', 'schedule_fires'] LOOP
+                             'schedules', 'schedule_fires', 'task_dependencies'] LOOP
         IF to_regclass('public.' || t) IS NULL THEN
             CONTINUE;  -- not migrated yet: the default privileges above will cover it
         END IF;

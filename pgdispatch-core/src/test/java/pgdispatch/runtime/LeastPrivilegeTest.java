@@ -22,6 +22,7 @@ import pgdispatch.testing.TestDatabase;
 
 /**
  * The runtime needs no more than DML on tasks and dispatcher_nodes, SELECT and INSERT on task_events,
+ * SELECT, INSERT and DELETE on task_dependencies,
  * the prune function, read access to Flyway's history and the
  * identity sequences: a role with exactly that (no DDL, no ownership, not a superuser) runs a node,
  * enqueues, reaps and completes tasks; the same role cannot change the schema.
@@ -41,6 +42,7 @@ class LeastPrivilegeTest {
         db.exec("GRANT USAGE ON SCHEMA public TO " + ROLE);
         db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules, schedule_fires TO " + ROLE);
         db.exec("GRANT SELECT, INSERT ON task_events TO " + ROLE); // the audit trail is append-only (issue 13)
+        db.exec("GRANT SELECT, INSERT, DELETE ON task_dependencies TO " + ROLE); // V12_2's triggers run as the caller
         db.exec("GRANT EXECUTE ON FUNCTION pgdispatch_prune_finished(interval, integer) TO " + ROLE);
         db.exec("GRANT SELECT ON pgdispatch_schema_history TO " + ROLE);
         db.exec("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + ROLE);
@@ -62,8 +64,9 @@ class LeastPrivilegeTest {
             TaskClient client = new TaskClient(new TaskStore(appDb), cfg.maxPayloadBytes());
             long ok = client.enqueue(TaskClient.Enqueue.of("echo", "{\"as\":\"app\"}"));
             long retried = client.enqueue(TaskClient.Enqueue.of("fail", "{\"times\":1}").maxAttempts(2));
+            long after = client.enqueue(TaskClient.Enqueue.of("echo", "{}").dependsOn(ok, retried));
             await().atMost(Duration.ofSeconds(30)).until(() ->
-                    db.count("tasks WHERE id IN (" + ok + ", " + retried + ") AND status = 'succeeded'") == 2);
+                    db.count("tasks WHERE id IN (" + ok + ", " + retried + ", " + after + ") AND status = 'succeeded'") == 3);
             assertThat(d.reapNow().skipped()).isFalse(); // the reaper's advisory lock and UPDATE work too
             assertThat(db.count("dispatcher_nodes WHERE node_id = 'node-a'")).isOne();
 

@@ -67,10 +67,14 @@ class RuntimeRoleTest {
     @Test
     void aNodeRunningAsTheRuntimeRoleClaimsAndCompletesATask() throws Exception {
         try (Database asApp = Database.open(app, 3, "pgd-test-app")) {
-            long id = new TaskClient(new TaskStore(asApp), 1 << 20).enqueue(TaskClient.Enqueue.of("echo", "{\"x\": 1}"));
+            TaskClient client = new TaskClient(new TaskStore(asApp), 1 << 20);
+            long id = client.enqueue(TaskClient.Enqueue.of("echo", "{\"x\": 1}"));
+            // the dependency triggers (V12_2) run as the runtime role: task_dependencies is granted to it
+            long after = client.enqueue(TaskClient.Enqueue.of("echo", "{\"x\": 2}").dependsOn(id));
             Dispatcher d = Dispatcher.builder(db.config().withDatabaseUrl(app)).build().start();
             try {
-                await().atMost(Duration.ofSeconds(20)).until(() -> db.count("tasks WHERE id = " + id + " AND status = 'succeeded'") == 1);
+                await().atMost(Duration.ofSeconds(20)).until(() -> db.count("tasks WHERE id IN (" + id + ", " + after
+                        + ") AND status = 'succeeded'") == 2);
                 assertThat(d.reapNow().skipped()).isFalse();
             } finally {
                 d.stop();

@@ -113,14 +113,17 @@ class MigrationsTest {
                 .containsExactly(
                         tuple("tasks_counter_headroom_check", false),
                         tuple("tasks_counts_check", false),
+                        tuple("tasks_depends_on_check", false), // V12_2
                         tuple("tasks_kind_name_check", false),
                         tuple("tasks_max_attempts_check", false),
+                        tuple("tasks_on_dependency_failure_check", false), // V12_2
                         tuple("tasks_payload_object_check", false),
                         tuple("tasks_priority_range_check", false),
                         tuple("tasks_queue_name_check", false),
                         tuple("tasks_run_at_finite_check", false), // V9
                         tuple("tasks_status_check", false), // V10_5 added compensating, compensated: NOT VALID
-                        tuple("tasks_unique_key_check", false));
+                        tuple("tasks_unique_key_check", false),
+                        tuple("tasks_waiting_check", false)); // V12_2
     }
 
     @ParameterizedTest(name = "{0} rejects {1} = {2}")
@@ -234,7 +237,11 @@ class MigrationsTest {
                  WHERE t.tgrelid = 'tasks'::regclass AND NOT t.tgisinternal"""))
                 .extracting(r -> r.get("tgname"), r -> r.get("proname"))
                 .containsExactlyInAnyOrder(tuple("tasks_notify_inserted", "pgdispatch_notify_inserted"),
-                        tuple("tasks_compensation", "pgdispatch_compensation")); // V10_5
+                        tuple("tasks_compensation", "pgdispatch_compensation"), // V10_5
+                        tuple("tasks_dependencies_before_insert", "pgdispatch_dependencies_before_insert"), // V12_2
+                        tuple("tasks_dependencies_after_insert", "pgdispatch_dependencies_after_insert"),
+                        tuple("tasks_dependencies_immutable", "pgdispatch_dependencies_immutable"),
+                        tuple("tasks_release_dependents", "pgdispatch_release_dependents"));
     }
 
     @Test
