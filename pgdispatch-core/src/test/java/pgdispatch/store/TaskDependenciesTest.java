@@ -45,7 +45,7 @@ class TaskDependenciesTest {
 
     private List<ClaimedTask> claim() {
         Map<String, Duration> kinds = new java.util.HashMap<>();
-        for (String k : List.of("a", "b", "x", "y", "z", "done", "failed", "open", "other")) kinds.put(k, Duration.ofMinutes(1));
+        for (String k : List.of("a", "b", "x", "y", "z", "done", "failed", "open", "other", "before")) kinds.put(k, Duration.ofMinutes(1));
         return store.claimDue(new ClaimRequest(NODE, List.of("default"), kinds, 100, 3));
     }
 
@@ -142,6 +142,31 @@ class TaskDependenciesTest {
 
         succeed(claimOne(b));
         assertThat(status(x)).isEqualTo("pending");
+    }
+
+    @Test
+    void theReleasesAreCountedFromTheEventsSinceTheLastLook() {
+        TaskQueries q = new TaskQueries(db.database());
+        task("before");
+        TaskQueries.DependencyEvents start = q.dependencyEventsAfter(null);
+        assertThat(start.released()).isZero();
+        long a = task("a");
+        long b = task("b");
+        client.enqueue(Enqueue.of("x", "{}").dependsOn(a));
+        client.enqueue(Enqueue.of("y", "{}").dependsOn(b));
+        client.enqueue(Enqueue.of("z", "{}").dependsOn(b));
+        succeed(claimOne(a));
+        store.cancel(b, "stop");
+
+        TaskQueries.DependencyEvents seen = q.dependencyEventsAfter(start.lastEventId());
+        assertThat(seen.released()).isOne();
+        assertThat(seen.cancelled()).isEqualTo(2);
+        assertThat(q.dependencyEventsAfter(seen.lastEventId())).isEqualTo(new TaskQueries.DependencyEvents(seen.lastEventId(), 0, 0));
+
+        var registry = new io.micrometer.core.instrument.simple.SimpleMeterRegistry();
+        new pgdispatch.metrics.DispatchMetrics(registry).dependencies(seen.released(), seen.cancelled());
+        assertThat(registry.get("pgdispatch.dependencies.released").tag("outcome", "cancelled").counter().count()).isEqualTo(2.0);
+        assertThat(registry.get("pgdispatch.dependencies.released").tag("outcome", "released").counter().count()).isEqualTo(1.0);
     }
 
     @Test
