@@ -48,7 +48,7 @@ class DemoCommandTest {
                 .matches("\\d\\d:\\d\\d:\\d\\d\\.\\d +\\+ *\\d+\\.\\ds  node-a CRASHES.*");
         assertThat(out.substring(out.indexOf("--- pgdispatch status ---")).lines()
                 .filter(l -> l.startsWith("default ")).findFirst().orElseThrow().split("\\s+"))
-                .startsWith("default", "0", "0", "9", "1", "0", "0");
+                .startsWith("default", "0", "0", "0", "9", "1", "0", "0");
         assertThat(out.indexOf("node-a CRASHES")).isLessThan(out.indexOf("reaper: #1 sleep 8s requeued"));
         assertThat(out.indexOf("reaper: #1 sleep 8s requeued")).isLessThan(out.indexOf("#1 sleep 8s succeeded on node-b"));
     }

@@ -58,7 +58,7 @@ class InfiniteRunAtTest {
     void statusAndGaugesIgnoreTheLegacyRowsAge() {
         Cli.Run status = Cli.run(db.url(), "status");
         assertThat(status.code()).as(status.err()).isZero();
-        assertThat(status.out()).doesNotContain("SELECT").contains("default                      3         0");
+        assertThat(status.out()).doesNotContain("SELECT").contains("default                      0         3         0");
 
         Map<String, double[]> gauges = new TaskQueries(db.database().dataSource()).depthAndLag();
         assertThat(gauges.get("default")[0]).as("depth: only the claimable task").isEqualTo(1.0);
