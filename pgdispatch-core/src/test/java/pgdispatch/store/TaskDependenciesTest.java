@@ -117,6 +117,23 @@ class TaskDependenciesTest {
     }
 
     @Test
+    void thousandsOfWaitingTasksCostTheClaimNothing() {
+        long a = task("a");
+        db.exec("INSERT INTO tasks (kind, depends_on) SELECT 'x', ARRAY[" + a + "]::bigint[] FROM generate_series(1, 10000)");
+        db.exec("INSERT INTO tasks (kind) SELECT 'b' FROM generate_series(1, 600)");
+        db.exec("VACUUM ANALYZE tasks");
+        var request = new ClaimRequest(NODE, List.of("default"), Map.of("a", Duration.ofMinutes(1), "b", Duration.ofMinutes(1),
+                "x", Duration.ofMinutes(1)), 500, 3, false);
+
+        // waiting rows are not in tasks_claim_idx (status = 'pending'): the walk never meets them
+        assertThat(String.join("\n", store.explainClaim(request))).contains("Index Scan using tasks_claim_idx on tasks t ")
+                .doesNotContain("Seq Scan on tasks t ");
+        assertThat(store.claimDue(request)).hasSize(500).extracting(ClaimedTask::kind).containsOnly("a", "b");
+        assertThat(db.count("tasks WHERE status = 'waiting'")).isEqualTo(10000);
+        assertThat(db.count("task_dependencies")).isEqualTo(10000);
+    }
+
+    @Test
     void theCancellationFollowsAChainOfDependents() {
         long a = task("a");
         long x = client.enqueue(Enqueue.of("x", "{}").dependsOn(a));
