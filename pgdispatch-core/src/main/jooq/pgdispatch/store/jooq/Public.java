@@ -22,6 +22,7 @@ import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.ScheduleFires;
 import pgdispatch.store.jooq.tables.Schedules;
+import pgdispatch.store.jooq.tables.TaskDependencies;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
@@ -123,6 +124,11 @@ public class Public extends SchemaImpl {
     public final Schedules SCHEDULES = Schedules.SCHEDULES;
 
     /**
+     * The table <code>public.task_dependencies</code>.
+     */
+    public final TaskDependencies TASK_DEPENDENCIES = TaskDependencies.TASK_DEPENDENCIES;
+
+    /**
      * The table <code>public.task_events</code>.
      */
     public final TaskEvents TASK_EVENTS = TaskEvents.TASK_EVENTS;
@@ -154,6 +160,7 @@ public class Public extends SchemaImpl {
             PgdispatchReapStale.PGDISPATCH_REAP_STALE,
             ScheduleFires.SCHEDULE_FIRES,
             Schedules.SCHEDULES,
+            TaskDependencies.TASK_DEPENDENCIES,
             TaskEvents.TASK_EVENTS,
             Tasks.TASKS
         );

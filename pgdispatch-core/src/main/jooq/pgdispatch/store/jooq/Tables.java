@@ -15,6 +15,7 @@ import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.ScheduleFires;
 import pgdispatch.store.jooq.tables.Schedules;
+import pgdispatch.store.jooq.tables.TaskDependencies;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
@@ -107,6 +108,11 @@ public class Tables {
      * The table <code>public.schedules</code>.
      */
     public static final Schedules SCHEDULES = Schedules.SCHEDULES;
+
+    /**
+     * The table <code>public.task_dependencies</code>.
+     */
+    public static final TaskDependencies TASK_DEPENDENCIES = TaskDependencies.TASK_DEPENDENCIES;
 
     /**
      * The table <code>public.task_events</code>.
