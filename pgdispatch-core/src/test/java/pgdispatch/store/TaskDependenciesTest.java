@@ -125,11 +125,11 @@ class TaskDependenciesTest {
         var request = new ClaimRequest(NODE, List.of("default"), Map.of("a", Duration.ofMinutes(1), "b", Duration.ofMinutes(1),
                 "x", Duration.ofMinutes(1)), 500, 3, false);
 
-        // waiting rows are not in tasks_claim_idx (status = 'pending'): the candidates are read from it (an
-        // index or bitmap walk over the 601 pending rows), never from the table's 10,000 waiting ones
+        // waiting rows are not in tasks_claim_idx (status = 'pending'): the candidates ("tasks t") are read from
+        // it (an index or bitmap walk over the 601 pending rows), never from the 10,000 waiting ones. (The
+        // UPDATE's join back to its 500 rows, tasks t_1/t_2, may hash the table: as for finished rows.)
         String plan = String.join("\n", store.explainClaim(request));
-        assertThat(plan).containsPattern("Index Scan (using|on) tasks_claim_idx").doesNotContain("Seq Scan on tasks t ")
-                .doesNotContain("rows=10601");
+        assertThat(plan).containsPattern("Index Scan (using|on) tasks_claim_idx").doesNotContain("Seq Scan on tasks t ");
         assertThat(store.claimDue(request)).hasSize(500).extracting(ClaimedTask::kind).containsOnly("a", "b");
         assertThat(db.count("tasks WHERE status = 'waiting'")).isEqualTo(10000);
         assertThat(db.count("task_dependencies")).isEqualTo(10000);
