@@ -222,12 +222,17 @@ public final class Dashboard {
     private void limits(Context ctx, List<String> errors, Views.LimitForm form) {
         Page page = page(ctx, "Limits", "limits");
         if (!errors.isEmpty()) ctx.status(400);
-        show(ctx, "limits.jte", () -> new Views.Limits(page, new LimitStore(database.get().dataSource()).list().stream()
+        show(ctx, "limits.jte", () -> new Views.Limits(page, limitRows(page), errors, form));
+    }
+
+    /** Every concurrency limit with its running count, as the limits page and the overview show them. */
+    List<Views.LimitRow> limitRows(Page page) {
+        return new LimitStore(database.get().dataSource()).list().stream()
                 .map(l -> new Views.LimitRow(l.scope().sql(), l.name(), l.maxRunning(), l.running(), l.running() > l.maxRunning(),
                         Views.time(l.changedAt()), l.changedBy() == null ? "" : l.changedBy(),
                         page.url("/tasks?status=running&" + l.scope().sql() + "=" + URLEncoder.encode(l.name(), StandardCharsets.UTF_8)),
                         page.url("/limits/" + l.scope().sql() + "/" + URLEncoder.encode(l.name(), StandardCharsets.UTF_8) + "/clear")))
-                .toList(), errors, form));
+                .toList();
     }
 
     /** Sets a limit from the page's form, as {@code limits set}: recorded as set by the dashboard. */

@@ -69,7 +69,7 @@ final class OverviewView {
                 t.stream().mapToLong(TaskQueries.Throughput::succeeded).sum(),
                 t.stream().mapToLong(TaskQueries.Throughput::failed).sum());
         long live = nodes.stream().filter(NodeStore.Node::alive).count();
-        return new Views.Overview(page, queues, stuck, withoutHandler, chart, live, nodes.size() - live);
+        return new Views.Overview(page, queues, stuck, withoutHandler, chart, live, nodes.size() - live, dashboard.limitRows(page));
     }
 
     Views.Nodes nodes(Page page) {

@@ -47,7 +47,8 @@ public final class Views {
                         long totalSucceeded, long totalFailed) {}
 
     public record Overview(Page page, List<QueueRow> queues, List<StuckRow> stuck, List<String> withoutHandler,
-                           Chart chart, long liveNodes, long otherNodes) {}
+                           Chart chart, long liveNodes, long otherNodes,
+                           List<LimitRow> limits) {}
 
     public record TaskRow(long id, String url, String queue, String kind, String status, String attempts, String owner,
                           String created, String lastError) {}

@@ -153,6 +153,7 @@ class DashboardBrowserTest {
         DispatcherConfig cfg = db.config().withNode("node-a", List.of("default"), 4).withHttpPort(DispatcherConfig.HTTP_OFF);
         signIn(withToken);
         browser.get(withToken.baseUrl() + "/ui/");
+        assertThat(browser.findElements(By.id("overview-limits"))).as("no limit, no section").isEmpty();
         Browser.open(browser, By.id("nav-limits"));
         assertThat(Browser.text(browser, "#no-limits")).startsWith("No limit is set");
 
@@ -168,6 +169,8 @@ class DashboardBrowserTest {
         Browser.open(browser, By.id("limit-set"));
         assertThat(Browser.text(browser, "#flash")).isEqualTo("Limit set.");
         assertThat(Browser.text(browser, "#limit-kind-echo")).startsWith("kind echo 0 0").contains("dashboard");
+        browser.get(withToken.baseUrl() + "/ui/");
+        assertThat(Browser.text(browser, "#overview-limits tbody")).isEqualTo("kind echo 0 0");
 
         Dispatcher node = Dispatcher.builder(cfg).build().start();
         try {
@@ -178,7 +181,7 @@ class DashboardBrowserTest {
             await().atMost(Duration.ofSeconds(30)).until(() -> db.count("tasks WHERE kind = 'noop' AND status = 'succeeded'") == 3);
             assertThat(db.count("tasks WHERE kind = 'echo' AND status = 'pending'")).isEqualTo(3);
 
-            browser.navigate().refresh();
+            browser.get(withToken.baseUrl() + "/ui/limits");
             Browser.open(browser, By.id("clear-kind-echo"));
             assertThat(Browser.text(browser, "#flash")).isEqualTo("Limit cleared.");
             assertThat(browser.findElements(By.id("limit-kind-echo"))).isEmpty();
@@ -362,6 +365,8 @@ class DashboardBrowserTest {
         Path out = Path.of(System.getProperty("pgdispatch.screenshots", "pgdispatch-cli/target/dashboard"));
         browser.get(withToken.baseUrl() + "/ui/");
         assertThat(browser.findElements(By.cssSelector("#throughput canvas"))).isNotEmpty();
+        assertThat(browser.findElement(By.cssSelector("#overview-limits tbody tr")).getAttribute("class"))
+                .as("build_report: 6 running of a limit of 4").isEqualTo("alert");
         assertThat(browser.findElements(By.cssSelector("#stuck tbody tr"))).isNotEmpty();
         Browser.screenshot(browser, out.resolve("overview.png"));
         browser.get(withToken.baseUrl() + "/ui/tasks");
