@@ -29,7 +29,9 @@ import pgdispatch.testing.TestDatabase;
  * write with a superseded token, cancel, operator retry and quarantine, reap, graceful release, node
  * crash and restart with startup recovery), pausing and resuming a queue, and setting and clearing a
  * concurrency limit on a kind or a queue (issue 15), across three owners and three tasks in two queues
- * (few, so they collide), against a real database. For each claim the model predicts which tasks it
+ * (few, so they collide), plus a fourth task that depends on the first two (issue 15: it waits while
+ * either has not ended, is released when both have succeeded, and is cancelled or, when the case says
+ * run anyway, released when one ends otherwise), against a real database. For each claim the model predicts which tasks it
  * returns: none from a paused queue (not even an expired lease to take over), none covered by a limit
  * the claim did not lock (a node that has not read the limits since one was set), and of a locked
  * limit's kind or queue no more new starts than its room (its maximum less what runs now). Time passes by UPDATE (a lease or heartbeat pushed into the past, a node gone silent, a
@@ -47,7 +49,7 @@ class TaskLifecycleProperties {
     @RegisterExtension
     static final TestDatabase db = new TestDatabase();
 
-    static final int TASKS = 3;
+    static final int TASKS = 4;
     static final int OWNERS = 3;
     static final int MAX_REQUEUE = 1;
     static final int MAX_STEPS = 40;
@@ -58,10 +60,16 @@ class TaskLifecycleProperties {
     /**
      * The kind and queue of each task: the second one's handler declares compensate (issue 14, item 7);
      * kind k spans both queues and queue default both kinds, so a limit on either covers two tasks.
-     * (Regression sequences below pass two priorities: they run with the first two tasks.)
+     * (Regression sequences below pass two or three priorities: they run with the first tasks only; four
+     * bring in the dependent.)
      */
-    static final List<String> KINDS = List.of("k", "saga", "k");
-    static final List<String> QUEUES_OF = List.of("default", "default", "mail");
+    static final List<String> KINDS = List.of("k", "saga", "k", "k");
+    static final List<String> QUEUES_OF = List.of("default", "default", "mail", "default");
+    /**
+     * The tasks each task depends on (V12_2), by index: the fourth waits for the first two, inserted after
+     * them; what it does when one ends other than succeeded is the case's {@code runAnyway}.
+     */
+    static final Map<Integer, List<Integer>> DEPENDS_ON = Map.of(3, List.of(0, 1));
     static final List<String> QUEUES = List.of("default", "mail");
     static final Set<String> COMPENSATING_KINDS = Set.of("saga");
     static final Map<String, Duration> LEASES = Map.of("k", LEASE, "saga", LEASE);
@@ -115,8 +123,8 @@ class TaskLifecycleProperties {
         }
     }
 
-    /** A generated case: the steps, and each task's priority and max_attempts. */
-    record Case(List<Op> ops, List<Integer> priorities, List<Integer> maxAttempts) {
+    /** A generated case: the steps, each task's priority and max_attempts, and what a dependent does when a dependency fails. */
+    record Case(List<Op> ops, List<Integer> priorities, List<Integer> maxAttempts, boolean runAnyway) {
         static Case random(Random r) {
             List<Op> ops = new ArrayList<>();
             int n = 1 + r.nextInt(MAX_STEPS);
@@ -129,7 +137,7 @@ class TaskLifecycleProperties {
                 prio.add(r.nextInt(2));
                 max.add(1 + r.nextInt(3));
             }
-            return new Case(List.copyOf(ops), List.copyOf(prio), List.copyOf(max));
+            return new Case(List.copyOf(ops), List.copyOf(prio), List.copyOf(max), r.nextBoolean());
         }
 
         /** Claims and lease expiry often (they make owners compete), crashes and operator actions less. */
@@ -144,7 +152,7 @@ class TaskLifecycleProperties {
         }
 
         Case withOps(List<Op> o) {
-            return new Case(List.copyOf(o), priorities, maxAttempts);
+            return new Case(List.copyOf(o), priorities, maxAttempts, runAnyway);
         }
     }
 
@@ -161,7 +169,7 @@ class TaskLifecycleProperties {
                 Throwable why = attempt(small);
                 throw new AssertionError("seed " + seed + ", try " + i + " failed; shrunk from " + c.ops().size() + " to "
                         + small.ops().size() + " steps:\n  ops = " + small.ops() + "\n  priorities = " + small.priorities()
-                        + ", maxAttempts = " + small.maxAttempts() + "\n" + (why == null ? failure : why).getMessage(),
+                        + ", maxAttempts = " + small.maxAttempts() + ", runAnyway = " + small.runAnyway() + "\n" + (why == null ? failure : why).getMessage(),
                         why == null ? failure : why);
             }
         }
@@ -230,9 +238,29 @@ class TaskLifecycleProperties {
                 new Op(Kind.CLAIM, 1, 0, 0)), List.of(1, 0, 1), List.of(1, 1, 1));
     }
 
+    @Test
+    void aDependentWaitsForBothDependenciesAndIsClaimedOnceTheLastHasSucceeded() throws SQLException {
+        // the fourth task waits for the first two (issue 15): not claimed while they run, pending at the
+        // second success, then ahead of the third task by priority
+        run(List.of(new Op(Kind.CLAIM, 0, 0, 1), new Op(Kind.CLAIM, 1, 0, 0), new Op(Kind.COMPLETE, 0, 0, 0),
+                new Op(Kind.COMPLETE, 0, 1, 0), new Op(Kind.CLAIM, 1, 0, 0), new Op(Kind.COMPLETE, 1, 3, 0)),
+                List.of(0, 0, 1, 0), List.of(1, 1, 1, 1), false);
+    }
+
+    @Test
+    void aDependencyEndingOtherwiseCancelsTheDependentOrReleasesOneThatRunsAnyway() throws SQLException {
+        for (boolean runAnyway : List.of(false, true)) {
+            // the saga's failure goes through its compensation first: only its end (compensated) counts
+            run(List.of(new Op(Kind.CLAIM, 0, 0, 1), new Op(Kind.FAIL_PERMANENT, 0, 1, 0), new Op(Kind.COMPLETE, 0, 0, 0),
+                    new Op(Kind.CLAIM, 1, 0, 0), new Op(Kind.COMPLETE, 1, 1, 0), new Op(Kind.CLAIM, 2, 0, 1),
+                    new Op(Kind.CANCEL, 0, 3, 0), new Op(Kind.RETRY, 0, 3, 0)),
+                    List.of(0, 0, 1, 0), List.of(1, 1, 1, 1), runAnyway);
+        }
+    }
+
     private static Throwable attempt(Case c) {
         try {
-            run(c.ops(), c.priorities(), c.maxAttempts());
+            run(c.ops(), c.priorities(), c.maxAttempts(), c.runAnyway());
             return null;
         } catch (AssertionError | SQLException | RuntimeException e) {
             return e;
@@ -277,14 +305,46 @@ class TaskLifecycleProperties {
 
     /** Runs one sequence against a fresh set of tasks; regression tests call it with a shrunk sequence. */
     static void run(List<Op> ops, List<Integer> priorities, List<Integer> maxAttempts) throws SQLException {
-        Model m = reset(priorities, maxAttempts);
+        run(ops, priorities, maxAttempts, false);
+    }
+
+    /** The same; with four tasks or more, the fourth depends on the first two and runs anyway if {@code runAnyway}. */
+    static void run(List<Op> ops, List<Integer> priorities, List<Integer> maxAttempts, boolean runAnyway) throws SQLException {
+        Model m = reset(priorities, maxAttempts, runAnyway);
         int step = 0;
         for (Op op : ops) {
             step++;
             m.clock++;
             String where = "step " + step + " " + op;
             apply(m, op, where);
+            settleDependencies(m);
             compare(m, where);
+        }
+    }
+
+    /**
+     * What the database does when a dependency ends (V12_2's trigger), whichever step ended it: each edge
+     * to a task now terminal is gone; a waiting dependent counts it (released at the last one) or, when it
+     * ended other than succeeded and the dependent does not run anyway, is cancelled. The order in which
+     * one step ends two dependencies does not change the outcome, so the model resolves them in id order.
+     */
+    private static void settleDependencies(Model m) {
+        for (TaskModel d : m.tasks) {
+            for (java.util.Iterator<Integer> it = d.edges.iterator(); it.hasNext(); ) {
+                TaskModel dep = m.tasks.get(it.next());
+                if (!dep.terminal()) continue;
+                it.remove();
+                if (!d.status.equals("waiting")) continue;
+                d.dependenciesLeft = Math.max(d.dependenciesLeft - 1, 0);
+                if (!dep.status.equals("succeeded") && !d.runAnyway) {
+                    d.status = "cancelled";
+                    d.lastErrorPrefix = "dependency " + dep.id + " ended " + dep.status;
+                    d.event("cancelled", null, d.token);
+                } else if (d.dependenciesLeft == 0) {
+                    d.status = "pending";
+                    d.event("dependencies_resolved", null, d.token);
+                }
+            }
         }
     }
 
@@ -312,6 +372,10 @@ class TaskLifecycleProperties {
         boolean compensating;
         /** The events this task must have, in order: type, owner and lease token each (issue 11, item 12). */
         final List<Ev> events = new ArrayList<>();
+        /** Its dependencies that have not ended (rows of task_dependencies), by index; how many it still waits for. */
+        final Set<Integer> edges = new java.util.TreeSet<>();
+        int dependenciesLeft;
+        boolean runAnyway;
 
         boolean running() {
             return status.equals("running");
@@ -392,16 +456,25 @@ class TaskLifecycleProperties {
         }
     }
 
-    private static Model reset(List<Integer> priorities, List<Integer> maxAttempts) throws SQLException {
+    private static Model reset(List<Integer> priorities, List<Integer> maxAttempts, boolean runAnyway) throws SQLException {
         Model m = new Model();
+        int independent = (int) java.util.stream.IntStream.range(0, priorities.size()).filter(i -> !DEPENDS_ON.containsKey(i)).count();
         try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
-            st.execute("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits RESTART IDENTITY");
+            st.execute("TRUNCATE tasks, task_events, task_dependencies, dispatcher_nodes, dispatcher_queues, concurrency_limits"
+                    + " RESTART IDENTITY");
             StringBuilder sql = new StringBuilder("INSERT INTO tasks (queue, kind, priority, max_attempts) VALUES ");
-            for (int i = 0; i < priorities.size(); i++) {
+            for (int i = 0; i < independent; i++) {
                 sql.append(i == 0 ? "" : ", ").append("('").append(QUEUES_OF.get(i)).append("', '").append(KINDS.get(i)).append("', ")
                         .append(priorities.get(i)).append(", ").append(maxAttempts.get(i)).append(")");
             }
             st.execute(sql.toString()); // one statement: the same run_at for all, ties broken by id
+            // the dependents after them (a later run_at: claimed after them at equal priority, as their ids say)
+            for (int i = independent; i < priorities.size(); i++) {
+                st.execute("INSERT INTO tasks (queue, kind, priority, max_attempts, depends_on, on_dependency_failure) VALUES ('"
+                        + QUEUES_OF.get(i) + "', '" + KINDS.get(i) + "', " + priorities.get(i) + ", " + maxAttempts.get(i) + ", '{"
+                        + String.join(",", DEPENDS_ON.get(i).stream().map(d -> String.valueOf(d + 1)).toList()) + "}', '"
+                        + (runAnyway ? "run" : "cancel") + "')");
+            }
         }
         for (int i = 0; i < priorities.size(); i++) {
             TaskModel t = new TaskModel();
@@ -411,6 +484,12 @@ class TaskLifecycleProperties {
             t.priority = priorities.get(i);
             t.maxAttempts = maxAttempts.get(i);
             t.compensable = COMPENSATING_KINDS.contains(KINDS.get(i));
+            if (DEPENDS_ON.containsKey(i)) {
+                t.status = "waiting";
+                t.edges.addAll(DEPENDS_ON.get(i));
+                t.dependenciesLeft = t.edges.size();
+                t.runAnyway = runAnyway;
+            }
             m.tasks.add(t);
         }
         for (int i = 0; i < OWNERS; i++) {
@@ -463,7 +542,7 @@ class TaskLifecycleProperties {
                 complete(m, o, t, op.task(), token, Kind.COMPLETE, op.variant(), where);
             }
             case CANCEL -> {
-                boolean expected = (t.status.equals("pending") || t.running()) && !t.compensating;
+                boolean expected = (t.status.equals("waiting") || t.status.equals("pending") || t.running()) && !t.compensating;
                 assertThat(store.cancel(t.id, "cancelled by test")).as("cancel accepted, " + where).isEqualTo(expected);
                 if (expected) {
                     t.lastErrorPrefix = "cancelled by test";
@@ -487,8 +566,8 @@ class TaskLifecycleProperties {
                 }
             }
             case QUARANTINE -> {
-                boolean expected = t.status.equals("pending") || t.running() || t.status.equals("failed")
-                        || t.status.equals("compensating");
+                boolean expected = t.status.equals("waiting") || t.status.equals("pending") || t.running()
+                        || t.status.equals("failed") || t.status.equals("compensating");
                 assertThat(store.quarantine(t.id, "looked odd")).as("quarantine accepted, " + where).isEqualTo(expected);
                 if (expected) {
                     t.status = "quarantined";
@@ -850,7 +929,7 @@ class TaskLifecycleProperties {
     private static void compare(Model m, String where) throws SQLException {
         try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
             try (ResultSet rs = st.executeQuery("""
-                    SELECT id, status, owner_id, lease_token, attempts, requeue_count, last_error,
+                    SELECT id, status, owner_id, lease_token, attempts, requeue_count, last_error, dependencies_left,
                            lease_expires_at IS NOT NULL AS has_lease, lease_expires_at < now() AS expired,
                            finished_at IS NOT NULL AS finished, run_at <= now() AS due
                       FROM tasks ORDER BY id""")) {
@@ -862,6 +941,7 @@ class TaskLifecycleProperties {
                     assertThat(rs.getLong("lease_token")).as("lease token of " + label).isEqualTo(t.token);
                     assertThat(rs.getInt("attempts")).as("attempts of " + label).isEqualTo(t.attempts);
                     assertThat(rs.getInt("requeue_count")).as("requeue count of " + label).isEqualTo(t.requeues);
+                    assertThat(rs.getInt("dependencies_left")).as("dependencies left of " + label).isEqualTo(t.dependenciesLeft);
                     assertThat(rs.getBoolean("has_lease")).as("lease set iff running, " + label).isEqualTo(t.running());
                     if (t.running()) assertThat(rs.getBoolean("expired")).as("lease expired, " + label).isEqualTo(t.leaseExpired);
                     assertThat(rs.getBoolean("finished")).as("finished_at set iff terminal, " + label).isEqualTo(t.terminal());
@@ -883,6 +963,13 @@ class TaskLifecycleProperties {
             for (TaskModel t : m.tasks) {
                 assertThat(events.getOrDefault(t.id, List.of())).as("events of task " + t.id + ", " + where).isEqualTo(t.events);
             }
+            List<String> edges = new ArrayList<>();
+            try (ResultSet rs = st.executeQuery("SELECT depends_on, task_id FROM task_dependencies ORDER BY task_id, depends_on")) {
+                while (rs.next()) edges.add(rs.getLong(1) + "->" + rs.getLong(2));
+            }
+            List<String> expectedEdges = new ArrayList<>();
+            for (TaskModel t : m.tasks) for (int d : t.edges) expectedEdges.add(m.tasks.get(d).id + "->" + t.id);
+            assertThat(edges).as("dependencies not ended, " + where).isEqualTo(expectedEdges);
         }
     }
 
