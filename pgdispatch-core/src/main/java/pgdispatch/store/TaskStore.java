@@ -1258,15 +1258,23 @@ public final class TaskStore {
              OR n.stopped_at IS NOT NULL
              OR n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond')""";
 
+    /** SQL text of {@code timestamptz} in UTC with milliseconds, {@code 2026-12-07 04:50:01.123Z}, whatever the session's TimeZone. */
+    static String utc(String expr) {
+        return "to_char((" + expr + ") AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS\"Z\"')";
+    }
+
     private static final String STALE_ROWS = """
                 SELECT t.id, t.owner_id, t.lease_token, t.requeue_count < :max_requeue AS requeue,
+                       -- times in UTC whatever the session's TimeZone (the reason goes into last_error and the
+                       -- event: the reaping node's JVM time zone must not decide how the audit trail reads)
                        CASE WHEN n.node_id IS NOT NULL AND n.stopped_at IS NOT NULL
-                                THEN 'owner node ' || t.owner_id || ' stopped at ' || n.stopped_at
+                                THEN 'owner node ' || t.owner_id || ' stopped at ' || """ + utc("n.stopped_at") + """
                             WHEN n.node_id IS NOT NULL AND n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond'
-                                THEN 'owner node ' || t.owner_id || ' not seen since ' || n.last_seen_at
+                                THEN 'owner node ' || t.owner_id || ' not seen since ' || """ + utc("n.last_seen_at") + """
                             WHEN t.lease_expires_at < now()
-                                THEN 'lease expired at ' || t.lease_expires_at
-                            ELSE 'no heartbeat since ' || coalesce(t.last_heartbeat_at, t.updated_at) END AS reason,
+                                THEN 'lease expired at ' || """ + utc("t.lease_expires_at") + """
+                            ELSE 'no heartbeat since ' || """ + utc("coalesce(t.last_heartbeat_at, t.updated_at)") + """
+             END AS reason,
                        CASE WHEN n.node_id IS NOT NULL AND n.stopped_at IS NOT NULL THEN 'node_stopped'
                             WHEN n.node_id IS NOT NULL AND n.last_seen_at < now() - :node_timeout_ms * interval '1 millisecond'
                                 THEN 'node_dead'
