@@ -107,7 +107,8 @@ public final class Scheduler {
                 }
             }
         }
-        Duration until = store.untilNextFire().orElse(config.maxWait());
+        // nothing ran: the due read already knows the next fire time (no second statement on an idle node)
+        Duration until = (due.schedules().isEmpty() ? due.untilLater() : store.untilNextFire()).orElse(config.maxWait());
         // a schedule that failed is still due: retried after maxWait, not in a busy loop
         if (t.errors > 0 || until.compareTo(config.maxWait()) > 0) until = config.maxWait();
         if (until.compareTo(MIN_WAIT) < 0) until = MIN_WAIT;

@@ -50,7 +50,8 @@ public final class ScheduleStore {
     }
 
     /** What the Scheduler reads at the start of a run: the database's clock and the schedules due or unplaced. */
-    public record Due(OffsetDateTime now, List<Stored> schedules) {}
+    /** What is due at {@code now} (the database's clock), and how long until the earliest fire time after it (empty: none). */
+    public record Due(OffsetDateTime now, List<Stored> schedules, Optional<Duration> untilLater) {}
 
     /** One row of a schedule's history. */
     public record Fire(long id, String schedule, OffsetDateTime fireAt, String action, Long taskId, OffsetDateTime skippedUntil,
@@ -86,11 +87,20 @@ public final class ScheduleStore {
 
     /** The enabled schedules whose next fire time has come (by the database's clock) or that are not placed yet. */
     public Due due() {
-        OffsetDateTime now = dsl.fetchValue(DSL.field("now()", OffsetDateTime.class));
-        List<Stored> rows = dsl.resultQuery("SELECT " + COLUMNS + " FROM schedules WHERE enabled"
-                + " AND (next_fire_at IS NULL OR next_fire_at <= {0}) ORDER BY next_fire_at NULLS FIRST, name", DSL.val(now))
-                .fetch(ScheduleStore::stored);
-        return new Due(now, rows);
+        // one statement per Scheduler run when nothing is due (the common case): the clock, the due rows
+        // (none: one row of NULLs) and the earliest later fire time
+        var result = dsl.resultQuery("""
+                WITH c AS (SELECT now() AS db_now)
+                SELECT c.db_now, (SELECT min(next_fire_at) FROM schedules WHERE enabled AND next_fire_at > c.db_now) AS later, d.*
+                  FROM c LEFT JOIN LATERAL (
+                       SELECT\s""" + COLUMNS + """
+                         FROM schedules WHERE enabled AND (next_fire_at IS NULL OR next_fire_at <= c.db_now)
+                        ORDER BY next_fire_at NULLS FIRST, name) d ON true
+                """).fetch();
+        OffsetDateTime now = result.get(0).get("db_now", OffsetDateTime.class);
+        OffsetDateTime later = result.get(0).get("later", OffsetDateTime.class);
+        List<Stored> rows = result.stream().filter(r -> r.get("name") != null).map(ScheduleStore::stored).toList();
+        return new Due(now, rows, later == null ? Optional.empty() : Optional.of(Duration.between(now, later)));
     }
 
     /** How long until the earliest next fire time of an enabled schedule, by the database's clock; empty when none. */
