@@ -4,9 +4,10 @@
 --   pgdispatch_app    runtime role: `pgdispatch run` and the other commands. It reads and writes rows of
 --                     tasks, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules and
 --                     schedule_fires (every node's scheduler advances schedules, records fires and deletes
---                     history past retention), reads and appends to task_events (the audit trail:
---                     no UPDATE or DELETE; old events go only through pgdispatch_prune_finished, which
---                     deletes them with their old finished tasks), reads pgdispatch_schema_history (a node
+--                     history past retention), reads and appends to task_event_log (the audit trail's
+--                     stored rows: no UPDATE or DELETE; old events go only through pgdispatch_prune_finished,
+--                     which deletes them with their old finished tasks) and reads the task_events view (V13;
+--                     INSERT through it too, for nodes of earlier versions), reads pgdispatch_schema_history (a node
 --                     refuses to start on a schema version it does not know), and runs
 --                     pgdispatch_reap_stale. It cannot create, alter or drop anything.
 --
@@ -86,19 +87,20 @@ DECLARE
     t   text;
     seq text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits',
-                             'schedules', 'schedule_fires', 'task_dependencies'] LOOP
+    FOREACH t IN ARRAY ARRAY['tasks', 'dispatcher_nodes', 'task_events', 'task_event_log', 'dispatcher_queues',
+                             'concurrency_limits', 'schedules', 'schedule_fires', 'task_dependencies'] LOOP
         IF to_regclass('public.' || t) IS NULL THEN
             CONTINUE;  -- not migrated yet: the default privileges above will cover it
         END IF;
-        IF t = 'task_events' THEN
+        IF t IN ('task_events', 'task_event_log') THEN
             -- append-only for the runtime: an earlier run of this script granted UPDATE and DELETE
+            -- (task_events: the table until V13, a view since, whose default privileges grant them too)
             EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON TABLE public.%I FROM pgdispatch_app', t);
             EXECUTE format('GRANT SELECT, INSERT ON TABLE public.%I TO pgdispatch_app', t);
         ELSE
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.%I TO pgdispatch_app', t);
         END IF;
-        -- identity columns' sequences (tasks.id, task_events.id)
+        -- identity columns' sequences (tasks.id, task_event_log.id: nextval reserves event ids, V13)
         FOR seq IN
             SELECT s.oid::regclass::text
               FROM pg_class s
@@ -130,7 +132,7 @@ BEGIN
         SELECT c.relname || ' (owner ' || pg_get_userbyid(c.relowner) || ')'
           FROM pg_class c
          WHERE c.relnamespace = 'public'::regnamespace
-           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'dispatcher_queues', 'concurrency_limits',
+           AND c.relname IN ('tasks', 'dispatcher_nodes', 'task_events', 'task_event_log', 'dispatcher_queues', 'concurrency_limits',
                             'schedules', 'schedule_fires', 'pgdispatch_schema_history')
            AND pg_get_userbyid(c.relowner) <> 'pgdispatch_owner'
     LOOP

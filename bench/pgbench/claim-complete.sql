@@ -31,7 +31,7 @@ END AS poison
        -- a paused queue's expired leases wait for the reaper (back to pending) and the resume
        AND NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = t.queue AND p.paused)
        AND NOT EXISTS (SELECT 1 FROM limits l WHERE NOT l.locked AND ((l.scope = 'kind' AND l.name = t.kind)
-                                                       OR (l.scope = 'queue' AND l.name = t.queue)))
+                                                                   OR (l.scope = 'queue' AND l.name = t.queue)))
      ORDER BY t.priority, t.run_at, t.id
      LIMIT :limit
        FOR UPDATE OF t SKIP LOCKED
@@ -40,7 +40,7 @@ END AS poison
       -- paused queues (dispatcher_queues) are read here, in the claim itself: a pause holds
       -- from every node's next claim on
       FROM (SELECT u.name FROM unnest('{default}'::text[]) AS u(name)
- WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
+             WHERE NOT EXISTS (SELECT 1 FROM dispatcher_queues p WHERE p.queue = u.name AND p.paused)) AS q
      CROSS JOIN LATERAL (
         SELECT t.id, t.priority, t.run_at, t.kind, t.queue,CASE WHEN t.attempts >= 2147483646
           THEN 'attempts=' || t.attempts || ' leaves no room for another attempt (V8: below 2147483647)'
@@ -92,7 +92,7 @@ END AS poison
     SELECT c.id, c.prev_owner, c.poison
       FROM (SELECT * FROM expired UNION ALL SELECT * FROM due UNION ALL SELECT * FROM compensate) c
      WHERE NOT EXISTS (SELECT 1 FROM limits l WHERE (l.scope = 'kind' AND l.name = c.kind)
-                                     OR (l.scope = 'queue' AND l.name = c.queue))
+                                                 OR (l.scope = 'queue' AND l.name = c.queue))
      ORDER BY c.priority, c.run_at, c.id
      LIMIT :limit
 ), claimed AS (
@@ -100,7 +100,7 @@ END AS poison
        SET status            = CASE WHEN p.poison IS NULL THEN 'running' ELSE 'quarantined' END,
            owner_id          = ('pgbench-' || :client_id),
            lease_token       = CASE WHEN p.poison IS NULL THEN t.lease_token + 1
-                          ELSE least(t.lease_token, 9223372036854775806) END,
+                                      ELSE least(t.lease_token, 9223372036854775806) END,
            lease_expires_at  = CASE WHEN p.poison IS NULL THEN now() + l.lease_ms * interval '1 millisecond' END,
            last_heartbeat_at = now(),  -- the attempt's progress clock starts at its claim
            progress_count    = 0,
@@ -110,28 +110,34 @@ END AS poison
            quiet_until       = NULL,
            attempts          = CASE WHEN p.poison IS NULL THEN t.attempts + 1 ELSE least(t.attempts, 2147483646) END,
            requeue_count     = CASE WHEN p.poison IS NOT NULL THEN least(t.requeue_count, 2147483646)
-                        WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END,
+                                    WHEN p.prev_owner IS NULL THEN t.requeue_count ELSE t.requeue_count + 1 END,
            started_at        = now(),
            finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
            last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
            compensable       = t.kind = ANY('{}'::text[]),
+           -- a plain claim writes no event: it reserves the id of its 'claimed' row, which the
+           -- task_events view shows from this row until V13's trigger writes it to the log
+           claim_event_id    = CASE WHEN p.poison IS NULL AND p.prev_owner IS NULL AND NOT t.compensating
+                                    THEN nextval('task_event_log_id_seq') END,
            updated_at        = now()
       FROM picked p, lease l
      WHERE t.id = p.id AND l.kind = t.kind
     RETURNING t.id, t.queue, t.kind,
-  -- at most one character past the bound reaches the node's heap (see POISON)
-  CASE WHEN p.poison IS NULL THEN left(t.payload::text, 1048576 + 1) END AS payload,
-  t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
-  l.lease_ms, p.prev_owner, p.poison, t.compensating
+              -- at most one character past the bound reaches the node's heap (see POISON)
+              CASE WHEN p.poison IS NULL THEN left(t.payload::text, 1048576 + 1) END AS payload,
+              t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
+              l.lease_ms, p.prev_owner, p.poison, t.compensating, t.claim_event_id
 ), ev AS (
-    INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+    -- the other claims (a take-over, a compensation step, a quarantine) write their row
+    INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
     SELECT c.id, CASE WHEN c.poison IS NOT NULL THEN 'quarantined'
-          WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, ('pgbench-' || :client_id), c.lease_token,
+                      WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, ('pgbench-' || :client_id), c.lease_token,
            CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
-    WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
-    ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
-                            'reason', 'lease expired', 'requeue_count', c.requeue_count) END
+                WHEN c.prev_owner IS NULL THEN jsonb_build_object('attempt', c.attempts)
+                ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
+                                        'reason', 'lease expired', 'requeue_count', c.requeue_count) END
       FROM claimed c
+     WHERE c.claim_event_id IS NULL
 )
 SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM claimed \gset
 
@@ -140,16 +146,21 @@ WITH done AS (
 ), upd AS (
     UPDATE tasks t
        SET status = 'succeeded', result = d.result::jsonb, finished_at = now(), updated_at = now(),
-           lease_expires_at = NULL
+           lease_expires_at = NULL,
+           -- a success under the lease it presents writes no event: it reserves the id of its
+           -- 'succeeded' row, shown from this row by the task_events view (V13)
+           done_event_id = CASE WHEN t.compensating OR t.lease_token <> d.token THEN NULL
+                                ELSE nextval('task_event_log_id_seq') END
       FROM done d
      WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = ('pgbench-' || :client_id) AND t.status = 'running'
     -- the token the node presented, not the row's (the fence makes them equal): an audit of the
     -- events must see what was asked, or a write the fence should have refused but did not
-    -- would look like one it accepted; a compensation step's success is 'compensated' (V10_5's trigger)
-    RETURNING t.id, d.token AS lease_token, t.status
+    -- would look like one it accepted (so such a write is stored, never derived from the row);
+    -- a compensation step's success is 'compensated' (V10_5's trigger), stored too
+    RETURNING t.id, d.token AS lease_token, t.status, t.done_event_id
 ), ev AS (
-    INSERT INTO task_events (task_id, event, owner_id, lease_token)
-    SELECT u.id, u.status, ('pgbench-' || :client_id), u.lease_token FROM upd u
+    INSERT INTO task_event_log (task_id, event, owner_id, lease_token)
+    SELECT u.id, u.status, ('pgbench-' || :client_id), u.lease_token FROM upd u WHERE u.done_event_id IS NULL
 ), missed AS (
     -- outcomes the update did not take (normally none), with the row as it is; only these are
     -- looked up again, by primary key: a join of every outcome with the finished rows would
@@ -160,7 +171,7 @@ WITH done AS (
       FROM done d LEFT JOIN tasks t ON t.id = d.id
      WHERE (d.id, d.token) NOT IN (SELECT id, lease_token FROM upd)
 ), refused AS (
-    INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+    INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
     SELECT m.id, 'completion_refused', ('pgbench-' || :client_id), m.token,
            jsonb_build_object('outcome', 'succeeded', 'status', m.status,
                               'current_owner', m.owner_id, 'current_token', m.lease_token)

@@ -50,7 +50,7 @@ class MutantScenariosTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         store = new TaskStore(db.database());
     }
 

@@ -67,7 +67,7 @@ class DatabaseOutageTest {
 
     @BeforeEach
     void startNodeBehindAProxy() throws Exception {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         DatabaseUrl direct = db.url();
         proxy = new ChaosProxy("outage-test", direct.host(), direct.port());
         DatabaseUrl viaProxy = new DatabaseUrl("127.0.0.1", proxy.port(), direct.database(), direct.user(), direct.password(),

@@ -61,7 +61,7 @@ final class BacklogScenario implements Scenario {
         f.put("claim_ms_big", claims(db, req, "big backlog (" + big + " pending)", notes));
         f.put("big_vs_small", (double) f.get("claim_ms_big") / (double) f.get("claim_ms_small"));
 
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         double dueAt = db.number("SELECT extract(epoch FROM now() + interval '2 seconds')");
         insert(db, burst, "to_timestamp(" + dueAt + ")");
         long waitMs = (long) ((dueAt - db.number("SELECT extract(epoch FROM clock_timestamp())")) * 1000) + 50;

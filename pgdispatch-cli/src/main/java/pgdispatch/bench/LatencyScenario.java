@@ -51,7 +51,7 @@ final class LatencyScenario implements Scenario {
             // warm the producer's connections and statements, and the node's path, before the clock starts
             for (int i = 0; i < SENDERS; i++) client.enqueue(TaskClient.Enqueue.of("noop", payload));
             nodes.awaitFinished(SENDERS, Duration.ofSeconds(30));
-            db.exec("TRUNCATE tasks, task_events"); // keeps the nodes row; the measured rows start from here
+            db.exec("TRUNCATE tasks, task_event_log"); // keeps the nodes row; the measured rows start from here
             ExecutorService senders = Executors.newFixedThreadPool(SENDERS);
             long start = System.nanoTime();
             long period = 1_000_000_000L / o.rate();

@@ -43,7 +43,7 @@ final class RenewScenario implements Scenario {
      */
     private static void node(ScratchDatabase db, Map<String, String> env, int h, int batch, Map<String, Object> f)
             throws InterruptedException {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
         db.preload(h, "sleep", "{\"ms\": 600000}");
         MemoryMXBean mem = ManagementFactory.getMemoryMXBean();
         try (BenchNodes nodes = new BenchNodes()) {
@@ -138,7 +138,7 @@ final class RenewScenario implements Scenario {
         Map<String, Object> f = new LinkedHashMap<>();
         long statements = 0, ticks = 0, updates = 0, hot = 0;
         for (int h : o.leases()) {
-            db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+            db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
             db.preload(h, "sleep", "{\"ms\": 600000}");
             String incarnation;
             List<HeldLease> held = new ArrayList<>();

@@ -131,9 +131,9 @@ final class ScratchDatabase implements AutoCloseable {
 
     /** Empties the task tables and resets the node rows, pauses and limits (between repeats). */
     void reset() {
-        exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits");
+        exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, dispatcher_queues, concurrency_limits");
         exec("VACUUM ANALYZE tasks");
-        exec("VACUUM ANALYZE task_events");
+        exec("VACUUM ANALYZE task_event_log");
     }
 
     /** Inserts {@code n} pending tasks of {@code kind} with {@code payload}, in chunks, then ANALYZE. */
@@ -162,7 +162,7 @@ final class ScratchDatabase implements AutoCloseable {
         }
         Map<String, long[]> tables = new LinkedHashMap<>();
         for (Map<String, Object> r : rows("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del"
-                + " FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'dispatcher_nodes')")) {
+                + " FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_event_log', 'dispatcher_nodes')")) {
             tables.put((String) r.get("relname"), new long[] {((Number) r.get("n_tup_ins")).longValue(),
                     ((Number) r.get("n_tup_upd")).longValue(), ((Number) r.get("n_tup_hot_upd")).longValue(),
                     ((Number) r.get("n_tup_del")).longValue()});

@@ -37,7 +37,7 @@ class HostileInputTest {
 
     @BeforeEach
     void someStoredData() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         client.enqueue(TaskClient.Enqueue.of("noop", "{\"keep\":\"me\"}"));
         client.enqueue(TaskClient.Enqueue.of("echo", "{\"n\":2}").queue("other").priority(5));
         before = snapshot();

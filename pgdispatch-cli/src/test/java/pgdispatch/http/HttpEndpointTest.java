@@ -70,7 +70,7 @@ class HttpEndpointTest {
 
     @BeforeEach
     void start() throws Exception {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
         DispatcherConfig cfg = db.config().withHttpPort(0);
         // the dispatcher opens its own pool, so the pool's meters land in its registry
         dispatcher = Dispatcher.builder(cfg).meterRegistry(new PrometheusMeterRegistry(PrometheusConfig.DEFAULT)).build().start();

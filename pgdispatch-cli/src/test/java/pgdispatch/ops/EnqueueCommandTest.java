@@ -18,7 +18,7 @@ class EnqueueCommandTest {
 
     @BeforeEach
     void empty() {
-        db.exec("TRUNCATE tasks, task_events, task_dependencies");
+        db.exec("TRUNCATE tasks, task_event_log, task_dependencies");
     }
 
     @Test

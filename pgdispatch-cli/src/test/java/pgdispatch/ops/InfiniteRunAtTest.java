@@ -30,7 +30,7 @@ class InfiniteRunAtTest {
 
     @BeforeEach
     void legacyRows() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
         // rows from before V9: its check is NOT VALID, so they exist; here they are made the way they were then
         db.exec("ALTER TABLE tasks DROP CONSTRAINT tasks_run_at_finite_check");
         future = insert("INSERT INTO tasks (kind, run_at) VALUES ('noop', 'infinity')");

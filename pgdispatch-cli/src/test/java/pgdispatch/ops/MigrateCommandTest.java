@@ -46,7 +46,7 @@ class MigrateCommandTest {
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo("database " + name + ": applied " + COUNT + " migration(s); schema version " + LATEST + "\n");
         assertThat(count(url, "SELECT count(*) FROM pgdispatch_schema_history WHERE success")).isEqualTo(COUNT);
-        assertThat(count(url, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('tasks', 'task_events', 'dispatcher_nodes')"))
+        assertThat(count(url, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('tasks', 'task_event_log', 'dispatcher_nodes')"))
                 .isEqualTo(3);
 
         Cli.Run again = Cli.run(url, "migrate");

@@ -15,7 +15,7 @@ class NodesCommandTest {
 
     @BeforeEach
     void rows() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
         db.exec("""
                 INSERT INTO dispatcher_nodes (node_id, incarnation, host, pid, version, queues, kinds, last_seen_at, stopped_at)
                 VALUES ('node-live', gen_random_uuid(), 'h1', 11, '0.1.0', '{default,mail}', '{noop}', now(), NULL),

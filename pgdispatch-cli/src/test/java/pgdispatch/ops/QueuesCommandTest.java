@@ -18,7 +18,7 @@ class QueuesCommandTest {
 
     @BeforeEach
     void rows() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, dispatcher_queues");
         db.exec("INSERT INTO tasks (queue, kind) VALUES ('mail', 'send'), ('mail', 'send'), ('default', 'noop')");
     }
 

@@ -27,7 +27,7 @@ class TasksCommandTest {
 
     @BeforeEach
     void rows() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
         pending = insert("INSERT INTO tasks (kind, payload) VALUES ('echo', '{\"n\": 1}')");
         running = insert("INSERT INTO tasks (kind, status, owner_id, lease_token, lease_expires_at, last_heartbeat_at, attempts)"
                 + " VALUES ('sleep', 'running', 'node-a', 2, now() + interval '5 minutes', now(), 1)");

@@ -69,7 +69,7 @@ class DashboardBrowserTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules, schedule_fires");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules, schedule_fires");
         browser.manage().deleteAllCookies();
     }
 

@@ -287,7 +287,7 @@ public final class DispatchMetrics {
     private Counter dependencyCounter(String outcome) {
         return counters.computeIfAbsent("pgdispatch.dependencies.released|" + outcome, k -> Counter.builder("pgdispatch.dependencies.released")
                 .description("Waiting tasks whose dependencies ended, by outcome: released (made pending) or cancelled"
-                        + " (a dependency ended otherwise than succeeded); cluster-wide, read from task_events")
+                        + " (a dependency ended otherwise than succeeded); cluster-wide, read from task_event_log")
                 .tag("outcome", outcome).register(registry));
     }
 

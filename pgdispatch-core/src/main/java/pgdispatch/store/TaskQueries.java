@@ -2,6 +2,7 @@ package pgdispatch.store;
 
 import static pgdispatch.store.jooq.Tables.TASKS;
 import static pgdispatch.store.jooq.Tables.TASK_EVENTS;
+import static pgdispatch.store.jooq.Tables.TASK_EVENT_LOG;
 
 import java.time.Duration;
 import java.time.OffsetDateTime;
@@ -89,20 +90,43 @@ public final class TaskQueries {
     public record Throughput(OffsetDateTime minute, long claimed, long succeeded, long failed) {}
 
     /**
+     * The events at or after {@code since} (a SQL expression) as (event, at): task_event_log's rows through
+     * its index on {@code at}, and the claimed and succeeded rows V13 shows from the task rows, read through
+     * the partial indexes on running rows and on finished_at (a derived claim is on a running or a
+     * succeeded task, and a succeeded task that started at or after {@code since} finished after it).
+     * The task_events view gives the same rows, but a time range over it reads every task row.
+     */
+    private static String eventsSince(String since) {
+        return """
+                SELECT e.event, e.at FROM task_event_log e WHERE e.at >= SINCE
+                UNION ALL
+                SELECT 'claimed', t.started_at FROM tasks t
+                 WHERE t.status = 'running' AND t.claim_event_id IS NOT NULL AND t.started_at >= SINCE
+                UNION ALL
+                SELECT 'claimed', t.started_at FROM tasks t
+                 WHERE t.status = 'succeeded' AND t.finished_at >= SINCE AND t.claim_event_id IS NOT NULL
+                   AND t.started_at >= SINCE
+                UNION ALL
+                SELECT 'succeeded', t.finished_at FROM tasks t
+                 WHERE t.status = 'succeeded' AND t.finished_at >= SINCE AND t.done_event_id IS NOT NULL
+                """.replace("SINCE", since);
+    }
+
+    /**
      * Per minute over the last {@code minutes} minutes (oldest first, every minute present, the current
-     * one included), counted from {@code task_events} through its index on {@code at}.
+     * one included), counted from the audit trail (see {@link #eventsSince}).
      */
     public List<Throughput> throughput(int minutes) {
         return dsl.resultQuery("""
                 SELECT m.minute,
-                       count(e.id) FILTER (WHERE e.event = 'claimed') AS claimed,
-                       count(e.id) FILTER (WHERE e.event = 'succeeded') AS succeeded,
-                       count(e.id) FILTER (WHERE e.event IN ('failed', 'retry_scheduled')) AS failed
+                       count(e.at) FILTER (WHERE e.event = 'claimed') AS claimed,
+                       count(e.at) FILTER (WHERE e.event = 'succeeded') AS succeeded,
+                       count(e.at) FILTER (WHERE e.event IN ('failed', 'retry_scheduled')) AS failed
                   FROM generate_series(date_trunc('minute', now()) - ({0} - 1) * interval '1 minute',
                                        date_trunc('minute', now()), interval '1 minute') AS m(minute)
-                  LEFT JOIN task_events e
-                         ON e.at >= date_trunc('minute', now()) - ({0} - 1) * interval '1 minute'
-                        AND date_trunc('minute', e.at) = m.minute
+                  LEFT JOIN (""" + eventsSince("date_trunc('minute', now()) - ({0} - 1) * interval '1 minute'") + """
+                       ) e
+                         ON date_trunc('minute', e.at) = m.minute
                         AND e.event IN ('claimed', 'succeeded', 'failed', 'retry_scheduled')
                  GROUP BY m.minute ORDER BY m.minute
                 """, DSL.val(minutes)).fetch(r -> new Throughput(r.get("minute", OffsetDateTime.class),
@@ -228,11 +252,9 @@ public final class TaskQueries {
 
     /** Event totals since {@code since} ago, by event name (recovery effectiveness). */
     public Map<String, Long> eventCounts(Duration since) {
-        return dsl.select(TASK_EVENTS.EVENT, DSL.count().cast(Long.class))
-                .from(TASK_EVENTS)
-                .where(TASK_EVENTS.AT.gt(DSL.currentOffsetDateTime().minus(DSL.val(org.jooq.types.DayToSecond.valueOf(since)))))
-                .groupBy(TASK_EVENTS.EVENT)
-                .fetchMap(TASK_EVENTS.EVENT, DSL.count().cast(Long.class));
+        return dsl.resultQuery("SELECT e.event, count(*) AS n FROM (" + eventsSince("now() - {0} * interval '1 millisecond'") + ") e GROUP BY e.event",
+                        DSL.val(since.toMillis()))
+                .fetchMap(r -> r.get("event", String.class), r -> r.get("n", Long.class));
     }
 
     /** Pending tasks whose kind no live node has a handler for (they would wait forever). */
@@ -324,21 +346,21 @@ public final class TaskQueries {
     }
 
     /**
-     * Dependency releases recorded in {@code task_events} with an id above {@code afterId} (V12_2: waiting
+     * Dependency releases recorded in {@code task_event_log} (they are always stored) with an id above {@code afterId} (V12_2: waiting
      * tasks made pending, and cancelled because a dependency ended otherwise), and the highest event id
      * read; {@code afterId} null: none counted, only the highest id now (a node starts counting there).
      * Walks the primary key from {@code afterId}: the cost is the events since the last look.
      */
     public DependencyEvents dependencyEventsAfter(Long afterId) {
         if (afterId == null) {
-            Long max = dsl.select(DSL.max(TASK_EVENTS.ID)).from(TASK_EVENTS).fetchOne(0, Long.class);
+            Long max = dsl.select(DSL.max(TASK_EVENT_LOG.ID)).from(TASK_EVENT_LOG).fetchOne(0, Long.class);
             return new DependencyEvents(max == null ? 0 : max, 0, 0);
         }
         return dsl.resultQuery("""
                 SELECT coalesce(max(id), {0}) AS last,
                        count(*) FILTER (WHERE event = 'dependencies_resolved') AS released,
                        count(*) FILTER (WHERE event = 'cancelled' AND detail ->> 'by' = 'dependency') AS cancelled
-                  FROM task_events WHERE id > {0}
+                  FROM task_event_log WHERE id > {0}
                 """, DSL.val(afterId)).fetchOne(r -> new DependencyEvents(r.get("last", Long.class),
                 r.get("released", Long.class), r.get("cancelled", Long.class)));
     }

@@ -31,7 +31,9 @@ import org.jooq.impl.DSL;
  * <p>Every write of a worker is fenced: it matches {@code owner_id}, {@code lease_token} and
  * {@code status = 'running'}, so a worker whose lease was taken over changes nothing. Rows affected is
  * the answer: fewer than asked means refused (the caller learns which). Every transition writes its
- * {@code task_events} row in the same statement. Time is always the database's {@code now()}.
+ * {@code task_event_log} row in the same statement, except a plain claim and its success: those reserve
+ * their event ids on the task row, and the {@code task_events} view shows the rows from it until V13's
+ * trigger writes them to the log when the row changes again. Time is always the database's {@code now()}.
  *
  * <p>The batched statements are PostgreSQL text (data-modifying CTEs over {@code unnest} arrays, one
  * round trip per batch): beyond what jOOQ's DSL expresses readably. Single-row operator actions use
@@ -475,6 +477,10 @@ public final class TaskStore {
                        finished_at       = CASE WHEN p.poison IS NULL THEN NULL ELSE now() END,
                        last_error        = CASE WHEN p.poison IS NULL THEN t.last_error ELSE 'quarantined: ' || p.poison END,
                        compensable       = t.kind = ANY(:compensating_kinds::text[]),
+                       -- a plain claim writes no event: it reserves the id of its 'claimed' row, which the
+                       -- task_events view shows from this row until V13's trigger writes it to the log
+                       claim_event_id    = CASE WHEN p.poison IS NULL AND p.prev_owner IS NULL AND NOT t.compensating
+                                                THEN nextval('task_event_log_id_seq') END,
                        updated_at        = now()
                   FROM picked p, lease l
                  WHERE t.id = p.id AND l.kind = t.kind
@@ -482,9 +488,10 @@ public final class TaskStore {
                           -- at most one character past the bound reaches the node's heap (see POISON)
                           CASE WHEN p.poison IS NULL THEN left(t.payload::text, :max_payload + 1) END AS payload,
                           t.attempts, t.max_attempts, t.lease_token, t.progress::text AS progress, t.requeue_count,
-                          l.lease_ms, p.prev_owner, p.poison, t.compensating
+                          l.lease_ms, p.prev_owner, p.poison, t.compensating, t.claim_event_id
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                -- the other claims (a take-over, a compensation step, a quarantine) write their row
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT c.id, CASE WHEN c.poison IS NOT NULL THEN 'quarantined'
                                   WHEN c.compensating THEN 'compensation_started' ELSE 'claimed' END, :owner, c.lease_token,
                        CASE WHEN c.poison IS NOT NULL THEN jsonb_build_object('reason', c.poison, 'by', 'claim')
@@ -492,6 +499,7 @@ public final class TaskStore {
                             ELSE jsonb_build_object('attempt', c.attempts, 'took_over_from', c.prev_owner,
                                                     'reason', 'lease expired', 'requeue_count', c.requeue_count) END
                   FROM claimed c
+                 WHERE c.claim_event_id IS NULL
             )
             SELECT * FROM claimed
             """;
@@ -590,7 +598,7 @@ public final class TaskStore {
                  WHERE t.id = :id AND t.owner_id = :owner AND t.status = 'running'
                 RETURNING t.id, t.owner_id, t.lease_token
             )
-            INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+            INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
             SELECT u.id, 'quarantined', u.owner_id, u.lease_token, jsonb_build_object('reason', :reason::text, 'by', 'claim')
               FROM upd u
             """);
@@ -673,7 +681,7 @@ public final class TaskStore {
                           t.lease_token, t.progress::text AS progress, t.requeue_count, l.lease_ms,
                           NULL::text AS prev_owner, t.compensating
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT c.id, 'claimed', :owner, c.lease_token,
                        jsonb_build_object('attempt', c.attempts, 'reason', 'reclaimed after a lost claim response')
                   FROM claimed c
@@ -778,7 +786,7 @@ public final class TaskStore {
                                                       :stale_ms, j.judge_silent) AS bound_ms,
                           t.progress_count, t.progress_interval_ms, t.progress->>'message' AS message
             ), stuck_ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT s.id, 'stuck', :owner, s.token,
                        jsonb_build_object('silence_ms', round(s.silence_ms), 'bound_ms', round(s.bound_ms),
                                           'cadence_ms', round(s.progress_interval_ms), 'reports', s.progress_count,
@@ -788,7 +796,7 @@ public final class TaskStore {
                                           'next_run_at', CASE WHEN s.status = 'pending' THEN s.run_at END)
                   FROM stuck s
             ), lost AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT h.id, 'lease_lost', :owner, h.token,
                        jsonb_build_object('status', t.status, 'current_owner', t.owner_id,
                                           'current_token', t.lease_token)
@@ -920,7 +928,7 @@ public final class TaskStore {
                  WHERE t.id = :id AND t.owner_id = :owner AND t.lease_token = :token AND t.status = 'running'
                    AND NOT EXISTS (SELECT 1 FROM upd)
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT :id, 'lease_extended', :owner, :token,
                        jsonb_build_object('by_ms', :by_ms, 'reason', :reason::text, 'extension', u.extension_count,
                                           'max_extensions', :max_extensions, 'quiet_until', u.quiet_until)
@@ -963,16 +971,21 @@ public final class TaskStore {
             ), upd AS (
                 UPDATE tasks t
                    SET status = 'succeeded', result = d.result::jsonb, finished_at = now(), updated_at = now(),
-                       lease_expires_at = NULL
+                       lease_expires_at = NULL,
+                       -- a success under the lease it presents writes no event: it reserves the id of its
+                       -- 'succeeded' row, shown from this row by the task_events view (V13)
+                       done_event_id = CASE WHEN t.compensating OR t.lease_token <> d.token THEN NULL
+                                            ELSE nextval('task_event_log_id_seq') END
                   FROM done d
                  WHERE t.id = d.id AND t.lease_token = d.token AND t.owner_id = :owner AND t.status = 'running'
                 -- the token the node presented, not the row's (the fence makes them equal): an audit of the
                 -- events must see what was asked, or a write the fence should have refused but did not
-                -- would look like one it accepted; a compensation step's success is 'compensated' (V10_5's trigger)
-                RETURNING t.id, d.token AS lease_token, t.status
+                -- would look like one it accepted (so such a write is stored, never derived from the row);
+                -- a compensation step's success is 'compensated' (V10_5's trigger), stored too
+                RETURNING t.id, d.token AS lease_token, t.status, t.done_event_id
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token)
-                SELECT u.id, u.status, :owner, u.lease_token FROM upd u
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token)
+                SELECT u.id, u.status, :owner, u.lease_token FROM upd u WHERE u.done_event_id IS NULL
             ), missed AS (
                 -- outcomes the update did not take (normally none), with the row as it is; only these are
                 -- looked up again, by primary key: a join of every outcome with the finished rows would
@@ -983,7 +996,7 @@ public final class TaskStore {
                   FROM done d LEFT JOIN tasks t ON t.id = d.id
                  WHERE (d.id, d.token) NOT IN (SELECT id, lease_token FROM upd)
             ), refused AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT m.id, 'completion_refused', :owner, m.token,
                        jsonb_build_object('outcome', 'succeeded', 'status', m.status,
                                           'current_owner', m.owner_id, 'current_token', m.lease_token)
@@ -1027,7 +1040,7 @@ public final class TaskStore {
                 RETURNING t.id, f.token AS lease_token, t.status, t.attempts, t.max_attempts, t.run_at, f.error, f.permanent, f.note,
                           t.compensating, t.last_error
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, CASE WHEN u.status = 'pending' THEN 'retry_scheduled'
                                   WHEN u.status = 'compensating' AND u.attempts > 0 THEN 'compensation_failed'
                                   WHEN u.status = 'quarantined' THEN 'quarantined' ELSE 'failed' END, :owner, u.lease_token,
@@ -1041,12 +1054,12 @@ public final class TaskStore {
                   FROM upd u
             ), missed AS (
                 SELECT f.id, f.token, t.status, t.owner_id, t.lease_token,
-                       (SELECT e.event FROM task_events e
+                       (SELECT e.event FROM task_event_log e
                          WHERE e.task_id = f.id AND e.owner_id = :owner AND e.lease_token = f.token
                            AND (e.event IN ('failed', 'retry_scheduled', 'compensation_failed')
                                 OR (e.event = 'quarantined' AND e.detail->>'by' = 'compensation'))
                          ORDER BY e.id DESC LIMIT 1) AS written,
-                       (SELECT e.detail->>'status' FROM task_events e
+                       (SELECT e.detail->>'status' FROM task_event_log e
                          WHERE e.task_id = f.id AND e.owner_id = :owner AND e.lease_token = f.token
                            AND (e.event IN ('failed', 'retry_scheduled', 'compensation_failed')
                                 OR (e.event = 'quarantined' AND e.detail->>'by' = 'compensation'))
@@ -1054,7 +1067,7 @@ public final class TaskStore {
                   FROM f LEFT JOIN tasks t ON t.id = f.id
                  WHERE (f.id, f.token) NOT IN (SELECT id, lease_token FROM upd)
             ), refused AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT m.id, 'completion_refused', :owner, m.token,
                        jsonb_build_object('outcome', 'failed', 'status', m.status,
                                           'current_owner', m.owner_id, 'current_token', m.lease_token)
@@ -1140,7 +1153,7 @@ public final class TaskStore {
             WITH gone AS (
                 DELETE FROM tasks t WHERE t.id = ANY(:ids::bigint[]) AND t.id % 10 = 0 RETURNING t.*
             ), events AS (
-                DELETE FROM task_events e USING gone g WHERE e.task_id = g.id
+                DELETE FROM task_event_log e USING gone g WHERE e.task_id = g.id
             ), look_alike AS (
                 INSERT INTO tasks (queue, kind, payload, priority, max_attempts, run_at, status, attempts, owner_id,
                                    lease_token, result, started_at, finished_at)
@@ -1148,7 +1161,7 @@ public final class TaskStore {
                        1, g.result, g.started_at, g.finished_at FROM gone g
                 RETURNING id, owner_id
             )
-            INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+            INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
             SELECT l.id, v.event, l.owner_id, 1, v.detail::jsonb
               FROM look_alike l, (VALUES (1, 'claimed', '{"attempt": 1}'), (2, 'succeeded', NULL)) AS v(n, event, detail)
              ORDER BY l.id, v.n
@@ -1172,7 +1185,7 @@ public final class TaskStore {
                  WHERE t.id = r.id AND t.lease_token = r.token AND t.owner_id = :owner AND t.status = 'running'
                 RETURNING t.id, r.token
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, 'released', :owner, u.token, jsonb_build_object('reason', :reason::text) FROM upd u
             )
             SELECT id FROM upd
@@ -1314,7 +1327,7 @@ public final class TaskStore {
                  WHERE t.id = s.id AND lock.held
                 RETURNING t.id, s.owner_id, s.lease_token, s.requeue, s.reason, s.cause, t.requeue_count
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT m.id, CASE WHEN m.requeue THEN 'requeued' ELSE 'quarantined' END, m.owner_id, m.lease_token,
                        jsonb_build_object('reason', m.reason, 'cause', m.cause, 'requeue_count', m.requeue_count,
                                           'by', 'reaper')
@@ -1408,7 +1421,7 @@ public final class TaskStore {
                  WHERE t.id = m.id
                 RETURNING t.id, m.lease_token, m.requeue, t.requeue_count
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT m.id, CASE WHEN m.requeue THEN 'recovered_on_startup' ELSE 'quarantined' END, :owner, m.lease_token,
                        jsonb_build_object('reason', 'left running by a previous incarnation', 'requeue_count', m.requeue_count,
                                           'by', 'startup_recovery')
@@ -1445,7 +1458,7 @@ public final class TaskStore {
                 -- a compensable kind that had started goes on to 'compensating' (V10_5's trigger clears the owner)
                 RETURNING t.id, o.owner_id, t.lease_token, t.status
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, 'cancelled', u.owner_id, u.lease_token,
                        jsonb_build_object('reason', :reason::text, 'by', 'operator')
                        || CASE WHEN u.status = 'compensating' THEN jsonb_build_object('status', u.status) ELSE '{}'::jsonb END
@@ -1473,7 +1486,7 @@ public final class TaskStore {
                  WHERE t.id = :id AND t.status IN ('succeeded', 'failed', 'cancelled', 'quarantined', 'compensated')
                 RETURNING t.id, t.lease_token
             ), ev AS (
-                INSERT INTO task_events (task_id, event, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, lease_token, detail)
                 SELECT u.id, 'retried_by_operator', u.lease_token,
                        jsonb_strip_nulls(jsonb_build_object('by', 'operator', 'reason', :reason::text)) FROM upd u
             )
@@ -1502,7 +1515,7 @@ public final class TaskStore {
                  WHERE t.id = :id AND t.status IN ('waiting', 'pending', 'running', 'failed', 'compensating')
                 RETURNING t.id, t.owner_id, t.lease_token
             ), ev AS (
-                INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                 SELECT u.id, 'quarantined', u.owner_id, u.lease_token, jsonb_build_object('reason', :reason::text, 'by', 'operator')
                   FROM upd u
             )
@@ -1555,7 +1568,7 @@ public final class TaskStore {
                          WHERE t.id = p.id
                         RETURNING t.id, t.queue, t.kind, p.prev_status, p.prev_owner, t.lease_token
                     ), ev AS (
-                        INSERT INTO task_events (task_id, event, lease_token, detail)
+                        INSERT INTO task_event_log (task_id, event, lease_token, detail)
                         SELECT u.id, 'retried_by_operator', u.lease_token, jsonb_build_object('by', 'operator',
                                'actor', :actor::text, 'reason', :reason::text, 'from', u.prev_status, 'bulk', true)
                           FROM upd u
@@ -1574,7 +1587,7 @@ public final class TaskStore {
                          WHERE t.id = p.id AND NOT t.compensating
                         RETURNING t.id, t.queue, t.kind, p.prev_status, p.prev_owner, t.lease_token
                     ), ev AS (
-                        INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                        INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                         SELECT u.id, 'cancelled', u.prev_owner, u.lease_token, jsonb_build_object('by', 'operator',
                                'actor', :actor::text, 'reason', :reason::text, 'from', u.prev_status, 'bulk', true)
                           FROM upd u
@@ -1591,7 +1604,7 @@ public final class TaskStore {
                          WHERE t.id = p.id
                         RETURNING t.id, t.queue, t.kind, p.prev_status, p.prev_owner, t.lease_token
                     ), ev AS (
-                        INSERT INTO task_events (task_id, event, owner_id, lease_token, detail)
+                        INSERT INTO task_event_log (task_id, event, owner_id, lease_token, detail)
                         SELECT u.id, 'quarantined', u.prev_owner, u.lease_token, jsonb_build_object('by', 'operator',
                                'actor', :actor::text, 'reason', :reason::text, 'from', u.prev_status, 'bulk', true)
                           FROM upd u
@@ -1652,7 +1665,7 @@ public final class TaskStore {
     // ---------------------------------------------------------------- prune: finished -> (deleted)
 
     // the statement lives in the database (V9): it runs with its owner's rights, so the runtime role
-    // needs no DELETE on task_events, whose rows it otherwise only inserts
+    // needs no DELETE on task_event_log, whose rows it otherwise only inserts
     private static final NamedSql PRUNE = NamedSql.of("""
             SELECT pgdispatch_prune_finished(:retention_ms * interval '1 millisecond', :batch)
             """);

@@ -17,7 +17,7 @@ class PrunerBatchTest {
 
     @BeforeEach
     void rows() {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         // 25 succeeded two days ago (with one event each), 5 succeeded just now, 3 quarantined long ago
         db.exec("INSERT INTO tasks (kind, status, finished_at) SELECT 'noop', 'succeeded', now() - interval '2 days'"
                 + " FROM generate_series(1, 25)");

@@ -23,7 +23,7 @@ class ReaperTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         store = new TaskStore(db.database());
         metrics = DispatchMetrics.noop();
     }

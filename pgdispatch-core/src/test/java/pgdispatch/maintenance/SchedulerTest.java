@@ -48,7 +48,7 @@ class SchedulerTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, schedules, schedule_fires");
+        db.exec("TRUNCATE tasks, task_event_log, schedules, schedule_fires");
         store = new ScheduleStore(db.database().dataSource());
     }
 

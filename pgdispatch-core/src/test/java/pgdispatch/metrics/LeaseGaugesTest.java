@@ -32,7 +32,7 @@ class LeaseGaugesTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         TaskRows.node(db, "node-live", Duration.ZERO);
         TaskRows.node(db, "node-dead", Duration.ofMinutes(5));
     }

@@ -51,7 +51,7 @@ class BatchingTest {
 
     @Test
     void aNodeDrainingShortTasksCommitsFarFewerThanOncePerTask() throws Exception {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes"); // the other test's node-a row would be a live holder
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes"); // the other test's node-a row would be a live holder
         new TaskStore(db.database()).enqueueMany("default", "noop", Collections.nCopies(3000, "{}"), 0, 5);
         DispatcherConfig cfg = db.config().withHttpPort(DispatcherConfig.HTTP_OFF);
         Dispatcher d = Dispatcher.builder(cfg).build().start();

@@ -51,7 +51,7 @@ class ClaimAheadTest {
 
     @Test
     void drainsManyShortTasksWithExactlyOneClaimAndOneSuccessEventEach() throws Exception {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         new TaskStore(db.database()).enqueueMany("default", "noop", Collections.nCopies(3000, "{}"), 0, 5);
         Dispatcher d = Dispatcher.builder(config("node-drain")).claimBatch(200).build().start();
         try {
@@ -67,7 +67,7 @@ class ClaimAheadTest {
 
     @Test
     void renewalsDuringADrainNeitherDeadlockWithCompletionsNorRecordSpuriousLostLeases() throws Exception {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         new TaskStore(db.database()).enqueueMany("default", "noop", Collections.nCopies(30_000, "{}"), 0, 5);
         Map<String, String> env = new HashMap<>();
         env.put("PGDISPATCH_HTTP_PORT", "off");
@@ -94,7 +94,7 @@ class ClaimAheadTest {
 
     @Test
     void stopReleasesBufferedTasksThatNeverStartedWithoutChargingAnAttempt() throws Exception {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         TaskStore store = new TaskStore(db.database());
         Gate gate = new Gate();
         Dispatcher d = Dispatcher.builder(config("node-buffer")).handler(gate).claimBatch(100).build().start();

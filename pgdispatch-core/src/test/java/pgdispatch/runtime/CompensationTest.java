@@ -41,7 +41,7 @@ class CompensationTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         store = new TaskStore(db.database());
         client = new TaskClient(store, 1 << 20);
     }

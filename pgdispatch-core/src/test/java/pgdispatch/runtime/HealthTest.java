@@ -33,7 +33,7 @@ class HealthTest {
 
     @BeforeEach
     void clean() throws Exception {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         db.exec("DROP TABLE IF EXISTS test_fault");
         db.exec("CREATE TABLE test_fault (name text PRIMARY KEY)");
         // waits while the test holds STALL_LOCK (claims: pending -> running; completions: running -> done)

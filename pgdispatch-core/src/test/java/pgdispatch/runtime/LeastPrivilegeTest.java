@@ -41,7 +41,7 @@ class LeastPrivilegeTest {
         db.exec("GRANT CONNECT ON DATABASE " + db.url().database() + " TO " + ROLE);
         db.exec("GRANT USAGE ON SCHEMA public TO " + ROLE);
         db.exec("GRANT SELECT, INSERT, UPDATE, DELETE ON tasks, dispatcher_nodes, dispatcher_queues, concurrency_limits, schedules, schedule_fires TO " + ROLE);
-        db.exec("GRANT SELECT, INSERT ON task_events TO " + ROLE); // the audit trail is append-only (issue 13)
+        db.exec("GRANT SELECT, INSERT ON task_events, task_event_log TO " + ROLE); // the audit trail is append-only (issue 13)
         db.exec("GRANT SELECT, INSERT, DELETE ON task_dependencies TO " + ROLE); // V12_2's triggers run as the caller
         db.exec("GRANT EXECUTE ON FUNCTION pgdispatch_prune_finished(interval, integer) TO " + ROLE);
         db.exec("GRANT SELECT ON pgdispatch_schema_history TO " + ROLE);
@@ -71,7 +71,7 @@ class LeastPrivilegeTest {
             assertThat(db.count("dispatcher_nodes WHERE node_id = 'node-a'")).isOne();
 
             for (String ddl : new String[] {"DROP TABLE tasks", "CREATE TABLE x (i int)", "ALTER TABLE tasks DROP CONSTRAINT tasks_queue_name_check",
-                    "TRUNCATE task_events"}) {
+                    "TRUNCATE task_event_log"}) {
                 assertThatThrownBy(() -> {
                     try (Connection c = appDb.dataSource().getConnection(); Statement st = c.createStatement()) {
                         st.execute(ddl);

@@ -103,13 +103,21 @@ class RuntimeRoleTest {
         assertThat(trail).hasSize(4);
 
         try (Connection c = Database.connect(app); Statement st = c.createStatement()) {
+            // the stored rows (V13): no privilege to rewrite or erase them
             for (String rewrite : new String[] {
-                    "UPDATE task_events SET event = 'failed' WHERE event = 'succeeded'",
-                    "UPDATE task_events SET owner_id = 'someone-else'",
-                    "DELETE FROM task_events WHERE task_id = " + recent,
-                    "TRUNCATE task_events"}) {
+                    "UPDATE task_event_log SET event = 'failed' WHERE event = 'succeeded'",
+                    "UPDATE task_event_log SET owner_id = 'someone-else'",
+                    "DELETE FROM task_event_log WHERE task_id = " + recent,
+                    "TRUNCATE task_event_log"}) {
                 assertThatThrownBy(() -> st.execute(rewrite)).as(rewrite).isInstanceOf(SQLException.class)
                         .extracting(e -> ((SQLException) e).getSQLState()).isEqualTo("42501");
+            }
+            // the view of the whole trail takes no UPDATE or DELETE at all (55000: cannot update view)
+            for (String rewrite : new String[] {
+                    "UPDATE task_events SET event = 'failed' WHERE event = 'succeeded'",
+                    "DELETE FROM task_events WHERE task_id = " + recent}) {
+                assertThatThrownBy(() -> st.execute(rewrite)).as(rewrite).isInstanceOf(SQLException.class)
+                        .extracting(e -> ((SQLException) e).getSQLState()).isIn("42501", "55000");
             }
         }
         assertThat(db.rows(mine)).isEqualTo(trail);

@@ -44,7 +44,7 @@ class ScheduleNodesTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, schedules, schedule_fires");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, schedules, schedule_fires");
     }
 
     @AfterEach

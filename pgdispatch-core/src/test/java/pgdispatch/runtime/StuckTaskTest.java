@@ -40,7 +40,7 @@ class StuckTaskTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         client = new TaskClient(new TaskStore(db.database()), 1 << 20);
     }
 

@@ -32,7 +32,7 @@ class UserHandlersTest {
 
     @BeforeEach
     void start() throws InterruptedException {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         TaskHandler invoices = new TaskHandler() {
             @Override
             public String kind() {

@@ -22,7 +22,7 @@ class BulkActionsTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         store = new TaskStore(db.database());
     }
 

@@ -19,7 +19,7 @@ class ClaimTakeOverTest {
 
     @BeforeEach
     void expiredLease() {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         db.exec("INSERT INTO tasks (kind, status, owner_id, lease_token, lease_expires_at, attempts)"
                 + " VALUES ('noop', 'running', 'ghost', 7, now() - interval '1 minute', 1)");
     }

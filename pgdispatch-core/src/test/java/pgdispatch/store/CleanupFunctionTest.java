@@ -22,7 +22,7 @@ class CleanupFunctionTest {
 
     @BeforeEach
     void emptyTables() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
     }
 
     @Test

@@ -22,7 +22,7 @@ class CompletionRetryTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log RESTART IDENTITY");
     }
 
     @Test

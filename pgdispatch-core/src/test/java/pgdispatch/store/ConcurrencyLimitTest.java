@@ -31,7 +31,7 @@ class ConcurrencyLimitTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, concurrency_limits");
+        db.exec("TRUNCATE tasks, task_event_log, concurrency_limits");
         store = new TaskStore(db.database());
         limits = new LimitStore(db.database().dataSource());
     }

@@ -22,7 +22,7 @@ class FencedWritesTest {
 
     @BeforeEach
     void rows() {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         store = new TaskStore(db.database());
         mine = id("INSERT INTO tasks (kind, status, owner_id, lease_token, attempts) VALUES ('noop', 'running', 'node-a', 3, 1) RETURNING id");
         taken = id("INSERT INTO tasks (kind, status, owner_id, lease_token, attempts) VALUES ('noop', 'running', 'node-b', 4, 2) RETURNING id");

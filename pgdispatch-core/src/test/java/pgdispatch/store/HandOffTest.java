@@ -28,7 +28,7 @@ class HandOffTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         id = store.enqueue(new NewTask("default", "work", "{}", 0, null, 5, null));
     }
 

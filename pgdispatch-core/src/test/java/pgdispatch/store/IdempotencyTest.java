@@ -26,7 +26,7 @@ class IdempotencyTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log RESTART IDENTITY");
         client = new TaskClient(new TaskStore(db.database()), 1 << 20);
     }
 

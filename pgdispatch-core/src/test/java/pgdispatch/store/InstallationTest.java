@@ -132,9 +132,10 @@ class InstallationTest {
         }
 
         assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgd_jobs'"
-                + " AND tablename IN ('tasks', 'task_events', 'dispatcher_nodes', 'pgdispatch_schema_history')")).isEqualTo(4);
+                + " AND tablename IN ('tasks', 'task_event_log', 'dispatcher_nodes', 'pgdispatch_schema_history')")).isEqualTo(4);
+        assertThat(count(url, "SELECT count(*) FROM pg_views WHERE schemaname = 'pgd_jobs' AND viewname = 'task_events'")).isEqualTo(1);
         assertThat(count(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-                + " AND tablename IN ('task_events', 'dispatcher_nodes', 'pgdispatch_schema_history')")).isZero();
+                + " AND tablename IN ('task_event_log', 'dispatcher_nodes', 'pgdispatch_schema_history')")).isZero();
         lifecycle(url);
         assertThat(count(url, "SELECT count(*) FROM public.tasks")).isZero();
 

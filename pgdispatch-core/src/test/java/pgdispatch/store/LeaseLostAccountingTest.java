@@ -29,7 +29,7 @@ class LeaseLostAccountingTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
     }
 
     private ClaimedTask claim(String owner) {

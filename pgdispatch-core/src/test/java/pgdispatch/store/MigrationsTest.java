@@ -111,9 +111,11 @@ class MigrationsTest {
                  WHERE conrelid = 'tasks'::regclass AND contype = 'c' ORDER BY conname"""))
                 .extracting(r -> r.get("conname"), r -> r.get("convalidated"))
                 .containsExactly(
+                        tuple("tasks_claim_event_id_check", false), // V13
                         tuple("tasks_counter_headroom_check", false),
                         tuple("tasks_counts_check", false),
                         tuple("tasks_depends_on_check", false), // V12_2
+                        tuple("tasks_done_event_id_check", false), // V13
                         tuple("tasks_kind_name_check", false),
                         tuple("tasks_max_attempts_check", false),
                         tuple("tasks_on_dependency_failure_check", false), // V12_2
@@ -215,13 +217,17 @@ class MigrationsTest {
     void v5CreatesNodesAndEventsWithTheirIndexes() {
         assertThat(columnNames("dispatcher_nodes")).containsExactly("node_id", "incarnation", "host", "pid", "version",
                 "queues", "kinds", "started_at", "last_seen_at", "stopped_at", "health", "health_at"); // + V8_5
-        assertThat(columnNames("task_events")).containsExactly("id", "task_id", "event", "owner_id", "lease_token", "at",
-                "detail");
-        assertThat(schema.rows("SELECT indexname FROM pg_indexes WHERE tablename = 'task_events' ORDER BY indexname"))
+        // the table is task_event_log since V13, and task_events the view of the whole trail, same columns
+        for (String trail : new String[] {"task_events", "task_event_log"}) {
+            assertThat(columnNames(trail)).as(trail).containsExactly("id", "task_id", "event", "owner_id", "lease_token", "at",
+                    "detail");
+        }
+        assertThat(schema.rows("SELECT indexname FROM pg_indexes WHERE tablename = 'task_event_log' ORDER BY indexname"))
                 .extracting(r -> r.get("indexname"))
-                .containsExactly("task_events_at_idx", "task_events_pkey", "task_events_task_idx");
+                .containsExactly("task_event_log_at_idx", "task_event_log_pkey", "task_event_log_task_idx");
+        // an insert through the view (a node of an earlier version) reaches the log and its check
         assertThatThrownBy(() -> schema.exec("INSERT INTO task_events (task_id, event) VALUES (1, 'exploded')"))
-                .hasMessageContaining("task_events_event_check");
+                .hasMessageContaining("task_event_log_event_check");
     }
 
     @Test
@@ -241,7 +247,8 @@ class MigrationsTest {
                         tuple("tasks_dependencies_before_insert", "pgdispatch_dependencies_before_insert"), // V12_2
                         tuple("tasks_dependencies_after_insert", "pgdispatch_dependencies_after_insert"),
                         tuple("tasks_dependencies_immutable", "pgdispatch_dependencies_immutable"),
-                        tuple("tasks_release_dependents", "pgdispatch_release_dependents"));
+                        tuple("tasks_release_dependents", "pgdispatch_release_dependents"),
+                        tuple("tasks_trail", "pgdispatch_trail")); // V13
     }
 
     @Test

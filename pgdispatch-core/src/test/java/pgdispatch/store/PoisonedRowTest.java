@@ -26,7 +26,7 @@ class PoisonedRowTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log RESTART IDENTITY");
         store = new TaskStore(db.database());
     }
 

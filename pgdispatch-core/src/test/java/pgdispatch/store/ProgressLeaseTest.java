@@ -31,7 +31,7 @@ class ProgressLeaseTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes RESTART IDENTITY");
         incarnation = TaskRows.node(db, "node-a", Duration.ZERO);
     }
 

@@ -23,7 +23,7 @@ class QueuePauseTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, dispatcher_queues");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, dispatcher_queues");
         queues = new QueueStore(db.database().dataSource());
         store = new TaskStore(db.database());
     }

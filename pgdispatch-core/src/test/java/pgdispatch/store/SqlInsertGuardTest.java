@@ -29,7 +29,7 @@ class SqlInsertGuardTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events RESTART IDENTITY");
+        db.exec("TRUNCATE tasks, task_event_log RESTART IDENTITY");
         db.exec("INSERT INTO tasks (queue, kind, payload) VALUES ('default', 'noop', '{\"keep\":1}')");
     }
 

@@ -34,7 +34,7 @@ class TaskDependenciesTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events, task_dependencies");
+        db.exec("TRUNCATE tasks, task_event_log, task_dependencies");
         store = new TaskStore(db.database());
         client = new TaskClient(store, 1 << 20);
     }

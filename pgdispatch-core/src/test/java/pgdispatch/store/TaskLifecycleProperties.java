@@ -460,7 +460,7 @@ class TaskLifecycleProperties {
         Model m = new Model();
         int independent = (int) java.util.stream.IntStream.range(0, priorities.size()).filter(i -> !DEPENDS_ON.containsKey(i)).count();
         try (Connection c = database.dataSource().getConnection(); Statement st = c.createStatement()) {
-            st.execute("TRUNCATE tasks, task_events, task_dependencies, dispatcher_nodes, dispatcher_queues, concurrency_limits"
+            st.execute("TRUNCATE tasks, task_event_log, task_dependencies, dispatcher_nodes, dispatcher_queues, concurrency_limits"
                     + " RESTART IDENTITY");
             StringBuilder sql = new StringBuilder("INSERT INTO tasks (queue, kind, priority, max_attempts) VALUES ");
             for (int i = 0; i < independent; i++) {

@@ -56,7 +56,7 @@ class TaskStoreTest {
 
     @BeforeEach
     void emptyTables() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes");
         store = new TaskStore(db.database().dataSource());
     }
 

@@ -31,7 +31,7 @@ class UniqueTasksTest {
 
     @BeforeEach
     void clean() {
-        db.exec("TRUNCATE tasks, task_events");
+        db.exec("TRUNCATE tasks, task_event_log");
         store = new TaskStore(db.database());
         client = new TaskClient(store, 1 << 20);
     }

@@ -10,7 +10,7 @@ import org.jooq.impl.DSL;
 import org.jooq.impl.Internal;
 
 import pgdispatch.store.jooq.tables.ScheduleFires;
-import pgdispatch.store.jooq.tables.TaskEvents;
+import pgdispatch.store.jooq.tables.TaskEventLog;
 import pgdispatch.store.jooq.tables.Tasks;
 
 
@@ -26,8 +26,8 @@ public class Indexes {
 
     public static final Index SCHEDULE_FIRES_ONCE_IDX = Internal.createIndex(DSL.name("schedule_fires_once_idx"), ScheduleFires.SCHEDULE_FIRES, new OrderField[] { ScheduleFires.SCHEDULE_FIRES.SCHEDULE, ScheduleFires.SCHEDULE_FIRES.FIRE_AT }, true);
     public static final Index SCHEDULE_FIRES_RECENT_IDX = Internal.createIndex(DSL.name("schedule_fires_recent_idx"), ScheduleFires.SCHEDULE_FIRES, new OrderField[] { ScheduleFires.SCHEDULE_FIRES.SCHEDULE, ScheduleFires.SCHEDULE_FIRES.RECORDED_AT }, false);
-    public static final Index TASK_EVENTS_AT_IDX = Internal.createIndex(DSL.name("task_events_at_idx"), TaskEvents.TASK_EVENTS, new OrderField[] { TaskEvents.TASK_EVENTS.AT }, false);
-    public static final Index TASK_EVENTS_TASK_IDX = Internal.createIndex(DSL.name("task_events_task_idx"), TaskEvents.TASK_EVENTS, new OrderField[] { TaskEvents.TASK_EVENTS.TASK_ID, TaskEvents.TASK_EVENTS.ID }, false);
+    public static final Index TASK_EVENT_LOG_AT_IDX = Internal.createIndex(DSL.name("task_event_log_at_idx"), TaskEventLog.TASK_EVENT_LOG, new OrderField[] { TaskEventLog.TASK_EVENT_LOG.AT }, false);
+    public static final Index TASK_EVENT_LOG_TASK_IDX = Internal.createIndex(DSL.name("task_event_log_task_idx"), TaskEventLog.TASK_EVENT_LOG, new OrderField[] { TaskEventLog.TASK_EVENT_LOG.TASK_ID, TaskEventLog.TASK_EVENT_LOG.ID }, false);
     public static final Index TASKS_CLAIM_IDX = Internal.createIndex(DSL.name("tasks_claim_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.QUEUE, Tasks.TASKS.PRIORITY, Tasks.TASKS.RUN_AT, Tasks.TASKS.ID }, false);
     public static final Index TASKS_COMPENSATING_IDX = Internal.createIndex(DSL.name("tasks_compensating_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.QUEUE, Tasks.TASKS.PRIORITY, Tasks.TASKS.RUN_AT, Tasks.TASKS.ID }, false);
     public static final Index TASKS_FINISHED_IDX = Internal.createIndex(DSL.name("tasks_finished_idx"), Tasks.TASKS, new OrderField[] { Tasks.TASKS.FINISHED_AT }, false);

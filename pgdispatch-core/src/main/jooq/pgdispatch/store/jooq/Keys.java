@@ -17,7 +17,7 @@ import pgdispatch.store.jooq.tables.DispatcherQueues;
 import pgdispatch.store.jooq.tables.ScheduleFires;
 import pgdispatch.store.jooq.tables.Schedules;
 import pgdispatch.store.jooq.tables.TaskDependencies;
-import pgdispatch.store.jooq.tables.TaskEvents;
+import pgdispatch.store.jooq.tables.TaskEventLog;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.ConcurrencyLimitsRecord;
 import pgdispatch.store.jooq.tables.records.DispatcherNodesRecord;
@@ -25,7 +25,7 @@ import pgdispatch.store.jooq.tables.records.DispatcherQueuesRecord;
 import pgdispatch.store.jooq.tables.records.ScheduleFiresRecord;
 import pgdispatch.store.jooq.tables.records.SchedulesRecord;
 import pgdispatch.store.jooq.tables.records.TaskDependenciesRecord;
-import pgdispatch.store.jooq.tables.records.TaskEventsRecord;
+import pgdispatch.store.jooq.tables.records.TaskEventLogRecord;
 import pgdispatch.store.jooq.tables.records.TasksRecord;
 
 
@@ -46,7 +46,7 @@ public class Keys {
     public static final UniqueKey<ScheduleFiresRecord> SCHEDULE_FIRES_PKEY = Internal.createUniqueKey(ScheduleFires.SCHEDULE_FIRES, DSL.name("schedule_fires_pkey"), new TableField[] { ScheduleFires.SCHEDULE_FIRES.ID }, true);
     public static final UniqueKey<SchedulesRecord> SCHEDULES_PKEY = Internal.createUniqueKey(Schedules.SCHEDULES, DSL.name("schedules_pkey"), new TableField[] { Schedules.SCHEDULES.NAME }, true);
     public static final UniqueKey<TaskDependenciesRecord> TASK_DEPENDENCIES_PKEY = Internal.createUniqueKey(TaskDependencies.TASK_DEPENDENCIES, DSL.name("task_dependencies_pkey"), new TableField[] { TaskDependencies.TASK_DEPENDENCIES.DEPENDS_ON, TaskDependencies.TASK_DEPENDENCIES.TASK_ID }, true);
-    public static final UniqueKey<TaskEventsRecord> TASK_EVENTS_PKEY = Internal.createUniqueKey(TaskEvents.TASK_EVENTS, DSL.name("task_events_pkey"), new TableField[] { TaskEvents.TASK_EVENTS.ID }, true);
+    public static final UniqueKey<TaskEventLogRecord> TASK_EVENT_LOG_PKEY = Internal.createUniqueKey(TaskEventLog.TASK_EVENT_LOG, DSL.name("task_event_log_pkey"), new TableField[] { TaskEventLog.TASK_EVENT_LOG.ID }, true);
     public static final UniqueKey<TasksRecord> TASKS_PKEY = Internal.createUniqueKey(Tasks.TASKS, DSL.name("tasks_pkey"), new TableField[] { Tasks.TASKS.ID }, true);
 
     // -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pgdispatch.store.jooq.tables.PgdispatchReapStale;
 import pgdispatch.store.jooq.tables.ScheduleFires;
 import pgdispatch.store.jooq.tables.Schedules;
 import pgdispatch.store.jooq.tables.TaskDependencies;
+import pgdispatch.store.jooq.tables.TaskEventLog;
 import pgdispatch.store.jooq.tables.TaskEvents;
 import pgdispatch.store.jooq.tables.Tasks;
 import pgdispatch.store.jooq.tables.records.PgdispatchReapStaleRecord;
@@ -115,7 +116,14 @@ public class Tables {
     public static final TaskDependencies TASK_DEPENDENCIES = TaskDependencies.TASK_DEPENDENCIES;
 
     /**
-     * The table <code>public.task_events</code>.
+     * The table <code>public.task_event_log</code>.
+     */
+    public static final TaskEventLog TASK_EVENT_LOG = TaskEventLog.TASK_EVENT_LOG;
+
+    /**
+     * The audit trail of every task transition: task_event_log's rows and the
+     * claimed/succeeded rows of plain claims and their successes, built from
+     * the task row (V13)
      */
     public static final TaskEvents TASK_EVENTS = TaskEvents.TASK_EVENTS;
 

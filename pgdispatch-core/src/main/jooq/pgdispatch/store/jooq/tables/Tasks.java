@@ -243,6 +243,20 @@ public class Tasks extends TableImpl<TasksRecord> {
      */
     public final TableField<TasksRecord, Boolean> HAS_DEPENDENTS = createField(DSL.name("has_dependents"), SQLDataType.BOOLEAN.nullable(false).defaultValue(DSL.field(DSL.raw("false"), SQLDataType.BOOLEAN)), this, "");
 
+    /**
+     * The column <code>public.tasks.claim_event_id</code>. task_events id of
+     * this attempt's claimed event while it is shown from this row (V13); NULL
+     * once written to task_event_log
+     */
+    public final TableField<TasksRecord, Long> CLAIM_EVENT_ID = createField(DSL.name("claim_event_id"), SQLDataType.BIGINT, this, "task_events id of this attempt's claimed event while it is shown from this row (V13); NULL once written to task_event_log");
+
+    /**
+     * The column <code>public.tasks.done_event_id</code>. task_events id of
+     * this task's succeeded event while it is shown from this row (V13); NULL
+     * once written to task_event_log
+     */
+    public final TableField<TasksRecord, Long> DONE_EVENT_ID = createField(DSL.name("done_event_id"), SQLDataType.BIGINT, this, "task_events id of this task's succeeded event while it is shown from this row (V13); NULL once written to task_event_log");
+
     private Tasks(Name alias, Table<TasksRecord> aliased) {
         this(alias, aliased, (Field<?>[]) null, null);
     }
@@ -295,9 +309,11 @@ public class Tasks extends TableImpl<TasksRecord> {
     @Override
     public List<Check<TasksRecord>> getChecks() {
         return Arrays.asList(
+            Internal.createCheck(this, DSL.name("tasks_claim_event_id_check"), "(((claim_event_id IS NULL) OR (status = ANY (ARRAY['running'::text, 'succeeded'::text])))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_counter_headroom_check"), "(((attempts < 2147483647) AND (requeue_count < 2147483647) AND (lease_token < '9223372036854775807'::bigint))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_counts_check"), "(((attempts >= 0) AND (requeue_count >= 0))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_depends_on_check"), "(((depends_on IS NULL) OR (((cardinality(depends_on) >= 1) AND (cardinality(depends_on) <= 1000)) AND (array_position(depends_on, NULL::bigint) IS NULL)))) NOT VALID", true),
+            Internal.createCheck(this, DSL.name("tasks_done_event_id_check"), "(((done_event_id IS NULL) OR (status = 'succeeded'::text))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_kind_name_check"), "(((kind ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]*$'::text) AND (char_length(kind) <= 200))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_max_attempts_check"), "(((max_attempts >= 1) AND (max_attempts <= 1000))) NOT VALID", true),
             Internal.createCheck(this, DSL.name("tasks_on_dependency_failure_check"), "((on_dependency_failure = ANY (ARRAY['cancel'::text, 'run'::text]))) NOT VALID", true),

@@ -539,6 +539,42 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         return (Boolean) get(36);
     }
 
+    /**
+     * Setter for <code>public.tasks.claim_event_id</code>. task_events id of
+     * this attempt's claimed event while it is shown from this row (V13); NULL
+     * once written to task_event_log
+     */
+    public void setClaimEventId(Long value) {
+        set(37, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.claim_event_id</code>. task_events id of
+     * this attempt's claimed event while it is shown from this row (V13); NULL
+     * once written to task_event_log
+     */
+    public Long getClaimEventId() {
+        return (Long) get(37);
+    }
+
+    /**
+     * Setter for <code>public.tasks.done_event_id</code>. task_events id of
+     * this task's succeeded event while it is shown from this row (V13); NULL
+     * once written to task_event_log
+     */
+    public void setDoneEventId(Long value) {
+        set(38, value);
+    }
+
+    /**
+     * Getter for <code>public.tasks.done_event_id</code>. task_events id of
+     * this task's succeeded event while it is shown from this row (V13); NULL
+     * once written to task_event_log
+     */
+    public Long getDoneEventId() {
+        return (Long) get(38);
+    }
+
     // -------------------------------------------------------------------------
     // Primary key information
     // -------------------------------------------------------------------------
@@ -562,7 +598,7 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
     /**
      * Create a detached, initialised TasksRecord
      */
-    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil, String uniqueKey, String[] uniqueStates, Long[] dependsOn, String onDependencyFailure, Integer dependenciesLeft, Boolean hasDependents) {
+    public TasksRecord(Long id, String queue, String kind, JSONB payload, Integer priority, String status, Integer attempts, Integer maxAttempts, OffsetDateTime runAt, String lastError, JSONB result, OffsetDateTime createdAt, OffsetDateTime updatedAt, OffsetDateTime startedAt, OffsetDateTime finishedAt, String ownerId, OffsetDateTime leaseExpiresAt, OffsetDateTime lastHeartbeatAt, Long leaseToken, Integer requeueCount, String idempotencyKey, JSONB progress, Boolean compensable, Boolean compensating, Integer attemptsBeforeCompensation, String compensationError, Integer progressCount, Double progressIntervalMs, Integer renewCount, Integer extensionCount, OffsetDateTime quietUntil, String uniqueKey, String[] uniqueStates, Long[] dependsOn, String onDependencyFailure, Integer dependenciesLeft, Boolean hasDependents, Long claimEventId, Long doneEventId) {
         super(Tasks.TASKS);
 
         setId(id);
@@ -602,6 +638,8 @@ public class TasksRecord extends UpdatableRecordImpl<TasksRecord> {
         setOnDependencyFailure(onDependencyFailure);
         setDependenciesLeft(dependenciesLeft);
         setHasDependents(hasDependents);
+        setClaimEventId(claimEventId);
+        setDoneEventId(doneEventId);
         resetTouchedOnNotNull();
     }
 }
