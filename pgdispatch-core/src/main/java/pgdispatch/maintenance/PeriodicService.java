@@ -11,7 +11,8 @@ import org.slf4j.LoggerFactory;
  * sweep together), then a fixed delay between runs. Every exception of a run is logged and the schedule
  * goes on. {@link #stop()} is idempotent, safe before {@link #start()}, and returns once the thread is gone.
  * With a {@code delay} supplier, each pause is what it answers after the run, at most the interval (the
- * scheduler sleeps until its next fire time).
+ * scheduler sleeps until its next fire time), and the first delay is random within its first answer;
+ * {@link #wake()} ends the current pause (or the next, when called during a run).
  */
 public final class PeriodicService {
     private static final Logger log = LoggerFactory.getLogger(PeriodicService.class);
@@ -23,6 +24,7 @@ public final class PeriodicService {
     private final Object lock = new Object();
     private Thread thread;
     private boolean stopped;
+    private boolean woken;
 
     public PeriodicService(String name, Duration interval, Runnable action) {
         this(name, interval, action, () -> interval);
@@ -47,7 +49,7 @@ public final class PeriodicService {
     }
 
     private void loop() {
-        long firstDelay = ThreadLocalRandom.current().nextLong(Math.max(1, interval.toMillis()));
+        long firstDelay = ThreadLocalRandom.current().nextLong(Math.max(1, nextPause()));
         if (!pause(firstDelay)) return;
         while (!Thread.currentThread().isInterrupted()) {
             try {
@@ -75,7 +77,10 @@ public final class PeriodicService {
             long until = System.nanoTime() + ms * 1_000_000;
             while (!stopped) {
                 long left = (until - System.nanoTime()) / 1_000_000;
-                if (left <= 0) return true;
+                if (left <= 0 || woken) {
+                    woken = false;
+                    return true;
+                }
                 try {
                     lock.wait(left);
                 } catch (InterruptedException e) {
@@ -84,6 +89,14 @@ public final class PeriodicService {
                 }
             }
             return false;
+        }
+    }
+
+    /** Runs the action now rather than at the end of the pause; during a run, right after it. */
+    public void wake() {
+        synchronized (lock) {
+            woken = true;
+            lock.notifyAll();
         }
     }
 

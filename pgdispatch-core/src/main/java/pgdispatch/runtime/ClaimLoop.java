@@ -36,7 +36,9 @@ import pgdispatch.store.TaskStore;
  * to twice the interval, and to four times while LISTEN is up (inserts wake the loop then; the poll only
  * finds work that became due by time: scheduled runs, retries, requeues). Each idle poll costs two
  * statements, since the pool validates a connection idle for more than half a second: at the default
- * 1 s interval an idle node sends about 0.5 claim statements a second plus its maintenance. After a claim whose outcome is unknown (the connection broke), it first takes back the rows
+ * 1 s interval an idle node sends about 0.5 claim statements a second plus its maintenance. The limit keys
+ * of this node's kinds and queues are read on a {@code :limits} notification before the next claim (and
+ * once a minute, or after a short claim at most once per poll interval while LISTEN is down). After a claim whose outcome is unknown (the connection broke), it first takes back the rows
  * that claim may have given this node (seed 000: renew them, never leave them to expire).
  */
 final class ClaimLoop {
@@ -68,6 +70,13 @@ final class ClaimLoop {
     /** The concurrency limits on this node's kinds and queues, as last read: the claim locks and counts them. */
     private volatile List<String> limitKeys = List.of();
     private long lastLimitsRead = System.nanoTime() - Long.MAX_VALUE / 2;
+    /** Set by a {@code :limits} notification (V13_5), or when notifications may have been missed: read before the next claim. */
+    private volatile boolean limitsChanged = true;
+    /**
+     * While LISTEN is up the limit keys are read only on a notification, and once per this as a safety net
+     * for a lost one; while it is down, after a short claim at most once per poll interval (as before V13_5).
+     */
+    static final Duration LIMITS_SAFETY_INTERVAL = Duration.ofSeconds(60);
     /** Moving averages (nanoseconds) that size the buffer; written racily, an estimate is all they are. */
     private volatile double handlerNanos = Double.NaN;
     private volatile double claimNanos = Double.NaN;
@@ -106,6 +115,15 @@ final class ClaimLoop {
     void start() {
         lastCycleNanos = System.nanoTime();
         thread = Thread.ofPlatform().daemon().name("pgdispatch-claimer").start(this::loop);
+    }
+
+    /**
+     * The concurrency limits changed (a {@code :limits} notification), or notifications may have been
+     * missed (the LISTEN connection was re-opened): the next claim reads the limit keys first.
+     */
+    void limitsChanged() {
+        limitsChanged = true;
+        wake();
     }
 
     /** Something may be due: claim now rather than at the next poll. */
@@ -177,12 +195,15 @@ final class ClaimLoop {
                 int want = want(outstanding.get());
                 int got = 0;
                 if (want > 0) {
+                    // a notified change takes effect at this claim; the safety interval covers a lost notification
+                    if (limitsChanged || System.nanoTime() - lastLimitsRead >= LIMITS_SAFETY_INTERVAL.toNanos()) readLimits();
                     got = claim(want);
                     more = got == want;
-                    // a short claim: nothing more due, or a limit held tasks back (one set or changed since
-                    // the last read admits nothing until it is locked): read the limits again, at most once
-                    // per poll interval, and claim again at once when they changed
-                    if (!more && readLimits()) continue;
+                    // a short claim without notifications (LISTEN down): nothing more due, or a limit held
+                    // tasks back (one set since the last read admits nothing until it is locked): read the
+                    // limits again, at most once per poll interval, and claim again at once when they changed
+                    if (!more && !listening.getAsBoolean() && System.nanoTime() - lastLimitsRead >= pollInterval.toNanos()
+                            && readLimits()) continue;
                 }
                 errorBackoffMs = 100;
                 lastCycleNanos = System.nanoTime();
@@ -239,12 +260,17 @@ final class ClaimLoop {
         return claimed.size();
     }
 
-    /** Reads the limit keys if the last read is a poll interval old; true when they changed. */
+    /** Reads the limit keys; true when they changed. */
     private boolean readLimits() {
-        long now = System.nanoTime();
-        if (now - lastLimitsRead < pollInterval.toNanos()) return false;
-        lastLimitsRead = now;
-        List<String> read = limits.keysFor(leaseByKind.keySet(), queues);
+        limitsChanged = false; // before the read: a notification during it is read again
+        lastLimitsRead = System.nanoTime();
+        List<String> read;
+        try {
+            read = limits.keysFor(leaseByKind.keySet(), queues);
+        } catch (RuntimeException e) {
+            limitsChanged = true; // not read: the next claim tries again
+            throw e;
+        }
         if (read.equals(limitKeys)) return false;
         log.info("claimer: concurrency limits on this node's kinds and queues now {}", read.isEmpty() ? "none" : read);
         limitKeys = read;

@@ -88,7 +88,7 @@ public final class Dispatcher implements AutoCloseable {
     private ClaimLoop claimLoop;
     private Reaper reaper;
     private Pruner pruner;
-    private Scheduler scheduler;
+    private volatile Scheduler scheduler; // volatile: the wake-up thread may hear a change before it exists
     private final List<Schedule> schedules;
     private PeriodicService gauges;
     private PeriodicService unhandledKinds;
@@ -381,7 +381,7 @@ public final class Dispatcher implements AutoCloseable {
                 config.pollInterval(), config.concurrency(), claimBatch, config.maxPayloadBytes(), store, leases, metrics, workers,
                 h -> new TaskExecution(h, handlers.get(h.task.kind()), execution, () -> claimLoop.slotFreed()),
                 () -> wakeups != null && wakeups.listening(), new LimitStore(db.dataSource()));
-        wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), q -> claimLoop.wake());
+        wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), this::onNotification);
         wakeups.start();
         checkCancelled(); // the last moment before claims begin: a stop from here on finds a claim loop to stop
         claimLoop.start();
@@ -391,7 +391,8 @@ public final class Dispatcher implements AutoCloseable {
         reaper.start();
         pruner = new Pruner(new Pruner.Config(Pruner.DEFAULT_INTERVAL, config.retention(), Pruner.DEFAULT_BATCH), store, metrics);
         pruner.start();
-        scheduler = new Scheduler(Scheduler.Config.defaults(config.retention(), config.nodeId()), scheduleStore, metrics);
+        scheduler = new Scheduler(Scheduler.Config.defaults(config.retention(), config.nodeId()), scheduleStore, metrics,
+                this::listening);
         scheduler.start();
         TaskQueries queries = new TaskQueries(db);
         QueueStore queueStore = new QueueStore(db.dataSource());
@@ -417,6 +418,21 @@ public final class Dispatcher implements AutoCloseable {
         log.info("dispatcher: node={} incarnation={} started: queues={} kinds={} concurrency={} lease={}s renew={}s",
                 config.nodeId(), incarnation, config.queues(), handlers.keySet(), config.concurrency(),
                 config.lease().toSeconds(), config.renewInterval().toSeconds());
+    }
+
+    /** What a notification on pgdispatch_wakeup means (null: the LISTEN connection was (re)opened). */
+    private void onNotification(String payload) {
+        Scheduler s = scheduler;
+        if (payload == null) {
+            claimLoop.limitsChanged();
+            if (s != null) s.wake();
+        } else if (payload.equals(Wakeups.SCHEDULES)) {
+            if (s != null) s.wake();
+        } else if (payload.equals(Wakeups.LIMITS)) {
+            claimLoop.limitsChanged();
+        } else {
+            claimLoop.wake();
+        }
     }
 
     /** Each handler's {@link StuckPolicy} as the renewal statement applies it (kinds that opt out: none). */
@@ -461,7 +477,7 @@ public final class Dispatcher implements AutoCloseable {
     /**
      * Readiness: {@link Health#READY}, or every part that is not doing its work and why: the lifecycle
      * (not running), the registration (another incarnation took the node id), the claim loop, the
-     * renewer and the completer (each against its {@link Health.Bounds}), and the database (a
+     * renewer, the completer and the scheduler (each against its {@link Health.Bounds}), and the database (a
      * connection answers within 2 s; the schema is still this build's, checked by one query, Flyway
      * only when the history changed). {@code /health/ready} answers 503 with {@link Health#reason()}.
      */
@@ -505,6 +521,12 @@ public final class Dispatcher implements AutoCloseable {
             p.add(new Health.Problem(Health.Part.RENEWER, "no renewal completed for " + Health.seconds(renewAge)
                     + " (bound " + Health.seconds(bounds.renewer()) + "; other nodes count this one dead after "
                     + "TASK_NODE_TIMEOUT_S=" + config.nodeTimeout().toSeconds() + ")"));
+        }
+        Duration late = scheduler.overdue();
+        if (late.compareTo(bounds.scheduler()) > 0) {
+            String failure = scheduler.lastFailure();
+            p.add(new Health.Problem(Health.Part.SCHEDULER, "no run completed for " + Health.seconds(late) + " after it was due"
+                    + " (bound " + Health.seconds(bounds.scheduler()) + ")" + (failure == null ? "" : "; last run failed: " + failure)));
         }
         long oldest = completer.oldestUnwrittenNanos();
         if (oldest != 0) {
@@ -794,6 +816,11 @@ public final class Dispatcher implements AutoCloseable {
     /** Runs one scheduler pass now (tests). */
     public Scheduler.Result scheduleNow() {
         return scheduler.runOnce();
+    }
+
+    /** How long until this node's scheduler runs next, unless a schedule change wakes it (tests). */
+    public Duration schedulerNextRunIn() {
+        return scheduler.nextRunIn();
     }
 
     /** Runs one reaper sweep now. */

@@ -24,7 +24,9 @@ public record Health(List<Problem> problems) {
         /** The lease renewer: its last tick failed, or none completed within its bound. */
         RENEWER,
         /** The completer: an outcome has waited longer than its bound to be written. */
-        COMPLETER;
+        COMPLETER,
+        /** The scheduler: a run that was due (a fire time, a notified change, the safety interval) has not completed within its bound. */
+        SCHEDULER;
 
         public String tag() {
             return name().toLowerCase(java.util.Locale.ROOT);
@@ -59,12 +61,14 @@ public record Health(List<Problem> problems) {
      * runs every {@code TASK_RENEW_S}, so two intervals without one is a missed tick (others declare the
      * node dead after {@code TASK_NODE_TIMEOUT_S}, 3 intervals by default); an outcome is written within
      * milliseconds at any load, so one waiting that long means the completer is stuck; an idle claim
-     * loop waits up to 4 poll intervals between cycles, plus one slow statement.
+     * loop waits up to 4 poll intervals between cycles, plus one slow statement; the scheduler sleeps until
+     * its next run is due, and a run takes milliseconds, so one not done that long after it was due is stuck
+     * or failing.
      */
-    public record Bounds(Duration renewer, Duration completer, Duration claimer) {
+    public record Bounds(Duration renewer, Duration completer, Duration claimer, Duration scheduler) {
         public static Bounds of(Duration renewInterval, Duration pollInterval) {
             Duration stall = renewInterval.multipliedBy(2);
-            return new Bounds(stall, stall, stall.plus(pollInterval.multipliedBy(4)));
+            return new Bounds(stall, stall, stall.plus(pollInterval.multipliedBy(4)), stall);
         }
     }
 

@@ -15,13 +15,19 @@ import pgdispatch.store.Database;
 
 /**
  * LISTENs on the fixed channel {@code pgdispatch_wakeup} (payload: the queue name) on a connection of
- * its own, and wakes the claim loop when a queue it serves gets a due task. The channel name is a
- * constant: no queue name is ever interpolated into SQL. A lost connection is re-opened with back-off;
- * meanwhile polling still finds the work.
+ * its own, and wakes the claim loop when a queue it serves gets a due task. Two payloads no queue name
+ * can take (V13_5) are passed on too: {@link #SCHEDULES} (a schedule may fire sooner) and {@link #LIMITS}
+ * (the concurrency limits changed). The channel name is a constant: no queue name is ever interpolated
+ * into SQL. A lost connection is re-opened with back-off; meanwhile polling still finds the work. On each
+ * (re)connect {@code onWake} gets {@code null}: anything may have changed while nobody listened.
  */
 final class Wakeups {
     private static final Logger log = LoggerFactory.getLogger(Wakeups.class);
     static final String CHANNEL = "pgdispatch_wakeup";
+    /** V13_5's payload for a schedule that may fire sooner than the schedulers sleep. */
+    static final String SCHEDULES = ":schedules";
+    /** V13_5's payload for a change of the concurrency limits. */
+    static final String LIMITS = ":limits";
 
     private final DatabaseUrl url;
     private final Set<String> queues;
@@ -66,12 +72,18 @@ final class Wakeups {
                     }
                     PGNotification[] ns = pg.getNotifications(1000);
                     if (ns == null) continue;
+                    String queue = null;
+                    boolean schedules = false, limits = false;
                     for (PGNotification n : ns) {
-                        if (queues.contains(n.getParameter())) {
-                            onWake.accept(n.getParameter());
-                            break;
-                        }
+                        String p = n.getParameter();
+                        if (p.equals(SCHEDULES)) schedules = true;
+                        else if (p.equals(LIMITS)) limits = true;
+                        else if (queue == null && queues.contains(p)) queue = p; // one wake-up claims from every queue
                     }
+                    // the limits first: a claim woken by the same batch reads them before it claims
+                    if (limits) onWake.accept(LIMITS);
+                    if (schedules) onWake.accept(SCHEDULES);
+                    if (queue != null) onWake.accept(queue);
                 }
             } catch (Throwable e) {
                 // SQLException: the connection failed; anything else is unforeseen, and must not end the thread

@@ -76,6 +76,36 @@ class PeriodicServiceTest {
     }
 
     @Test
+    void wakeEndsThePauseAndAWakeDuringARunIsKeptForTheNextPause() throws Exception {
+        AtomicInteger runs = new AtomicInteger();
+        CountDownLatch inSecondRun = new CountDownLatch(1);
+        CountDownLatch finishSecondRun = new CountDownLatch(1);
+        // the first pause 10 ms, then a day: only wake() can start the runs after the first
+        PeriodicService s = new PeriodicService("test-wake", Duration.ofDays(1), () -> {
+            if (runs.incrementAndGet() == 2) {
+                inSecondRun.countDown();
+                try {
+                    finishSecondRun.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }, () -> runs.get() == 0 ? Duration.ofMillis(10) : Duration.ofDays(1));
+        s.start();
+        try {
+            await().atMost(5, TimeUnit.SECONDS).until(() -> runs.get() == 1);
+            s.wake(); // ends the day-long pause
+            assertThat(inSecondRun.await(5, TimeUnit.SECONDS)).isTrue();
+            s.wake(); // during the run: the next pause ends at once
+            finishSecondRun.countDown();
+            await().atMost(5, TimeUnit.SECONDS).until(() -> runs.get() == 3);
+        } finally {
+            s.stop();
+        }
+        assertThat(runs.get()).isEqualTo(3);
+    }
+
+    @Test
     void stopIsIdempotentAndSafeBeforeStart() {
         PeriodicService s = new PeriodicService("test-idle", Duration.ofSeconds(1), () -> {});
         s.stop();

@@ -96,4 +96,54 @@ class ConcurrencyLimitNodesTest {
         await().atMost(30, TimeUnit.SECONDS).until(() -> db.count("tasks WHERE status = 'succeeded'") == 40);
         assertThat(max.get()).as("most report handlers running at once").isEqualTo(4);
     }
+
+    /**
+     * V13_5: an idle node reads the limit keys only on a ':limits' notification (or once a minute). A limit
+     * set elsewhere covers a kind it had no key for, which its claim admits none of until it knows the key;
+     * the notification makes the next claim read it, so the tasks run at once and within the limit.
+     */
+    @Test
+    void aLimitSetElsewhereTakesEffectAtTheNextClaimAfterItsNotification() throws Exception {
+        AtomicInteger now = new AtomicInteger();
+        AtomicInteger max = new AtomicInteger();
+        CountDownLatch release = new CountDownLatch(1);
+        TaskHandler report = new TaskHandler() {
+            @Override
+            public String kind() {
+                return "report";
+            }
+
+            @Override
+            public Object handle(TaskContext c) throws Exception {
+                max.accumulateAndGet(now.incrementAndGet(), Math::max);
+                try {
+                    release.await(30, TimeUnit.SECONDS);
+                } finally {
+                    now.decrementAndGet();
+                }
+                return null;
+            }
+        };
+        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, concurrency_limits");
+        DispatcherConfig cfg = db.config().withNode("node-l", List.of("default"), 4)
+                .withPollInterval(Duration.ofMillis(200)).withDrainTimeout(Duration.ofMillis(500));
+        Dispatcher d = Dispatcher.builder(cfg).handler(report).build();
+        started.add(d);
+        d.start();
+        await().atMost(10, TimeUnit.SECONDS).until(d::listening);
+        long claims = d.metrics().registry().get("pgdispatch.claim").timer().count();
+        await().atMost(10, TimeUnit.SECONDS).until(() -> d.metrics().registry().get("pgdispatch.claim").timer().count() >= claims + 2);
+
+        LimitStore limits = new LimitStore(db.database().dataSource());
+        limits.set(LimitStore.Scope.KIND, "report", 1, "cli:ops");
+        db.exec("INSERT INTO tasks (kind) SELECT 'report' FROM generate_series(1, 3)");
+        await().atMost(10, TimeUnit.SECONDS).until(() -> now.get() == 1);
+
+        limits.set(LimitStore.Scope.KIND, "report", 3, "cli:ops");
+        await().atMost(10, TimeUnit.SECONDS).until(() -> now.get() == 3);
+        release.countDown();
+        await().atMost(10, TimeUnit.SECONDS).until(() -> db.count("tasks WHERE status = 'succeeded'") == 3);
+        assertThat(max.get()).isEqualTo(3);
+        limits.clear(LimitStore.Scope.KIND, "report");
+    }
 }

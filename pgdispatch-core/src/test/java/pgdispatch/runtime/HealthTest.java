@@ -53,6 +53,8 @@ class HealthTest {
                 END $$""");
         db.exec("DROP TRIGGER IF EXISTS test_stall_claim ON tasks");
         db.exec("DROP TRIGGER IF EXISTS test_stall_complete ON tasks");
+        db.exec("DROP TRIGGER IF EXISTS test_stall_schedule ON tasks");
+        db.exec("TRUNCATE schedules, schedule_fires");
         db.exec("DROP TRIGGER IF EXISTS test_fail_renewal ON dispatcher_nodes");
         holder = db.database().dataSource().getConnection();
     }
@@ -130,6 +132,27 @@ class HealthTest {
         await().atMost(Duration.ofSeconds(10)).until(() ->
                 db.rows("SELECT health FROM dispatcher_nodes WHERE node_id = 'node-h'").get(0).get("health") == null);
         assertThat(problemGauge(d, "claimer")).isZero();
+    }
+
+    @Test
+    void aStalledSchedulerMakesTheNodeNotReadyAndSaysWhy() throws Exception {
+        Dispatcher d = start();
+        // the insert of the schedule's task waits in the trigger: the scheduler's run is stuck in its statement
+        db.exec("CREATE TRIGGER test_stall_schedule BEFORE INSERT ON tasks FOR EACH ROW"
+                + " WHEN (NEW.kind = 'stalled') EXECUTE FUNCTION test_stall()");
+        holdStallLock();
+        new pgdispatch.store.ScheduleStore(db.database().dataSource())
+                .add(pgdispatch.store.Schedule.every("stalled", Duration.ofSeconds(1), "stalled"), true, "test");
+
+        await().atMost(Duration.ofSeconds(15)).until(() -> parts(d).contains(Health.Part.SCHEDULER));
+        assertThat(d.health().reason()).containsPattern("scheduler: no run completed for \\d+\\.\\ds after it was due \\(bound 2\\.0s\\)");
+        assertThat(parts(d)).doesNotContain(Health.Part.CLAIMER, Health.Part.RENEWER, Health.Part.COMPLETER, Health.Part.DATABASE);
+        assertThat(problemGauge(d, "scheduler")).isEqualTo(1.0);
+
+        releaseStallLock();
+        await().atMost(Duration.ofSeconds(15)).until(() -> d.health().ready());
+        assertThat(db.count("schedule_fires WHERE schedule = 'stalled'")).isPositive();
+        assertThat(problemGauge(d, "scheduler")).isZero();
     }
 
     @Test

@@ -86,6 +86,29 @@ class ScheduleNodesTest {
         await().atMost(20, TimeUnit.SECONDS).until(() -> db.count("tasks WHERE status = 'succeeded'") >= 5);
     }
 
+    /**
+     * V13_5: the schedulers of idle nodes sleep up to a minute; a schedule added elsewhere (the CLI's
+     * `schedules add` is this store call) wakes them by notification, one places it and it fires at its
+     * first fire time, well before either node would have looked again on its own.
+     */
+    @Test
+    void aScheduleAddedElsewhereWakesTheSleepingSchedulersAndFiresOnTime() throws Exception {
+        Dispatcher a = node("node-a");
+        Dispatcher b = node("node-b");
+        await().atMost(15, TimeUnit.SECONDS).until(() -> a.listening() && b.listening()
+                && a.schedulerNextRunIn().compareTo(Duration.ofSeconds(30)) > 0
+                && b.schedulerNextRunIn().compareTo(Duration.ofSeconds(30)) > 0);
+
+        ScheduleStore store = new ScheduleStore(db.database().dataSource());
+        assertThat(store.add(Schedule.every("tick", Duration.ofSeconds(1), "tick"), true, "cli:ops")).isTrue();
+
+        // the first fire time, and the next a second later: the node that placed or fired it sleeps until then
+        await().atMost(10, TimeUnit.SECONDS).until(() -> db.count("schedule_fires WHERE schedule = 'tick'") >= 2);
+        assertThat(db.count("schedule_fires WHERE action <> 'fired'")).isZero();
+        assertThat(fireTimes()).doesNotHaveDuplicates();
+        await().atMost(10, TimeUnit.SECONDS).until(() -> db.count("tasks WHERE status = 'succeeded'") >= 2);
+    }
+
     @Test
     void aDeclarationCreatesUpdatesAndNeverReEnablesWhatAnOperatorDisabled() throws Exception {
         ScheduleStore store = new ScheduleStore(db.database().dataSource());

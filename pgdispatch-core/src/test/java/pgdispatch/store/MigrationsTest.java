@@ -271,6 +271,47 @@ class MigrationsTest {
         }
     }
 
+    /**
+     * V13_5: changes of schedules that can bring a fire time closer, and every change of the limits, send
+     * ':schedules' / ':limits' on pgdispatch_wakeup (one per transaction); the Scheduler's own steps (next
+     * fire time placed or moved later) and a disable send nothing.
+     */
+    @Test
+    void scheduleAndLimitChangesNotifyButTheSchedulersOwnStepsDoNot() throws SQLException {
+        try (Connection listener = Database.connect(schema.url()); Statement ls = listener.createStatement();
+             Connection producer = Database.connect(schema.url()); Statement ps = producer.createStatement()) {
+            ls.execute("LISTEN pgdispatch_wakeup");
+            List<String> expected = List.of(
+                    "INSERT INTO schedules (name, every_s, kind) VALUES ('n1', 60, 'k'), ('n2', 60, 'k')", ":schedules",
+                    "UPDATE schedules SET next_fire_at = now() + interval '1 minute'", "",           // placed
+                    "UPDATE schedules SET next_fire_at = next_fire_at + interval '1 minute'", "",   // a fire step
+                    "UPDATE schedules SET next_fire_at = next_fire_at - interval '30 seconds' WHERE name = 'n1'", ":schedules",
+                    "UPDATE schedules SET enabled = false WHERE name = 'n2'", "",
+                    "UPDATE schedules SET enabled = true WHERE name = 'n2'", ":schedules",
+                    "UPDATE schedules SET payload = '{\"a\": 1}'", "",
+                    "UPDATE schedules SET next_fire_at = NULL WHERE name = 'n2'", ":schedules",
+                    "INSERT INTO schedules (name, every_s, kind, enabled) VALUES ('off', 60, 'k', false)", "",
+                    "DELETE FROM schedules", "",
+                    "INSERT INTO concurrency_limits (scope, name, max_running) VALUES ('kind', 'k', 1), ('queue', 'q', 2)", ":limits",
+                    "UPDATE concurrency_limits SET max_running = 3", ":limits",
+                    "DELETE FROM concurrency_limits WHERE scope = 'queue'", ":limits",
+                    "TRUNCATE concurrency_limits", ":limits");
+            PGConnection pg = listener.unwrap(PGConnection.class);
+            for (int i = 0; i < expected.size(); i += 2) {
+                ps.execute(expected.get(i));
+                ps.execute("NOTIFY pgdispatch_wakeup, 'marker'"); // after the statement's own, if any
+                List<String> payloads = new java.util.ArrayList<>();
+                while (!payloads.contains("marker")) {
+                    PGNotification[] got = pg.getNotifications(10_000);
+                    assertThat(got).as("notifications within 10 s").isNotNull().isNotEmpty();
+                    for (PGNotification n : got) payloads.add(n.getParameter());
+                }
+                payloads.remove("marker");
+                assertThat(payloads).as(expected.get(i)).isEqualTo(expected.get(i + 1).isEmpty() ? List.of() : List.of(expected.get(i + 1)));
+            }
+        }
+    }
+
     @Test
     void requireCurrentSchemaNamesBothVersionsWhenMigrationsArePending() throws IOException {
         Flyway flyway = Database.flyway(onlyToV3.database().dataSource(), null);
