@@ -36,12 +36,9 @@ class ConcurrencyLimitNodesTest {
                 .filteredOn(Thread::isAlive).extracting(Thread::getName).noneMatch(n -> n.startsWith("pgdispatch-")));
     }
 
-    @Test
-    void threeNodesRunNoMoreThanTheLimitOfAKindAtOnce() throws Exception {
-        AtomicInteger now = new AtomicInteger();
-        AtomicInteger max = new AtomicInteger();
-        CountDownLatch release = new CountDownLatch(1);
-        TaskHandler report = new TaskHandler() {
+    /** Kind 'report': counts the handlers running ({@code now}, the most at once in {@code max}) until released. */
+    private static TaskHandler report(AtomicInteger now, AtomicInteger max, CountDownLatch release) {
+        return new TaskHandler() {
             @Override
             public String kind() {
                 return "report";
@@ -58,6 +55,14 @@ class ConcurrencyLimitNodesTest {
                 return null;
             }
         };
+    }
+
+    @Test
+    void threeNodesRunNoMoreThanTheLimitOfAKindAtOnce() throws Exception {
+        AtomicInteger now = new AtomicInteger();
+        AtomicInteger max = new AtomicInteger();
+        CountDownLatch release = new CountDownLatch(1);
+        TaskHandler report = report(now, max, release);
         TaskHandler quick = new TaskHandler() {
             @Override
             public String kind() {
@@ -107,23 +112,7 @@ class ConcurrencyLimitNodesTest {
         AtomicInteger now = new AtomicInteger();
         AtomicInteger max = new AtomicInteger();
         CountDownLatch release = new CountDownLatch(1);
-        TaskHandler report = new TaskHandler() {
-            @Override
-            public String kind() {
-                return "report";
-            }
-
-            @Override
-            public Object handle(TaskContext c) throws Exception {
-                max.accumulateAndGet(now.incrementAndGet(), Math::max);
-                try {
-                    release.await(30, TimeUnit.SECONDS);
-                } finally {
-                    now.decrementAndGet();
-                }
-                return null;
-            }
-        };
+        TaskHandler report = report(now, max, release);
         db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, concurrency_limits");
         DispatcherConfig cfg = db.config().withNode("node-l", List.of("default"), 4)
                 .withPollInterval(Duration.ofMillis(200)).withDrainTimeout(Duration.ofMillis(500));
