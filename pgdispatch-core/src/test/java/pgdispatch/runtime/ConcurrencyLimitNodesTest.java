@@ -113,7 +113,7 @@ class ConcurrencyLimitNodesTest {
         AtomicInteger max = new AtomicInteger();
         CountDownLatch release = new CountDownLatch(1);
         TaskHandler report = report(now, max, release);
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, concurrency_limits");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, concurrency_limits");
         DispatcherConfig cfg = db.config().withNode("node-l", List.of("default"), 4)
                 .withPollInterval(Duration.ofMillis(200)).withDrainTimeout(Duration.ofMillis(500));
         Dispatcher d = Dispatcher.builder(cfg).handler(report).build();

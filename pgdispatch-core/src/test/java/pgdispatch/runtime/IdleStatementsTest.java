@@ -56,7 +56,7 @@ class IdleStatementsTest {
 
     @BeforeEach
     void count() {
-        db.exec("TRUNCATE tasks, task_events, dispatcher_nodes, schedules, schedule_fires, concurrency_limits");
+        db.exec("TRUNCATE tasks, task_event_log, dispatcher_nodes, schedules, schedule_fires, concurrency_limits");
         previousLevel = PGJDBC.getLevel();
         PGJDBC.setLevel(Level.FINEST);
         counter.setLevel(Level.ALL);
