@@ -9,8 +9,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * {@code drain}: N {@code noop} tasks preloaded, K nodes of C workers started, tasks per second from the
  * first claim to the last completion (the rows' {@code started_at} and {@code finished_at}, the
- * database's clock), and what it cost the database per task. The first run in a JVM is preceded by an
- * unmeasured warm-up drain (a fifth of N, at most 20,000), so the JIT compiler's work is not measured.
+ * database's clock), and what it cost the database and the node per task. The first run in a JVM is
+ * preceded by unmeasured warm-up drains (a fifth of N, at most 20,000, until the JIT compiler's share of
+ * the node's CPU is small: {@link #warmUp}), so the figures are the steady state of a long-running node;
+ * the first warm-up drain's own client CPU is reported beside them ({@code cold_client_*}).
  */
 final class DrainScenario implements Scenario {
     @Override
@@ -32,40 +34,72 @@ final class DrainScenario implements Scenario {
                 + (f.containsKey("server_cpu_us_per_task") ? ", server " + Bench.num(f.get("server_cpu_us_per_task")) + " us" : "");
     }
 
-    /** Set once this JVM has drained a warm-up batch: the JIT compiles the hot path before it is measured. */
+    /** Set once this JVM has drained its warm-up batches: the JIT compiles the hot path before it is measured. */
     private static final AtomicBoolean warm = new AtomicBoolean();
+    /** Most warm-up drains before the first measured one (JMH's default is 5 warm-up iterations). */
+    static final int MAX_WARM_UP_ROUNDS = 5;
+    /** A warm-up drain whose JIT share of the client CPU is below this ends the warm-up. */
+    static final double WARM_JIT_SHARE = 0.10;
 
     @Override
     public Run run(ScratchDatabase db, BenchOptions o, Map<String, String> env) throws Exception {
-        if (warm.compareAndSet(false, true)) {
-            int w = warmUpTasks(o);
-            db.preload(w, "noop", o.payload());
-            try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench-warmup", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
-                nodes.awaitFinished(w, Duration.ofSeconds(60 + w / 1000));
-            }
-            db.reset();
-        }
+        Map<String, Object> warmUp = warm.compareAndSet(false, true) ? warmUp(db, o, env) : Map.of();
         db.preload(o.tasks(), "noop", o.payload());
         var before = db.counters();
-        long cpu = ClientCpu.nanos();
+        var c0 = ClientCpu.Reading.now();
         long serverCpu = ServerCpu.nanos(db.url().host());
         double claimSeconds = 0;
+        ClientCpu.Reading c1, c2;
         try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
+            c1 = ClientCpu.Reading.now();
             nodes.awaitFinished(o.tasks(), Duration.ofSeconds(60 + o.tasks() / 1000));
+            c2 = ClientCpu.Reading.now();
             for (var d : nodes.nodes()) {
                 var t = d.metrics().registry().find("pgdispatch.claim").timer();
                 if (t != null) claimSeconds += t.totalTime(java.util.concurrent.TimeUnit.NANOSECONDS) / 1e9;
             }
         }
-        cpu = ClientCpu.nanos() - cpu;
+        var c3 = ClientCpu.Reading.now();
         Double serverUs = ServerCpu.perTask(serverCpu, ServerCpu.nanos(db.url().host()), o.tasks());
         var after = db.counters();
         var f = figures(db, o, before, after, o.nodes());
         // how much of the drain each node's claimer spent waiting for claim statements
         f.put("claimer_busy_pct", 100 * claimSeconds / o.nodes() / (double) f.get("seconds"));
-        f.put("client_cpu_us_per_task", cpu / 1000.0 / o.tasks());
+        // the nodes' steady state: from started to every task written; starting and stopping them apart
+        f.putAll(c2.perTask(c1, o.tasks(), "client_"));
+        f.put("client_start_stop_cpu_ms", ((c1.total() - c0.total()) + (c3.total() - c2.total())) / 1e6);
+        f.putAll(warmUp);
         if (serverUs != null) f.put("server_cpu_us_per_task", serverUs);
         return new Run(f, List.of());
+    }
+
+    /**
+     * Drains of {@link #warmUpTasks} tasks, unmeasured for throughput, until the JIT compiler's share of a
+     * drain's client CPU falls below {@link #WARM_JIT_SHARE} or {@link #MAX_WARM_UP_ROUNDS} ran (as JMH
+     * warms up before it measures). Reports the rounds and the first (cold) drain's client CPU per task:
+     * what a freshly started node pays while the JIT compiles its hot path.
+     */
+    private static Map<String, Object> warmUp(ScratchDatabase db, BenchOptions o, Map<String, String> env) throws Exception {
+        int w = warmUpTasks(o);
+        Map<String, Object> f = new LinkedHashMap<>();
+        int rounds = 0;
+        while (rounds < MAX_WARM_UP_ROUNDS) {
+            rounds++;
+            db.preload(w, "noop", o.payload());
+            ClientCpu.Reading c1, c2;
+            try (BenchNodes nodes = BenchNodes.start(env, db.url(), "bench-warmup", o.nodes(), o.concurrency(), o.batch(), Map.of())) {
+                c1 = ClientCpu.Reading.now();
+                nodes.awaitFinished(w, Duration.ofSeconds(60 + w / 1000));
+                c2 = ClientCpu.Reading.now();
+            }
+            db.reset();
+            long all = c2.total() - c1.total(), jit = c2.jit() - c1.jit();
+            if (rounds == 1) f.putAll(c2.perTask(c1, w, "cold_client_"));
+            if (c1.jit() < 0 || jit < WARM_JIT_SHARE * all) break;
+        }
+        f.put("warmup_rounds", rounds);
+        f.put("warmup_tasks", w);
+        return f;
     }
 
     /** Tasks drained unmeasured before the first measured run of a JVM: a fifth of the run, at most 20,000. */

@@ -52,14 +52,14 @@ final class RawScenario implements Scenario {
         db.preload(o.tasks(), "noop", o.payload());
         var before = db.counters();
         int loops = 2 * o.nodes();
-        long cpu = ClientCpu.nanos();
+        var cpu = ClientCpu.Reading.now();
         long serverCpu = ServerCpu.nanos(db.url().host());
         loops(db, o);
-        cpu = ClientCpu.nanos() - cpu;
+        var cpuAfter = ClientCpu.Reading.now();
         Double serverUs = ServerCpu.perTask(serverCpu, ServerCpu.nanos(db.url().host()), o.tasks());
         var after = db.counters();
         var f = DrainScenario.figures(db, o, before, after, o.nodes());
-        f.put("client_cpu_us_per_task", cpu / 1000.0 / o.tasks());
+        f.putAll(cpuAfter.perTask(cpu, o.tasks(), "client_"));
         if (serverUs != null) f.put("server_cpu_us_per_task", serverUs);
         f.put("connections", loops);
         return new Run(f, List.of());
