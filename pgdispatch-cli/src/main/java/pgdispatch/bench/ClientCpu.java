@@ -12,8 +12,8 @@ import java.util.stream.Stream;
  * does not depend on what else the machine runs. A {@link Reading} also splits it, on Linux, into the
  * JIT compiler's threads ({@code C1/C2 CompilerThread}) and the garbage collector's ({@code GC Thread#},
  * {@code G1 ...}), read from {@code /proc/self/task}; the rest is the application's threads (the node's
- * claimer, workers, completer, renewer, pool; the bench's own waiting thread) and the JVM's small
- * housekeeping threads. The JIT and GC threads live as long as the JVM, so the difference of two
+ * claimer, workers, completer, renewer, pool) and the JVM's small housekeeping threads. The bench's own
+ * thread, which waits for the nodes, is left out. The JIT and GC threads live as long as the JVM, so the difference of two
  * readings of the living threads is their whole share.
  */
 final class ClientCpu {
@@ -29,8 +29,12 @@ final class ClientCpu {
     /** Linux's USER_HZ, the unit of /proc's utime and stime (used when schedstat is missing). */
     private static final long TICKS_PER_S = 100;
 
-    /** CPU nanoseconds so far: the whole process, its JIT threads and its GC threads (-1: not readable). */
-    record Reading(long total, long jit, long gc) {
+    /**
+     * CPU nanoseconds so far: the whole process, its JIT threads, its GC threads (-1: not readable) and the
+     * thread taking the reading (the bench's own, waiting for the nodes: not the node's cost). Two
+     * readings compared must be taken on the same thread.
+     */
+    record Reading(long total, long jit, long gc, long self) {
         static Reading now() {
             long jit = 0, gc = 0;
             Path tasks = Path.of("/proc/self/task");
@@ -52,13 +56,13 @@ final class ClientCpu {
                 jit = -1;
                 gc = -1;
             }
-            return new Reading(nanos(), jit, gc);
+            return new Reading(nanos(), jit, gc, ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime());
         }
 
         /** The figures per task between {@code before} and this reading, keyed as the scenario line prints them. */
         Map<String, Object> perTask(Reading before, long tasks, String prefix) {
             Map<String, Object> f = new java.util.LinkedHashMap<>();
-            long all = total - before.total;
+            long all = total - before.total - Math.max(0, self - before.self); // the node's threads only
             f.put(prefix + "cpu_us_per_task", all / 1000.0 / tasks);
             if (jit >= 0 && before.jit >= 0) {
                 long j = jit - before.jit, g = gc - before.gc;

@@ -36,8 +36,8 @@ final class DrainScenario implements Scenario {
 
     /** Set once this JVM has drained its warm-up batches: the JIT compiles the hot path before it is measured. */
     private static final AtomicBoolean warm = new AtomicBoolean();
-    /** Most warm-up drains before the first measured one (JMH's default is 5 warm-up iterations). */
-    static final int MAX_WARM_UP_ROUNDS = 5;
+    /** Most warm-up drains before the first measured one. */
+    static final int MAX_WARM_UP_ROUNDS = 10;
     /** A warm-up drain whose JIT share of the client CPU is below this ends the warm-up. */
     static final double WARM_JIT_SHARE = 0.10;
 
@@ -74,10 +74,11 @@ final class DrainScenario implements Scenario {
     }
 
     /**
-     * Drains of {@link #warmUpTasks} tasks, unmeasured for throughput, until the JIT compiler's share of a
-     * drain's client CPU falls below {@link #WARM_JIT_SHARE} or {@link #MAX_WARM_UP_ROUNDS} ran (as JMH
-     * warms up before it measures). Reports the rounds and the first (cold) drain's client CPU per task:
-     * what a freshly started node pays while the JIT compiles its hot path.
+     * Unmeasured drains of {@link #warmUpTasks} tasks each, every one by freshly started nodes as the
+     * measured drain is, until the JIT compiler's share of a drain's client CPU falls below
+     * {@link #WARM_JIT_SHARE} or {@link #MAX_WARM_UP_ROUNDS} ran (as JMH warms up before it measures).
+     * Reports the rounds and the first (cold) drain's client CPU per task: what a freshly started JVM pays
+     * while the JIT compiles its hot path.
      */
     private static Map<String, Object> warmUp(ScratchDatabase db, BenchOptions o, Map<String, String> env) throws Exception {
         int w = warmUpTasks(o);
@@ -93,9 +94,10 @@ final class DrainScenario implements Scenario {
                 c2 = ClientCpu.Reading.now();
             }
             db.reset();
-            long all = c2.total() - c1.total(), jit = c2.jit() - c1.jit();
-            if (rounds == 1) f.putAll(c2.perTask(c1, w, "cold_client_"));
-            if (c1.jit() < 0 || jit < WARM_JIT_SHARE * all) break;
+            var round = c2.perTask(c1, w, "");
+            if (rounds == 1) round.forEach((k, v) -> f.put("cold_client_" + k, v));
+            Object jit = round.get("jit_cpu_us_per_task");
+            if (!(jit instanceof Double j) || j < WARM_JIT_SHARE * (double) round.get("cpu_us_per_task")) break;
         }
         f.put("warmup_rounds", rounds);
         f.put("warmup_tasks", w);

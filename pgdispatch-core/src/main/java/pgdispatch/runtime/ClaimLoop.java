@@ -136,8 +136,13 @@ final class ClaimLoop {
         if (wakeups.availablePermits() == 0) wakeups.release();
     }
 
-    /** A worker finished a task (or skipped it): wakes the claimer when that makes a claim worth it. */
-    void slotFreed() {
+    /**
+     * A worker finished a task (or skipped it) after {@code handlerNanos} on its thread: updates the
+     * handler time that sizes the buffer, and wakes the claimer when that makes a claim worth it.
+     */
+    void slotFreed(long handlerNanos) {
+        double h = this.handlerNanos;
+        this.handlerNanos = Double.isNaN(h) ? handlerNanos : h + 0.05 * (handlerNanos - h);
         int out = outstanding.decrementAndGet();
         if (more && want(out) > 0) signal();
     }
@@ -286,23 +291,19 @@ final class ClaimLoop {
         dispatch(mine);
     }
 
+    /**
+     * Holds the whole batch first, then queues it to the workers in one tight loop: queued one by one
+     * between the per-task work of holding them, a fast handler empties the queue as it fills, and every
+     * task woke a parked worker (a futex wake and a context switch each); queued together, a batch wakes
+     * each idle worker about once.
+     */
     private void dispatch(List<ClaimedTask> claimed) {
         countClaimed(claimed);
         metrics.inFlight(leases.size() + claimed.size());
-        for (ClaimedTask t : claimed) {
-            Runnable r = execution.apply(hold(t));
-            outstanding.incrementAndGet();
-            workers.execute(() -> {
-                long t0 = System.nanoTime();
-                try {
-                    r.run();
-                } finally {
-                    double h = handlerNanos;
-                    long took = System.nanoTime() - t0;
-                    handlerNanos = Double.isNaN(h) ? took : h + 0.05 * (took - h);
-                }
-            });
-        }
+        Runnable[] runs = new Runnable[claimed.size()];
+        for (int i = 0; i < runs.length; i++) runs[i] = execution.apply(hold(claimed.get(i)));
+        outstanding.addAndGet(runs.length);
+        for (Runnable r : runs) workers.execute(r);
     }
 
     private HeldLeases.Held hold(ClaimedTask t) {

@@ -3,10 +3,8 @@ package pgdispatch.runtime;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -199,14 +197,11 @@ final class Completer {
     private void writeOnce(List<Pending> batch) {
         List<Outcome> outcomes = new ArrayList<>(batch.size());
         for (Pending p : batch) outcomes.add(p.outcome);
-        Set<Key> accepted = new HashSet<>();
-        Map<Key, TaskStatus> status = new HashMap<>();
+        Map<Key, TaskStatus> status = new HashMap<>(2 * batch.size());
         leases.writes.lock();
         try {
             for (TaskStore.Accepted a : writer.writeOutcomes(owner, outcomes)) {
-                Key k = new Key(a.id(), a.leaseToken());
-                accepted.add(k);
-                status.put(k, a.status());
+                status.put(new Key(a.id(), a.leaseToken()), a.status());
             }
             for (Pending p : batch) leases.remove(p.held);
         } finally {

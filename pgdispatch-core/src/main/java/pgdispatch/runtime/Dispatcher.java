@@ -379,7 +379,7 @@ public final class Dispatcher implements AutoCloseable {
         for (TaskHandler h : handlers.values()) if (CompensatingHandler.declaredBy(h)) compensatingKinds.add(h.kind());
         claimLoop = new ClaimLoop(config.nodeId(), config.queues(), leaseByKind, compensatingKinds, config.maxRequeue(),
                 config.pollInterval(), config.concurrency(), claimBatch, config.maxPayloadBytes(), store, leases, metrics, workers,
-                h -> new TaskExecution(h, handlers.get(h.task.kind()), execution, () -> claimLoop.slotFreed()),
+                h -> new TaskExecution(h, handlers.get(h.task.kind()), execution, nanos -> claimLoop.slotFreed(nanos)),
                 () -> wakeups != null && wakeups.listening(), new LimitStore(db.dataSource()));
         wakeups = new Wakeups(config.databaseUrl(), config.socketTimeout(), new HashSet<>(config.queues()), this::onNotification);
         wakeups.start();

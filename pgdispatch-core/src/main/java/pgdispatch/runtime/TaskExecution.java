@@ -4,8 +4,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -13,6 +11,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
+import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import pgdispatch.api.CompensatingHandler;
@@ -57,16 +56,22 @@ final class TaskExecution implements Runnable, TaskContext {
     private final TaskHandler handler;
     private final Node node;
     private final String owner;
-    private final Runnable onDone;
+    /** Called once the worker slot is free, with the nanoseconds the attempt took on its worker thread. */
+    private final LongConsumer onDone;
     private final AtomicBoolean settled = new AtomicBoolean();
     private final AtomicBoolean slotFreed = new AtomicBoolean();
     private volatile boolean timedOut;
     /** 0 while the handler runs, then 1 when it returned first, 2 when it was abandoned first. */
     private final AtomicInteger phase = new AtomicInteger();
     private JsonNode payload;
+    /** The handler's timeout and abandonment timers, when it has a timeout; cancelled when it returns. */
+    private ScheduledFuture<?> timeoutTimer;
+    private ScheduledFuture<?> abandonTimer;
+    /** {@link System#nanoTime()} when the attempt started on its worker. */
+    private volatile long startNanos;
     private Optional<PreviousAttempt> previousAttempt;
 
-    TaskExecution(HeldLeases.Held held, TaskHandler handler, Node node, Runnable onDone) {
+    TaskExecution(HeldLeases.Held held, TaskHandler handler, Node node, LongConsumer onDone) {
         this.held = held;
         this.handler = handler;
         this.node = node;
@@ -80,14 +85,14 @@ final class TaskExecution implements Runnable, TaskContext {
         if (node.draining().getAsBoolean()) {
             // claimed ahead into the local buffer and not started before the node began stopping: it stays
             // held, unfinished, and the stop releases it without charging the attempt
-            freeSlot();
+            freeSlot(0);
             return;
         }
         held.worker = Thread.currentThread();
         long start = System.nanoTime();
-        List<ScheduledFuture<?>> timers = new ArrayList<>(2);
+        startNanos = start;
         try {
-            settle(attempt(timers));
+            settle(runAttempt());
         } catch (Throwable e) {
             // outside the handler's own catch: timeout() threw, or building the outcome failed
             node.metrics().handlerThrowable();
@@ -100,19 +105,21 @@ final class TaskExecution implements Runnable, TaskContext {
                 node.completer().forget(held); // nothing can be submitted (out of memory?): the lease expires
             }
         } finally {
-            for (ScheduledFuture<?> t : timers) t.cancel(false);
+            if (timeoutTimer != null) timeoutTimer.cancel(false);
+            if (abandonTimer != null) abandonTimer.cancel(false);
             held.finishOnWorker(); // no interrupt for this task arrives after this, nor leaks into the next one
+            long took = System.nanoTime() - start;
             try {
-                node.metrics().handlerDone(held.task.kind(), System.nanoTime() - start);
+                node.metrics().handlerDone(held.task.kind(), took);
             } finally {
                 if (!phase.compareAndSet(0, 1)) node.workers().returned(); // abandoned earlier: the pool shrinks back
-                freeSlot();
+                freeSlot(took);
             }
         }
     }
 
     /** The attempt's outcome; null when it was discarded before the handler ran. */
-    private Outcome attempt(List<ScheduledFuture<?>> timers) {
+    private Outcome runAttempt() {
         if (held.lost()) {
             settled.set(true);
             discard("lease lost before start");
@@ -120,13 +127,13 @@ final class TaskExecution implements Runnable, TaskContext {
         }
         Duration timeout = handler.timeout();
         if (timeout != null) {
-            timers.add(node.timeouts().schedule(() -> {
+            timeoutTimer = node.timeouts().schedule(() -> {
                 timedOut = true;
                 held.interruptIfRunning(); // checked and sent under the lock finish() takes (issue 11 item 3a)
-            }, timeout.toMillis(), TimeUnit.MILLISECONDS));
+            }, timeout.toMillis(), TimeUnit.MILLISECONDS);
             Duration grace = abandonGrace(timeout);
-            timers.add(node.timeouts().schedule(() -> abandon(timeout, grace), timeout.plus(grace).toMillis(),
-                    TimeUnit.MILLISECONDS));
+            abandonTimer = node.timeouts().schedule(() -> abandon(timeout, grace), timeout.plus(grace).toMillis(),
+                    TimeUnit.MILLISECONDS);
         }
         try {
             Object result;
@@ -176,7 +183,7 @@ final class TaskExecution implements Runnable, TaskContext {
         } finally {
             held.finish();
             node.workers().abandoned();
-            freeSlot();
+            freeSlot(System.nanoTime() - startNanos);
         }
     }
 
@@ -190,8 +197,8 @@ final class TaskExecution implements Runnable, TaskContext {
         }
     }
 
-    private void freeSlot() {
-        if (slotFreed.compareAndSet(false, true)) onDone.run();
+    private void freeSlot(long handlerNanos) {
+        if (slotFreed.compareAndSet(false, true)) onDone.accept(handlerNanos);
     }
 
     private void discard(String why) {

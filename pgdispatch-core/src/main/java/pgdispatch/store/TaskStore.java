@@ -524,13 +524,15 @@ public final class TaskStore {
         List<ClaimedTask> out = new ArrayList<>();
         Map<Long, String> unusable = new LinkedHashMap<>();
         Rows<Void> read = rs -> {
+            ClaimedRows rows = new ClaimedRows(rs);
+            int poisonColumn = rs.findColumn("poison");
             while (rs.next()) {
-                String poison = rs.getString("poison");
+                String poison = rs.getString(poisonColumn);
                 if (poison != null) {
-                    unusable.put(rs.getLong("id"), null); // quarantined by the claim itself
+                    unusable.put(rs.getLong(rows.id), null); // quarantined by the claim itself
                     continue;
                 }
-                ClaimedTask t = claimedTask(rs);
+                ClaimedTask t = rows.task();
                 if (StorableText.exceedsUtf8(t.payloadJson(), r.maxPayloadBytes())) {
                     unusable.put(t.id(), "payload of more than " + r.maxPayloadBytes()
                             + " bytes exceeds TASK_MAX_PAYLOAD_BYTES=" + r.maxPayloadBytes() + " (stored compressed below it)");
@@ -642,11 +644,44 @@ public final class TaskStore {
         return v;
     }
 
-    private static ClaimedTask claimedTask(ResultSet rs) throws SQLException {
-        return new ClaimedTask(rs.getLong("id"), rs.getString("queue"), rs.getString("kind"),
-                rs.getString("payload"), rs.getInt("attempts"), rs.getInt("max_attempts"), rs.getLong("lease_token"),
-                rs.getString("progress"), rs.getInt("requeue_count"), Duration.ofMillis(rs.getLong("lease_ms")),
-                rs.getString("prev_owner"), rs.getBoolean("compensating"));
+    /**
+     * Reads claimed rows into {@link ClaimedTask}s: the columns are looked up by name once per result set,
+     * not once per row and column, and a batch of one kind shares one lease {@code Duration}.
+     */
+    private static final class ClaimedRows {
+        private final ResultSet rs;
+        final int id, queue, kind, payload, attempts, maxAttempts, leaseToken, progress, requeueCount, leaseMs, prevOwner,
+                compensating;
+        private long lastLeaseMs = -1;
+        private Duration lastLease;
+
+        ClaimedRows(ResultSet rs) throws SQLException {
+            this.rs = rs;
+            id = rs.findColumn("id");
+            queue = rs.findColumn("queue");
+            kind = rs.findColumn("kind");
+            payload = rs.findColumn("payload");
+            attempts = rs.findColumn("attempts");
+            maxAttempts = rs.findColumn("max_attempts");
+            leaseToken = rs.findColumn("lease_token");
+            progress = rs.findColumn("progress");
+            requeueCount = rs.findColumn("requeue_count");
+            leaseMs = rs.findColumn("lease_ms");
+            prevOwner = rs.findColumn("prev_owner");
+            compensating = rs.findColumn("compensating");
+        }
+
+        /** The current row. */
+        ClaimedTask task() throws SQLException {
+            long ms = rs.getLong(leaseMs);
+            if (ms != lastLeaseMs) {
+                lastLease = Duration.ofMillis(ms);
+                lastLeaseMs = ms;
+            }
+            return new ClaimedTask(rs.getLong(id), rs.getString(queue), rs.getString(kind), rs.getString(payload),
+                    rs.getInt(attempts), rs.getInt(maxAttempts), rs.getLong(leaseToken), rs.getString(progress),
+                    rs.getInt(requeueCount), lastLease, rs.getString(prevOwner), rs.getBoolean(compensating));
+        }
     }
 
     /** {@code :kinds} and {@code :lease_ms}, the parallel arrays the claim statements unnest into (kind, lease). */
@@ -701,7 +736,8 @@ public final class TaskStore {
         v.put("held", heldIds.toArray(Long[]::new));
         return query(RECLAIM, v, rs -> {
             List<ClaimedTask> out = new ArrayList<>();
-            while (rs.next()) out.add(claimedTask(rs));
+            ClaimedRows rows = new ClaimedRows(rs);
+            while (rs.next()) out.add(rows.task());
             return out;
         });
     }
@@ -1097,7 +1133,8 @@ public final class TaskStore {
         }
         List<Accepted> accepted = new ArrayList<>(outcomes.size());
         Rows<Void> read = rs -> {
-            while (rs.next()) accepted.add(new Accepted(rs.getLong("id"), rs.getLong("token"), TaskStatus.of(rs.getString("status"))));
+            int id = rs.findColumn("id"), token = rs.findColumn("token"), status = rs.findColumn("status");
+            while (rs.next()) accepted.add(new Accepted(rs.getLong(id), rs.getLong(token), TaskStatus.of(rs.getString(status))));
             return null;
         };
         if (!ok.isEmpty()) {
