@@ -123,9 +123,11 @@ public final class Bench {
                 out.put(key, first);
                 continue;
             }
-            double[] v = runs.stream().mapToDouble(r -> ((Number) r.get(key)).doubleValue()).sorted().toArray();
+            // a figure only some runs have (the warm-up's, measured before the first): the median of those
+            double[] v = runs.stream().filter(r -> r.get(key) instanceof Number)
+                    .mapToDouble(r -> ((Number) r.get(key)).doubleValue()).sorted().toArray();
             double median = v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-            boolean integral = runs.stream().allMatch(r -> r.get(key) instanceof Integer || r.get(key) instanceof Long);
+            boolean integral = runs.stream().allMatch(r -> r.get(key) == null || r.get(key) instanceof Integer || r.get(key) instanceof Long);
             out.put(key, integral && median == Math.rint(median) ? (Object) (long) median : (Object) median);
             if (key.equals(headline) && v.length > 1) {
                 out.put(key + "_min", v[0]);
