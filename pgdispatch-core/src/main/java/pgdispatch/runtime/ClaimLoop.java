@@ -4,7 +4,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -63,7 +62,7 @@ final class ClaimLoop {
     /** Tasks handed to the workers and not yet finished by them: running plus buffered. */
     private final AtomicInteger outstanding = new AtomicInteger();
     private final Semaphore wakeups = new Semaphore(0);
-    private final ExecutorService workers;
+    private final WorkerPool workers;
     private final Function<HeldLeases.Held, Runnable> execution;
     private final BooleanSupplier listening;
     private final LimitStore limits;
@@ -92,7 +91,7 @@ final class ClaimLoop {
     ClaimLoop(String owner, List<String> queues, Map<String, Duration> leaseByKind, Set<String> compensatingKinds,
               int maxRequeue, Duration pollInterval,
               int concurrency, int claimBatch, int maxPayloadBytes, TaskStore store, HeldLeases leases, DispatchMetrics metrics,
-              ExecutorService workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening,
+              WorkerPool workers, Function<HeldLeases.Held, Runnable> execution, BooleanSupplier listening,
               LimitStore limits) {
         this.owner = owner;
         this.queues = List.copyOf(queues);
@@ -291,19 +290,14 @@ final class ClaimLoop {
         dispatch(mine);
     }
 
-    /**
-     * Holds the whole batch first, then queues it to the workers in one tight loop: queued one by one
-     * between the per-task work of holding them, a fast handler empties the queue as it fills, and every
-     * task woke a parked worker (a futex wake and a context switch each); queued together, a batch wakes
-     * each idle worker about once.
-     */
+    /** Holds the whole batch, then hands it to the workers at once ({@link WorkerPool#dispatch}). */
     private void dispatch(List<ClaimedTask> claimed) {
         countClaimed(claimed);
         metrics.inFlight(leases.size() + claimed.size());
         Runnable[] runs = new Runnable[claimed.size()];
         for (int i = 0; i < runs.length; i++) runs[i] = execution.apply(hold(claimed.get(i)));
         outstanding.addAndGet(runs.length);
-        for (Runnable r : runs) workers.execute(r);
+        workers.dispatch(runs);
     }
 
     private HeldLeases.Held hold(ClaimedTask t) {
