@@ -74,11 +74,11 @@ class BenchSmokeTest {
             assertThat(lines).allSatisfy(l -> assertThat(l).containsPattern("server_cpu_us_per_task=\\d"));
         }
         if (java.nio.file.Files.isDirectory(java.nio.file.Path.of("/proc/self/task"))) {
-            // the node's CPU split by thread; the warm-up drains before the first measured one reported apart
-            assertThat(lines).allSatisfy(l -> assertThat(l).containsPattern("client_app_cpu_us_per_task=\\d")
+            // the node's CPU split by thread (the process total comes in 10 ms ticks: a run this small may
+            // show the application's share below zero, so only the presence of the figures is checked)
+            assertThat(lines).allSatisfy(l -> assertThat(l).containsPattern("client_app_cpu_us_per_task=-?\\d")
                     .containsPattern("client_jit_cpu_us_per_task=\\d").containsPattern("client_gc_cpu_us_per_task=\\d"));
-            assertThat(lines.get(0)).containsPattern("warmup_rounds=\\d+ ").containsPattern("cold_client_cpu_us_per_task=\\d")
-                    .containsPattern("client_start_stop_cpu_ms=\\d");
+            assertThat(lines.get(0)).containsPattern("client_start_stop_cpu_ms=\\d");
         }
         assertThat(Main.execute(new PrintWriter(new StringWriter()), new PrintWriter(err), "bench", "--nodes", "1,0")).isEqualTo(Main.USAGE);
         assertThat(err.toString()).contains("--nodes=0 must be a positive whole number");
