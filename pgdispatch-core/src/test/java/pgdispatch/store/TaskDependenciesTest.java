@@ -145,6 +145,113 @@ class TaskDependenciesTest {
         assertThat(row(y)).containsEntry("status", "cancelled").containsEntry("last_error", "dependency " + x + " ended cancelled");
     }
 
+    /**
+     * A chain of {@code length} tasks after {@code after} (each depending on the one before, the first on
+     * {@code after}), inserted by SQL in two statements (with statistics in between: without them the
+     * insert trigger's look-ups scan the table); returns the id of the last.
+     */
+    private static long chain(long after, int length) {
+        long first = (Long) db.rows("SELECT max(id) + 1 AS id FROM tasks").get(0).get("id");
+        String insert = "INSERT INTO tasks (id, kind, depends_on) SELECT g, 'x', ARRAY[CASE WHEN g = " + first + " THEN " + after
+                + " ELSE g - 1 END]::bigint[] FROM generate_series(%d, %d) g";
+        long split = first + Math.min(length, 500) - 1;
+        db.exec(insert.formatted(first, split));
+        db.exec("ANALYZE tasks");
+        if (length > 500) db.exec(insert.formatted(split + 1, first + length - 1));
+        db.rows("SELECT setval(pg_get_serial_sequence('tasks', 'id'), " + (first + length - 1) + ")");
+        return first + length - 1;
+    }
+
+    /** Every task of the chain first..last is cancelled naming the one before it (root before first), with its event. */
+    private static void assertCancelledToItsEnd(long root, String ending, long first, long last) {
+        int n = (int) (last - first + 1);
+        String dep = "CASE WHEN t.id = " + first + " THEN " + root + " ELSE t.id - 1 END";
+        String depStatus = "CASE WHEN t.id = " + first + " THEN '" + ending + "' ELSE 'cancelled' END";
+        assertThat(db.count("tasks t WHERE t.id BETWEEN " + first + " AND " + last + " AND t.status = 'cancelled' AND t.finished_at IS NOT NULL"
+                + " AND t.dependencies_left = 0 AND t.last_error = format('dependency %s ended %s', " + dep + ", " + depStatus + ")"))
+                .isEqualTo(n);
+        assertThat(db.count("task_events e JOIN tasks t ON t.id = e.task_id WHERE t.id BETWEEN " + first + " AND " + last
+                + " AND e.event = 'cancelled' AND e.detail->>'by' = 'dependency' AND (e.detail->>'dependency')::bigint = " + dep
+                + " AND e.detail->>'dependency_status' = " + depStatus + " AND e.detail->>'reason' = t.last_error")).isEqualTo(n);
+        assertThat(db.count("task_events WHERE task_id BETWEEN " + first + " AND " + last)).as("one event each").isEqualTo(n);
+    }
+
+    // Until V13_7 each link of the cascade nested one more trigger call: from ~700 links the statement ending
+    // the first task failed with 'stack depth limit exceeded' (54001) every time, whoever wrote it.
+    @ParameterizedTest
+    @ValueSource(strings = {"failed", "cancelled", "quarantined"})
+    void aChainOfFiveThousandIsCancelledToItsEndWhateverEndsItsFirstTask(String ending) {
+        long a = task("a");
+        long last = chain(a, 5000);
+        switch (ending) {
+            case "failed" -> { // a node's permanent failure, through the completer's write
+                ClaimedTask c = claimOne(a);
+                assertThat(store.completeIfOwned(NODE, List.of(new Outcome.Failure(a, c.leaseToken(), "boom", true, Duration.ZERO))))
+                        .containsEntry(a, TaskStatus.FAILED);
+            }
+            case "cancelled" -> assertThat(store.cancel(a, "not needed")).isTrue();
+            default -> { // the reaper, no requeue left
+                claimOne(a);
+                db.exec("UPDATE tasks SET lease_expires_at = now() - interval '1 hour' WHERE id = " + a);
+                assertThat(store.requeueStale(Duration.ofMinutes(1), Duration.ofMinutes(1), 0, 100).orElseThrow())
+                        .extracting(StaleTask::action).containsExactly("quarantine");
+            }
+        }
+        assertThat(status(a)).isEqualTo(ending);
+        assertCancelledToItsEnd(a, ending, a + 1, last);
+        assertThat(db.count("task_dependencies")).isZero();
+        assertThat(db.count("tasks WHERE status = 'waiting'")).isZero();
+    }
+
+    // A lock table entry per cancelled task (an advisory lock each, until V13_7 kept them) made a chain of
+    // ~20,000 fail with 'out of shared memory' instead: the cascade holds its first task's lock only.
+    @Test
+    void theCascadeTakesNoLockTableEntryPerTaskItCancels() throws Exception {
+        long a = task("a");
+        long last = chain(a, 1000);
+        try (Connection c = db.database().dataSource().getConnection(); Statement s = c.createStatement()) {
+            c.setAutoCommit(false);
+            s.executeUpdate("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = " + a);
+            try (var rs = s.executeQuery("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")) {
+                rs.next();
+                assertThat(rs.getInt(1)).isOne();
+            }
+            c.commit();
+        }
+        assertCancelledToItsEnd(a, "cancelled", a + 1, last);
+    }
+
+    @Test
+    void aTaskThatRunsAnywayStopsTheCascadeAndIsReleasedByItsLastDependency() {
+        long a = task("a");
+        long b = task("b");
+        long end = chain(a, 1000);
+        long anyway = client.enqueue(Enqueue.of("x", "{}").dependsOn(end, b).runAnyway());
+        long after = chain(anyway, 1000);
+        long onlyChain = client.enqueue(Enqueue.of("y", "{}").dependsOn(end).runAnyway()); // the cascade ends its only dependency
+
+        assertThat(store.cancel(a, "not needed")).isTrue();
+        assertCancelledToItsEnd(a, "cancelled", a + 2, end); // b sits between a and the chain
+        assertThat(row(anyway)).containsEntry("status", "waiting").containsEntry("dependencies_left", 1);
+        assertThat(db.count("tasks WHERE id BETWEEN " + (anyway + 1) + " AND " + after + " AND status = 'waiting'")).isEqualTo(1000);
+        assertThat(row(onlyChain)).containsEntry("status", "pending").containsEntry("dependencies_left", 0);
+        assertThat(events(onlyChain)).singleElement().satisfies(e -> {
+            assertThat(e).containsEntry("event", "dependencies_resolved");
+            assertThat((String) e.get("detail")).contains("\"dependency\": " + end, "\"dependency_status\": \"cancelled\"");
+        });
+
+        assertThat(store.cancel(b, "not needed either")).isTrue();
+        assertThat(row(anyway)).containsEntry("status", "pending").containsEntry("dependencies_left", 0);
+        assertThat(events(anyway)).singleElement().satisfies(e -> {
+            assertThat(e).containsEntry("event", "dependencies_resolved");
+            assertThat((String) e.get("detail")).contains("\"dependency\": " + b, "\"dependency_status\": \"cancelled\"");
+        });
+        ClaimedTask running = claimOne(anyway);
+        store.completeIfOwned(NODE, List.of(new Outcome.Failure(anyway, running.leaseToken(), "boom", true, Duration.ZERO)));
+        assertCancelledToItsEnd(anyway, "failed", anyway + 1, after);
+        assertThat(db.count("task_dependencies")).isZero();
+    }
+
     @Test
     void aTaskThatRunsAnywayIsReleasedOnceEveryDependencyHasEndedHowever() {
         long a = task("a");
@@ -325,6 +432,32 @@ class TaskDependenciesTest {
         }
         assertThat(status(x)).isEqualTo("pending");
         assertThat(db.count("tasks WHERE status = 'waiting'")).isZero();
+    }
+
+    // the cascade reads a cancelled task's edges under the same lock as the task that ended: an insert of a
+    // dependent of a task in the middle of the chain is waited for, then cancelled with it
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void anInsertRacingTheCascadeThroughItsDependencyIsCancelledByIt(boolean notTheFirstDependent) throws Exception {
+        long a = task("a");
+        long x = client.enqueue(Enqueue.of("x", "{}").dependsOn(a));
+        long y = client.enqueue(Enqueue.of("y", "{}").dependsOn(x));
+        long w = client.enqueue(Enqueue.of("y", "{}").dependsOn(y));
+        if (notTheFirstDependent) client.enqueue(Enqueue.of("y", "{}").dependsOn(w)); // has_dependents of w is set already
+        long z;
+        try (Connection producer = db.database().dataSource().getConnection()) {
+            producer.setAutoCommit(false);
+            // the producer holds w's advisory lock (shared), and its row lock when it is w's first dependent
+            z = client.enqueue(producer, Enqueue.of("z", "{}").dependsOn(w));
+            CompletableFuture<Boolean> cancel = CompletableFuture.supplyAsync(() -> store.cancel(a, "stop"));
+            org.awaitility.Awaitility.await().atMost(10, TimeUnit.SECONDS).until(() -> db.count(
+                    "pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") > 0);
+            producer.commit();
+            assertThat(cancel.get(10, TimeUnit.SECONDS)).isTrue();
+        }
+        assertThat(row(z)).containsEntry("status", "cancelled").containsEntry("last_error", "dependency " + w + " ended cancelled");
+        assertThat(db.count("tasks WHERE status = 'waiting'")).isZero();
+        assertThat(db.count("task_dependencies")).isZero();
     }
 
     @Test
