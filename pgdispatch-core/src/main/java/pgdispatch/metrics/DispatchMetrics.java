@@ -48,6 +48,8 @@ public final class DispatchMetrics {
     private final Counter pruned;
     private final Counter reaperRequeued;
     private final Counter reaperQuarantined;
+    /** Set by every read of a gauge this node's database reads feed (a scrape, a push registry's step). */
+    private final java.util.concurrent.atomic.AtomicBoolean read = new java.util.concurrent.atomic.AtomicBoolean();
     private final Counter schedulerErrors;
 
     /**
@@ -142,11 +144,28 @@ public final class DispatchMetrics {
     }
 
     /**
+     * Whether anything read the meters since the last call (and forget it): the node refreshes the
+     * cluster-wide gauges (queue depth and lag, leases, limits, paused queues; five queries) only then, so
+     * a node nobody scrapes sends none of them (issue 17, idle cost). A scrape reads every gauge, and the
+     * readiness gauge is always registered.
+     */
+    public boolean readSinceLastLook() {
+        return read.getAndSet(false);
+    }
+
+    private <T> java.util.function.ToDoubleFunction<T> reading(java.util.function.ToDoubleFunction<T> f) {
+        return x -> {
+            read.set(true);
+            return f.applyAsDouble(x);
+        };
+    }
+
+    /**
      * Registers the readiness gauges over {@code f} (once the node runs): one 0/1 per part, and the
      * figure each part is judged by, so an alert can fire on the figure before readiness flips.
      */
     public void health(HealthFigures f) {
-        Gauge.builder("pgdispatch.node.ready", f, x -> x.parts().stream().anyMatch(x::problem) ? 0 : 1)
+        Gauge.builder("pgdispatch.node.ready", f, reading(x -> x.parts().stream().anyMatch(x::problem) ? 0 : 1))
                 .description("1 when no part of this node reports a problem (the database is not asked)")
                 .strongReference(true).register(registry);
         for (String part : f.parts()) {
@@ -394,10 +413,10 @@ public final class DispatchMetrics {
     private void leaseGauge(String name, String description, String kind, Function<TaskQueries.KindLeases, Double> pick,
                             String unit) {
         // a kind with nothing running reads 0 (its figures are gone from the last refresh), not its last value
-        Gauge.builder(name, leases, ref -> {
+        Gauge.builder(name, leases, reading(ref -> {
                     TaskQueries.KindLeases x = ref.get().get(kind);
                     return x == null ? 0 : pick.apply(x);
-                }).description(description).tag("kind", kind).baseUnit(unit).register(registry);
+                })).description(description).tag("kind", kind).baseUnit(unit).register(registry);
     }
 
     /**
@@ -410,15 +429,15 @@ public final class DispatchMetrics {
             limitGauges.computeIfAbsent(key, k -> {
                 String scope = k.substring(0, k.indexOf(':'));
                 String name = k.substring(k.indexOf(':') + 1);
-                Gauge.builder("pgdispatch.limit.max", limits, ref -> {
+                Gauge.builder("pgdispatch.limit.max", limits, reading(ref -> {
                             double[] a = ref.get().get(k);
                             return a == null ? -1 : a[0];
-                        }).description("Cluster-wide limit on running tasks of a kind or queue (-1: none now)")
+                        })).description("Cluster-wide limit on running tasks of a kind or queue (-1: none now)")
                         .tag("scope", scope).tag("name", name).register(registry);
-                Gauge.builder("pgdispatch.limit.running", limits, ref -> {
+                Gauge.builder("pgdispatch.limit.running", limits, reading(ref -> {
                             double[] a = ref.get().get(k);
                             return a == null ? 0 : a[1];
-                        }).description("Tasks of a limited kind or queue running now, cluster-wide")
+                        })).description("Tasks of a limited kind or queue running now, cluster-wide")
                         .tag("scope", scope).tag("name", name).register(registry);
                 return true;
             });
@@ -435,7 +454,7 @@ public final class DispatchMetrics {
         queueGauges.computeIfAbsent(queue, name -> {
             gauge("pgdispatch.queue.depth", "Due pending tasks in the queue", name, a -> a[0]);
             gauge("pgdispatch.queue.lag", "Seconds since the queue's oldest due pending task became due", name, a -> a[1]);
-            Gauge.builder("pgdispatch.queue.paused", pausedQueues, ref -> ref.get().contains(name) ? 1 : 0)
+            Gauge.builder("pgdispatch.queue.paused", pausedQueues, reading(ref -> ref.get().contains(name) ? 1 : 0))
                     .description("1 while the queue is paused (no node claims from it), else 0").tag("queue", name)
                     .register(registry);
             return true;
@@ -443,10 +462,10 @@ public final class DispatchMetrics {
     }
 
     private void gauge(String name, String description, String queue, Function<double[], Double> pick) {
-        Gauge.builder(name, queues, ref -> {
+        Gauge.builder(name, queues, reading(ref -> {
                     double[] a = ref.get().get(queue);
                     return a == null ? 0 : pick.apply(a);
-                }).description(description).tag("queue", queue)
+                })).description(description).tag("queue", queue)
                 .baseUnit(name.endsWith("lag") ? "seconds" : null).register(registry);
     }
 

@@ -52,6 +52,8 @@ public final class Dispatcher implements AutoCloseable {
      * minute's delay in noticing does not make worse.
      */
     public static final Duration DEFAULT_UNHANDLED_INTERVAL = Duration.ofMinutes(1);
+    /** How often the cluster-wide gauges are refreshed while something reads them. */
+    public static final Duration DEFAULT_GAUGE_INTERVAL = Duration.ofSeconds(15);
 
     private final DispatcherConfig config;
     private final Database db;
@@ -93,6 +95,7 @@ public final class Dispatcher implements AutoCloseable {
     private PeriodicService gauges;
     private PeriodicService unhandledKinds;
     private final Duration unhandledInterval;
+    private final Duration gaugeInterval;
     private StartupRecovery.Result recovery;
 
     private Dispatcher(Builder b) {
@@ -108,6 +111,7 @@ public final class Dispatcher implements AutoCloseable {
         this.force = b.force;
         this.claimBatch = b.claimBatch;
         this.unhandledInterval = b.unhandledInterval;
+        this.gaugeInterval = b.gaugeInterval;
         this.schedules = List.copyOf(b.schedules.values());
         this.store = new TaskStore(db);
         this.nodes = new NodeStore(db);
@@ -187,6 +191,7 @@ public final class Dispatcher implements AutoCloseable {
         private boolean builtins = true;
         private int claimBatch = ClaimLoop.DEFAULT_CLAIM_BATCH;
         private Duration unhandledInterval = DEFAULT_UNHANDLED_INTERVAL;
+        private Duration gaugeInterval = DEFAULT_GAUGE_INTERVAL;
         private final Map<String, Schedule> schedules = new LinkedHashMap<>();
 
         private Builder(DispatcherConfig config) {
@@ -233,6 +238,18 @@ public final class Dispatcher implements AutoCloseable {
         public Builder claimBatch(int max) {
             if (max < 1) throw new IllegalArgumentException("claimBatch must be > 0, got " + max);
             this.claimBatch = max;
+            return this;
+        }
+
+        /**
+         * How often the cluster-wide gauges are refreshed while something reads the meters (default 15 s;
+         * tests shorten it).
+         */
+        public Builder gaugeInterval(Duration every) {
+            if (every == null || every.isNegative() || every.isZero()) {
+                throw new IllegalArgumentException("gaugeInterval must be > 0, got " + every);
+            }
+            this.gaugeInterval = every;
             return this;
         }
 
@@ -400,7 +417,11 @@ public final class Dispatcher implements AutoCloseable {
         LimitStore limitStore = new LimitStore(db.dataSource());
         java.util.concurrent.atomic.AtomicReference<Long> lastEvent = new java.util.concurrent.atomic.AtomicReference<>();
         metrics.dependencies(0, 0); // the series exist from the start
-        gauges = new PeriodicService("gauges", Duration.ofSeconds(15), () -> {
+        java.util.concurrent.atomic.AtomicBoolean firstGauges = new java.util.concurrent.atomic.AtomicBoolean(true);
+        gauges = new PeriodicService("gauges", gaugeInterval, () -> {
+            // five cluster-wide queries: only when something read the meters since the last refresh (a scrape,
+            // a push registry), and once at start so the series exist; a node nobody scrapes sends none
+            if (!firstGauges.getAndSet(false) && !metrics.readSinceLastLook()) return;
             metrics.queues(queries.depthAndLag());
             TaskQueries.DependencyEvents d = queries.dependencyEventsAfter(lastEvent.get());
             metrics.dependencies(d.released(), d.cancelled());

@@ -105,4 +105,25 @@ class IdleStatementsTest {
         assertThat(claimer).as("claimer statements over %d idle polls", polls).isBetween(polls - 1, polls + 1);
         assertThat(scheduler).as("scheduler statements over %d idle polls", polls).isZero();
     }
+
+    @Test
+    void theClusterGaugesAreReadFromTheDatabaseOnlyWhileSomethingReadsTheMeters() throws Exception {
+        DispatcherConfig cfg = db.config().withNode("node-gauges", List.of("default"), 2)
+                .withPollInterval(Duration.ofMillis(250)).withDrainTimeout(Duration.ZERO)
+                .withHttpPort(DispatcherConfig.HTTP_OFF);
+        node = Dispatcher.builder(cfg).gaugeInterval(Duration.ofMillis(100)).build().start();
+        // the first refresh runs whatever happens (the series must exist): wait for its five queries
+        // (queue depth and lag, dependency events, leases, paused queues, limits)
+        await().atMost(10, TimeUnit.SECONDS).until(() -> statements("pgdispatch-gauges") >= 5);
+        node.metrics().readSinceLastLook(); // forget reads made while starting
+        long gauges0 = statements("pgdispatch-gauges");
+        long claims0 = claims();
+        // four idle polls (about 4 s): some forty gauge ticks, and nothing reads the meters
+        await().atMost(30, TimeUnit.SECONDS).until(() -> claims() >= claims0 + 4);
+        assertThat(statements("pgdispatch-gauges") - gauges0).as("gauge queries with no reader").isZero();
+
+        // a scrape reads every gauge; the next tick refreshes the figures from the database
+        node.metrics().registry().get("pgdispatch.node.ready").gauge().value();
+        await().atMost(10, TimeUnit.SECONDS).until(() -> statements("pgdispatch-gauges") > gauges0);
+    }
 }
