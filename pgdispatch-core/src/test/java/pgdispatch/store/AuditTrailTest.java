@@ -167,4 +167,21 @@ class AuditTrailTest {
         assertThat(stored(id)).isOne();
         assertThat(trail(id)).containsExactly("claimed@old-node/1");
     }
+
+    @Test
+    void aRowInsertedByPlainSqlWithAReservationTakenElsewhereStillMovesAndKeepsItsHistory() {
+        long other = enqueue();
+        long stored = ((Number) db.rows("INSERT INTO task_event_log (task_id, event) VALUES (" + other
+                + ", 'retried_by_operator') RETURNING id").get(0).get("id")).longValue();
+        // a producer in another language copies a running row, reservations included (V13_8)
+        long forged = ((Number) db.rows("INSERT INTO tasks (kind, status, owner_id, lease_token, attempts, started_at,"
+                + " lease_expires_at, claim_event_id) VALUES ('noop', 'running', 'node-x', 1, 1, now(),"
+                + " now() - interval '1 hour', " + stored + ") RETURNING id").get(0).get("id")).longValue();
+
+        // the reaper's requeue (a unique violation in every sweep before V13_8) goes through
+        store.requeueStale(Duration.ofMinutes(1), Duration.ofMinutes(1), 3, 100);
+        assertThat(db.count("tasks WHERE id = " + forged + " AND status = 'pending' AND claim_event_id IS NULL")).isOne();
+        assertThat(trail(forged)).containsExactly("claimed@node-x/1", "requeued@node-x/1");
+        assertThat(trail(other)).containsExactly("retried_by_operator@null/null");
+    }
 }
